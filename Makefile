@@ -1,0 +1,44 @@
+# Hearthside: the two Quick start commands are `make run` and `make test`.
+# Both create the virtual environment (.venv) from pyproject.toml pinned by constraints.txt.
+
+PYTHON ?= python3
+VENV   ?= .venv
+DATA   ?= data
+BIN     = $(VENV)/bin
+
+.PHONY: setup run test lint pg-binaries bench clean-data
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+# Initialise an instance in $(DATA) on first use (SQLite, keys, admin account whose password
+# is printed once), then serve it on http://127.0.0.1:8080.
+run: setup
+	@test -f $(DATA)/hearthside.toml || $(BIN)/hearthside init --data-dir $(DATA)
+	$(BIN)/hearthside serve --config $(DATA)/hearthside.toml
+
+# The tests start their own PostgreSQL server; this makes sure its binaries are installed.
+pg-binaries:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  echo "installing PostgreSQL server binaries (Debian package postgresql)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q postgresql; }
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: setup pg-binaries lint
+	$(BIN)/pytest
+
+bench: setup pg-binaries
+	$(BIN)/python -m bench.api_bench
+
+clean-data:
+	rm -rf $(DATA)

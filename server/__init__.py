@@ -1,0 +1,1 @@
+"""Hearthside server: all I/O (web app, database, workers, CLI) lives here."""

@@ -1,0 +1,41 @@
+"""Operations endpoints: liveness, readiness and Prometheus metrics.
+
+``/healthz`` answers while the process runs. ``/readyz`` answers 200 only when the database
+answers and its schema is at the newest migration, 503 otherwise (with a reason code).
+``/metrics`` is the Prometheus text format; put it behind the reverse proxy's access rules.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import text
+
+from server.metrics import METRICS
+from server.web import SESSIONS, Routes, json_response
+
+routes = Routes()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    from server.migrate import head_revision
+
+    try:
+        async with request.app[SESSIONS]() as session:
+            current = (await session.execute(text("SELECT version_num FROM alembic_version"))).scalar_one_or_none()
+    except Exception:  # any database failure means "not ready"; the reason code says which
+        return json_response({"status": "unavailable", "reason": "database_unreachable"}, status=503)
+    if current != head_revision():
+        return json_response({"status": "unavailable", "reason": "migrations_pending"}, status=503)
+    return json_response({"status": "ok"})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})

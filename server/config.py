@@ -1,0 +1,302 @@
+"""Instance configuration: one TOML file, validated against a declared schema.
+
+Design note
+-----------
+Every key Hearthside understands is declared once in ``SCHEMA`` with its type, default,
+documentation and (optionally) a check. Loading a file:
+
+* rejects unknown sections and keys (a typo must not silently fall back to a default),
+* rejects values of the wrong type and values a check refuses (bad URL, bad enum value),
+* names the offending key as ``section.key`` in the error message,
+* lets secrets come from the environment: ``HEARTHSIDE_DATABASE_URL`` and
+  ``HEARTHSIDE_SECRET_KEY`` override the file, and any string value written as
+  ``"env:NAME"`` is read from the environment variable ``NAME``.
+
+``config.example.toml`` is generated from ``SCHEMA`` (``hearthside config-example``) and a
+test keeps the checked-in copy identical, so the documentation cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unreadable or invalid. The message names the key."""
+
+
+Check = Callable[[Any], str | None]  # returns a problem description, or None when fine
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    type: type
+    default: Any
+    doc: str
+    check: Check | None = None
+    item_type: type | None = None  # for lists
+
+
+def _one_of(*choices: str) -> Check:
+    def check(value: Any) -> str | None:
+        if value not in choices:
+            return f"must be one of {', '.join(repr(c) for c in choices)}, got {value!r}"
+        return None
+
+    return check
+
+
+def _http_url(value: Any) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"must be an absolute http(s) URL such as https://example.org, got {value!r}"
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return f"must be an origin without a path, query or fragment, got {value!r}"
+    return None
+
+
+def _db_url(value: Any) -> str | None:
+    if value == "":
+        return None
+    scheme = value.split("://", 1)[0] if "://" in value else ""
+    if scheme not in ("sqlite+aiosqlite", "postgresql+asyncpg", "sqlite", "postgresql"):
+        return (
+            "must be empty (SQLite in the data directory), a sqlite+aiosqlite:// URL or a "
+            f"postgresql+asyncpg:// URL, got scheme {scheme or 'none'!r}"
+        )
+    return None
+
+
+def _port(value: Any) -> str | None:
+    if not 1 <= value <= 65535:
+        return f"must be a TCP port between 1 and 65535, got {value}"
+    return None
+
+
+def _positive(value: Any) -> str | None:
+    if value <= 0:
+        return f"must be a positive number, got {value}"
+    return None
+
+
+def _username(value: Any) -> str | None:
+    if value and not (value.isascii() and value.replace("_", "").isalnum() and len(value) <= 30):
+        return f"must be 1-30 ASCII letters, digits or underscores, got {value!r}"
+    return None
+
+
+SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
+    "instance": (
+        "Who this instance is. base_url is the public origin; it becomes part of every "
+        "federated id, so choose it before anyone signs up.",
+        {
+            "base_url": KeySpec(str, "http://127.0.0.1:8080", "Public origin (scheme, host, optional port).", _http_url),
+            "name": KeySpec(str, "Hearthside", "Display name of the instance."),
+            "description": KeySpec(str, "A peer-support community.", "Short description shown by /api/v1/instance."),
+            "contact_email": KeySpec(str, "", "Public contact address for the operators (may be empty)."),
+            "languages": KeySpec(list, ["en"], "ISO 639-1 codes of the languages the community uses.", item_type=str),
+            "registrations": KeySpec(str, "approval", "Sign-up mode: open, approval, invite or closed.", _one_of("open", "approval", "invite", "closed")),
+            "max_post_chars": KeySpec(int, 5000, "Longest post, in characters of Markdown source.", _positive),
+            "admin_username": KeySpec(str, "admin", "Username of the admin account `hearthside init` creates.", _username),
+        },
+    ),
+    "server": (
+        "Where the web process listens and what it accepts.",
+        {
+            "host": KeySpec(str, "127.0.0.1", "Listen address."),
+            "port": KeySpec(int, 8080, "Listen port.", _port),
+            "max_body_bytes": KeySpec(int, 1_048_576, "Largest request body accepted, in bytes (413 beyond).", _positive),
+            "workers": KeySpec(bool, True, "Run background workers inside `hearthside serve`."),
+        },
+    ),
+    "database": (
+        "Storage. Empty url means SQLite (WAL) in data_dir; set a postgresql+asyncpg:// URL "
+        "for PostgreSQL. Prefer HEARTHSIDE_DATABASE_URL for URLs holding a password.",
+        {
+            "url": KeySpec(str, "", "SQLAlchemy URL, or empty for the embedded SQLite file.", _db_url),
+            "pool_size": KeySpec(int, 10, "Connections kept open (PostgreSQL).", _positive),
+            "echo": KeySpec(bool, False, "Log SQL statements (never enable in production: parameters hold content)."),
+        },
+    ),
+    "storage": (
+        "Files the instance keeps: database (SQLite), keys, secrets.",
+        {
+            "data_dir": KeySpec(str, "data", "Data directory, relative to the config file's folder unless absolute."),
+        },
+    ),
+    "security": (
+        "Secrets and hardening.",
+        {
+            "secret_key": KeySpec(str, "", "Server secret for keyed hashes; generated into data_dir by init when empty. Prefer HEARTHSIDE_SECRET_KEY."),
+            "oauth_token_days": KeySpec(int, 365, "Lifetime of OAuth access tokens, in days.", _positive),
+            "login_attempts_per_minute": KeySpec(int, 10, "Failed password logins allowed per username per minute.", _positive),
+            "argon2_memory_kib": KeySpec(int, 65_536, "Argon2id memory cost per password hash, in KiB (RFC 9106 default 64 MiB).", _positive),
+            "argon2_time_cost": KeySpec(int, 3, "Argon2id passes per password hash.", _positive),
+        },
+    ),
+    "logging": (
+        "Logs hold ids and reason codes only, never content, bodies, headers or tokens.",
+        {
+            "level": KeySpec(str, "INFO", "DEBUG, INFO, WARNING or ERROR.", _one_of("DEBUG", "INFO", "WARNING", "ERROR")),
+            "format": KeySpec(str, "text", "text or json (one JSON object per line).", _one_of("text", "json")),
+        },
+    ),
+}
+
+_ENV_OVERRIDES = {
+    ("database", "url"): "HEARTHSIDE_DATABASE_URL",
+    ("security", "secret_key"): "HEARTHSIDE_SECRET_KEY",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Validated configuration. ``values`` maps section -> key -> value; use the accessors."""
+
+    path: Path | None
+    values: Mapping[str, Mapping[str, Any]]
+
+    def get(self, section: str, key: str) -> Any:
+        return self.values[section][key]
+
+    @property
+    def base_url(self) -> str:
+        return str(self.values["instance"]["base_url"]).rstrip("/")
+
+    @property
+    def domain(self) -> str:
+        """The instance's domain as it appears in handles: host[:port]."""
+        return urlsplit(self.base_url).netloc
+
+    @property
+    def data_dir(self) -> Path:
+        raw = Path(self.values["storage"]["data_dir"])
+        if raw.is_absolute() or self.path is None:
+            return raw
+        return (self.path.parent / raw).resolve()
+
+    @property
+    def database_url(self) -> str:
+        url = str(self.values["database"]["url"])
+        if not url:
+            return f"sqlite+aiosqlite:///{self.data_dir / 'hearthside.sqlite3'}"
+        if url.startswith("sqlite://"):
+            return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+        if url.startswith("postgresql://"):
+            return "postgresql+asyncpg://" + url[len("postgresql://") :]
+        return url
+
+
+def _type_name(t: type) -> str:
+    return {str: "a string", int: "an integer", bool: "true or false", list: "a list", float: "a number"}[t]
+
+
+def _validate_value(where: str, spec: KeySpec, value: Any, env: Mapping[str, str]) -> Any:
+    if isinstance(value, str) and value.startswith("env:"):
+        name = value[4:]
+        if name not in env:
+            raise ConfigError(f"{where}: environment variable {name} is not set")
+        value = env[name]
+        if spec.type is int:
+            try:
+                value = int(value)
+            except ValueError:
+                raise ConfigError(f"{where}: environment variable {name} must hold an integer") from None
+    ok = isinstance(value, spec.type) and not (spec.type is int and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(f"{where}: must be {_type_name(spec.type)}, got {type(value).__name__} {value!r}")
+    if spec.item_type is not None:
+        for i, item in enumerate(value):
+            if not isinstance(item, spec.item_type):
+                raise ConfigError(f"{where}[{i}]: must be {_type_name(spec.item_type)}, got {item!r}")
+    if spec.check is not None:
+        problem = spec.check(value)
+        if problem:
+            raise ConfigError(f"{where}: {problem}")
+    return value
+
+
+def parse_config(raw: Mapping[str, Any], path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Validate a parsed TOML mapping against ``SCHEMA``; raise ``ConfigError`` naming the key."""
+    env = os.environ if env is None else env
+    for section, body in raw.items():
+        if section not in SCHEMA:
+            raise ConfigError(f"{section}: unknown section (known: {', '.join(SCHEMA)})")
+        if not isinstance(body, dict):
+            raise ConfigError(f"{section}: must be a table ([{section}])")
+        for key in body:
+            if key not in SCHEMA[section][1]:
+                raise ConfigError(f"{section}.{key}: unknown key (known in [{section}]: {', '.join(SCHEMA[section][1])})")
+    values: dict[str, dict[str, Any]] = {}
+    for section, (_doc, keys) in SCHEMA.items():
+        given = raw.get(section, {})
+        values[section] = {}
+        for key, spec in keys.items():
+            where = f"{section}.{key}"
+            value = given.get(key, spec.default)
+            override = _ENV_OVERRIDES.get((section, key))
+            if override and env.get(override):
+                value = env[override]
+            values[section][key] = _validate_value(where, spec, value, env)
+    return Config(path=path, values=values)
+
+
+def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a TOML configuration file."""
+    path = Path(path).resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found (create one with `hearthside init`)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration file ({exc.strerror})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(raw, path=path, env=env)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def render_toml(overrides: Mapping[str, Mapping[str, Any]] | None = None, *, commented_defaults: bool = True) -> str:
+    """Render a documented TOML file: every key with its doc and default.
+
+    Keys in ``overrides`` are written as active settings; the others stay commented out at
+    their defaults, so the file documents everything while setting only what differs.
+    """
+    overrides = overrides or {}
+    lines = [
+        "# Hearthside configuration. Every key is listed with its default value.",
+        "# Unknown keys are an error. Secrets may come from the environment:",
+        "#   HEARTHSIDE_DATABASE_URL, HEARTHSIDE_SECRET_KEY, or any string value \"env:NAME\".",
+        "",
+    ]
+    for section, (doc, keys) in SCHEMA.items():
+        lines.append(f"# {doc}")
+        lines.append(f"[{section}]")
+        for key, spec in keys.items():
+            lines.append(f"# {spec.doc}")
+            if key in overrides.get(section, {}):
+                lines.append(f"{key} = {_toml_value(overrides[section][key])}")
+            elif commented_defaults:
+                lines.append(f"# {key} = {_toml_value(spec.default)}")
+            else:
+                lines.append(f"{key} = {_toml_value(spec.default)}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,97 @@
+"""Mastodon API entity shapes built from our rows (https://docs.joinmastodon.org/entities/).
+
+Only plain data goes in and out: the callers load what is needed; nothing here queries.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from server.config import Config
+from server.models import Account
+
+
+def iso(moment: datetime | None) -> str | None:
+    """Mastodon's timestamp format: ISO 8601 in UTC with milliseconds and ``Z``."""
+    if moment is None:
+        return None
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def acct(account: Account) -> str:
+    return account.username if account.local else f"{account.username}@{account.domain}"
+
+
+def account_url(config: Config, account: Account) -> str:
+    if not account.local:
+        return account.url or account.uri or ""
+    prefix = "/g/" if account.is_group else "/@"
+    return f"{config.base_url}{prefix}{account.username}"
+
+
+def account_uri(config: Config, account: Account) -> str:
+    if not account.local:
+        return account.uri or ""
+    kind = "groups" if account.is_group else "users"
+    return f"{config.base_url}/{kind}/{account.username}"
+
+
+def render_account(config: Config, account: Account, *, source: bool = False, role: str | None = None) -> dict[str, Any]:
+    """The Mastodon ``Account`` entity (``CredentialAccount`` when ``source`` is set).
+
+    Groups carry ``"group": true``. Verified professionals carry the Hearthside extension
+    ``hearthside.verified_professional`` and a Mastodon-style role badge in ``roles``.
+    """
+    avatar = f"{config.base_url}/static/avatar.png"
+    header = f"{config.base_url}/static/header.png"
+    suspended = account.suspended_at is not None
+    data: dict[str, Any] = {
+        "id": str(account.id),
+        "username": account.username,
+        "acct": acct(account),
+        "display_name": "" if suspended else account.display_name,
+        "locked": account.locked,
+        "bot": account.bot,
+        "discoverable": account.discoverable,
+        "indexable": False,
+        "group": account.is_group,
+        "created_at": iso(account.created_at.replace(hour=0, minute=0, second=0, microsecond=0)),
+        "note": "" if suspended else account.note,
+        "url": account_url(config, account),
+        "uri": account_uri(config, account),
+        "avatar": avatar,
+        "avatar_static": avatar,
+        "header": header,
+        "header_static": header,
+        "followers_count": account.followers_count,
+        "following_count": account.following_count,
+        "statuses_count": account.statuses_count,
+        "last_status_at": account.last_status_at.date().isoformat() if account.last_status_at else None,
+        "hide_collections": False,
+        "noindex": True,
+        "emojis": [],
+        "roles": [],
+        "fields": [] if suspended else list(account.fields or []),
+        "hearthside": {"verified_professional": account.verified_professional},
+    }
+    if suspended:
+        data["suspended"] = True
+        data["limited"] = False
+    if account.verified_professional:
+        data["roles"].append({"id": "verified_professional", "name": "Verified professional", "color": "#2b7a78"})
+    if source:
+        data["source"] = {
+            "privacy": "public",
+            "sensitive": False,
+            "language": None,
+            "note": account.note_source,
+            "fields": list(account.fields or []),
+            "follow_requests_count": 0,
+            "hide_collections": False,
+            "discoverable": account.discoverable,
+            "indexable": False,
+        }
+        if role is not None:
+            data["role"] = {"id": role, "name": role.capitalize(), "permissions": "0", "color": "", "highlighted": role != "member"}
+    return data

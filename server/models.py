@@ -1,0 +1,382 @@
+"""SQLAlchemy models: the one schema both SQLite and PostgreSQL hold.
+
+Design note
+-----------
+* Ids are 64-bit, time-ordered integers (``server.ids``): ordering by id is ordering by
+  creation, which is what every paginated Mastodon endpoint needs (``max_id``/``min_id``).
+  The API shows them as strings, as Mastodon does.
+* People and groups are both rows of ``accounts`` (``actor_type`` Person or Group): Mastodon
+  clients see a group as an account with ``"group": true``, following one is joining it, and
+  a membership is a row of ``follows``. Group-only settings live in ``groups``.
+* Local accounts have ``domain == ""`` (not NULL) so the unique index on
+  ``(username_lower, domain)`` also holds for local names on every database.
+* Counters (followers, statuses, favourites, ...) are denormalised and kept in the same
+  transaction as the rows they count, so timelines never run ``COUNT(*)``.
+* Secrets are never stored in clear: passwords as Argon2id hashes, OAuth tokens, codes and
+  client secrets as SHA-256 digests.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+def _fk(target: str, *, nullable: bool = False, ondelete: str = "CASCADE", index: bool = False) -> Any:
+    return mapped_column(BigInteger, ForeignKey(target, ondelete=ondelete), nullable=nullable, index=index)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("username_lower", "domain"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    username: Mapped[str] = mapped_column(String(64))
+    username_lower: Mapped[str] = mapped_column(String(64))
+    domain: Mapped[str] = mapped_column(String(255), default="")
+    actor_type: Mapped[str] = mapped_column(String(16), default="Person")  # Person | Group
+    display_name: Mapped[str] = mapped_column(String(100), default="")
+    note: Mapped[str] = mapped_column(Text, default="")  # sanitized HTML
+    note_source: Mapped[str] = mapped_column(Text, default="")
+    fields: Mapped[list[Any]] = mapped_column(default=list)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    discoverable: Mapped[bool] = mapped_column(Boolean, default=True)
+    verified_professional: Mapped[bool] = mapped_column(Boolean, default=False)
+    uri: Mapped[str | None] = mapped_column(String(2048), default=None)
+    url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    followers_count: Mapped[int] = mapped_column(Integer, default=0)
+    following_count: Mapped[int] = mapped_column(Integer, default=0)
+    statuses_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    suspended_at: Mapped[datetime | None] = mapped_column(default=None)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    @property
+    def local(self) -> bool:
+        return self.domain == ""
+
+    @property
+    def is_group(self) -> bool:
+        return self.actor_type == "Group"
+
+
+class User(Base):
+    """A local login. Pseudonymous: email is optional."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account_id: Mapped[int] = _fk("accounts.id")
+    email: Mapped[str | None] = mapped_column(String(320), default=None, unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16), default="member")  # admin|moderator|member
+    approved: Mapped[bool] = mapped_column(Boolean, default=True)
+    registration_reason: Mapped[str] = mapped_column(Text, default="")
+    invite_id: Mapped[int | None] = _fk("invites.id", nullable=True, ondelete="SET NULL")
+    locale: Mapped[str] = mapped_column(String(16), default="en")
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (UniqueConstraint("account_id"),)
+
+
+class Invite(Base):
+    """An instance invite code (registration mode ``invite``)."""
+
+    __tablename__ = "invites"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_account_id: Mapped[int | None] = _fk("accounts.id", nullable=True, ondelete="SET NULL")
+    max_uses: Mapped[int | None] = mapped_column(Integer, default=None)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime]
+
+
+class Group(Base):
+    """Settings of a group; its identity, name and counters live in its ``accounts`` row."""
+
+    __tablename__ = "groups"
+
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    rules: Mapped[list[Any]] = mapped_column(default=list)
+    topic_tags: Mapped[list[Any]] = mapped_column(default=list)
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    join_policy: Mapped[str] = mapped_column(String(16), default="open")  # open|approval|invite
+    members_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by_account_id: Mapped[int | None] = _fk("accounts.id", nullable=True, ondelete="SET NULL")
+
+
+class GroupRole(Base):
+    """Owner and moderators of a group."""
+
+    __tablename__ = "group_roles"
+    __table_args__ = (UniqueConstraint("group_id", "account_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    group_id: Mapped[int] = _fk("accounts.id")
+    account_id: Mapped[int] = _fk("accounts.id", index=True)
+    role: Mapped[str] = mapped_column(String(16))  # owner|moderator
+    created_at: Mapped[datetime]
+
+
+class GroupBan(Base):
+    __tablename__ = "group_bans"
+    __table_args__ = (UniqueConstraint("group_id", "account_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    group_id: Mapped[int] = _fk("accounts.id")
+    account_id: Mapped[int] = _fk("accounts.id", index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_by_account_id: Mapped[int | None] = _fk("accounts.id", nullable=True, ondelete="SET NULL")
+    created_at: Mapped[datetime]
+
+
+class GroupInvite(Base):
+    """Entry to an invite-only group: a code anyone holding it may use, or one named account."""
+
+    __tablename__ = "group_invites"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    group_id: Mapped[int] = _fk("accounts.id", index=True)
+    code: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    account_id: Mapped[int | None] = _fk("accounts.id", nullable=True)
+    created_by_account_id: Mapped[int | None] = _fk("accounts.id", nullable=True, ondelete="SET NULL")
+    max_uses: Mapped[int | None] = mapped_column(Integer, default=None)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime]
+
+
+class Follow(Base):
+    """A follow, a follow request (``state == "pending"``), or a group membership."""
+
+    __tablename__ = "follows"
+    __table_args__ = (
+        UniqueConstraint("account_id", "target_account_id"),
+        Index("ix_follows_target_state", "target_account_id", "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account_id: Mapped[int] = _fk("accounts.id")
+    target_account_id: Mapped[int] = _fk("accounts.id")
+    state: Mapped[str] = mapped_column(String(16), default="accepted")  # accepted|pending
+    show_reblogs: Mapped[bool] = mapped_column(Boolean, default=True)
+    notify: Mapped[bool] = mapped_column(Boolean, default=False)
+    uri: Mapped[str | None] = mapped_column(String(2048), default=None)
+    created_at: Mapped[datetime]
+
+
+class Block(Base):
+    __tablename__ = "blocks"
+    __table_args__ = (UniqueConstraint("account_id", "target_account_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account_id: Mapped[int] = _fk("accounts.id")
+    target_account_id: Mapped[int] = _fk("accounts.id", index=True)
+    created_at: Mapped[datetime]
+
+
+class Mute(Base):
+    __tablename__ = "mutes"
+    __table_args__ = (UniqueConstraint("account_id", "target_account_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account_id: Mapped[int] = _fk("accounts.id")
+    target_account_id: Mapped[int] = _fk("accounts.id", index=True)
+    hide_notifications: Mapped[bool] = mapped_column(Boolean, default=True)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime]
+
+
+class Status(Base):
+    """A post, reply or boost (``reblog_of_id``), on a profile or in a group (``group_id``)."""
+
+    __tablename__ = "statuses"
+    __table_args__ = (
+        Index("ix_statuses_account_id_id", "account_id", "id"),
+        Index("ix_statuses_group_id_id", "group_id", "id"),
+        Index("ix_statuses_thread_root_id", "thread_root_id", "id"),
+        Index("ix_statuses_visibility_id", "visibility", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account_id: Mapped[int] = _fk("accounts.id")
+    group_id: Mapped[int | None] = _fk("accounts.id", nullable=True)
+    in_reply_to_id: Mapped[int | None] = _fk("statuses.id", nullable=True, ondelete="SET NULL", index=True)
+    in_reply_to_account_id: Mapped[int | None] = _fk("accounts.id", nullable=True, ondelete="SET NULL")
+    thread_root_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    reblog_of_id: Mapped[int | None] = _fk("statuses.id", nullable=True, index=True)
+    visibility: Mapped[str] = mapped_column(String(16), default="public")  # public|unlisted|private
+    text: Mapped[str] = mapped_column(Text, default="")  # Markdown source as written
+    content: Mapped[str] = mapped_column(Text, default="")  # sanitized HTML
+    spoiler_text: Mapped[str] = mapped_column(Text, default="")
+    sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
+    language: Mapped[str | None] = mapped_column(String(16), default=None)
+    uri: Mapped[str | None] = mapped_column(String(2048), default=None)
+    url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    local: Mapped[bool] = mapped_column(Boolean, default=True)
+    application_id: Mapped[int | None] = _fk("oauth_apps.id", nullable=True, ondelete="SET NULL")
+    replies_count: Mapped[int] = mapped_column(Integer, default=0)
+    reblogs_count: Mapped[int] = mapped_column(Integer, default=0)
+    favourites_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    edited_at: Mapped[datetime | None] = mapped_column(default=None)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class StatusEdit(Base):
+    """One version of a status: the original is version 0, each edit appends one."""
+
+    __tablename__ = "status_edits"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    status_id: Mapped[int] = _fk("statuses.id", index=True)
+    account_id: Mapped[int] = _fk("accounts.id")
+    text: Mapped[str] = mapped_column(Text, default="")
+    content: Mapped[str] = mapped_column(Text, default="")
+    spoiler_text: Mapped[str] = mapped_column(Text, default="")
+    sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
+class Mention(Base):
+    __tablename__ = "mentions"
+
+    status_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("statuses.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(100), unique=True)  # normalised lowercase
+    display_name: Mapped[str] = mapped_column(String(100))
+
+
+class StatusTag(Base):
+    __tablename__ = "status_tags"
+    __table_args__ = (Index("ix_status_tags_tag_id_status_id", "tag_id", "status_id"),)
+
+    status_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("statuses.id", ondelete="CASCADE"), primary_key=True)
+    tag_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Favourite(Base):
+    __tablename__ = "favourites"
+    __table_args__ = (UniqueConstraint("account_id", "status_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account_id: Mapped[int] = _fk("accounts.id")
+    status_id: Mapped[int] = _fk("statuses.id", index=True)
+    created_at: Mapped[datetime]
+
+
+class Notification(Base):
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_account_id_id", "account_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account_id: Mapped[int] = _fk("accounts.id")  # recipient
+    from_account_id: Mapped[int] = _fk("accounts.id", index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    status_id: Mapped[int | None] = _fk("statuses.id", nullable=True, index=True)
+    created_at: Mapped[datetime]
+
+
+class OAuthApp(Base):
+    __tablename__ = "oauth_apps"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(200))
+    website: Mapped[str | None] = mapped_column(String(2048), default=None)
+    redirect_uris: Mapped[list[Any]] = mapped_column(default=list)
+    scopes: Mapped[str] = mapped_column(String(1024), default="read")
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    client_secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class OAuthCode(Base):
+    __tablename__ = "oauth_codes"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    app_id: Mapped[int] = _fk("oauth_apps.id")
+    user_id: Mapped[int] = _fk("users.id")
+    scopes: Mapped[str] = mapped_column(String(1024))
+    redirect_uri: Mapped[str] = mapped_column(String(2048))
+    code_challenge: Mapped[str | None] = mapped_column(String(128), default=None)
+    code_challenge_method: Mapped[str | None] = mapped_column(String(16), default=None)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class OAuthToken(Base):
+    __tablename__ = "oauth_tokens"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    app_id: Mapped[int | None] = _fk("oauth_apps.id", nullable=True, index=True)
+    user_id: Mapped[int | None] = _fk("users.id", nullable=True, index=True)
+    scopes: Mapped[str] = mapped_column(String(1024))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)

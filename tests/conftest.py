@@ -1,0 +1,233 @@
+"""Shared fixtures: real databases (a SQLite file and a PostgreSQL server this test session
+starts and stops itself), a live app on 127.0.0.1, and users with tokens.
+
+Every test that takes ``db_url`` (directly or through ``app``/``client``) runs twice, once on
+SQLite and once on PostgreSQL. Each test gets a fresh database copied from a migrated
+template, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from server import migrate
+from server.accounts import create_local_user, password_hasher
+from server.app import create_app
+from server.config import Config, parse_config
+from server.db import make_engine, make_sessionmaker
+
+# ---------------------------------------------------------------------------- PostgreSQL
+
+
+def _pg_bindir() -> Path:
+    try:
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
+        if (Path(out) / "initdb").exists():
+            return Path(out)
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not candidates:
+        pytest.fail("PostgreSQL server binaries not found: run the README test command (make test) which installs them")
+    return Path(candidates[-1]).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class PgServer:
+    port: int
+    admin_url: str
+
+    def url(self, database: str) -> str:
+        return f"postgresql+asyncpg://hearthside@127.0.0.1:{self.port}/{database}"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1, started for this session and stopped after."""
+    bindir = _pg_bindir()
+    root = Path(tempfile.mkdtemp(prefix="hearthside-pg-"))
+    data = root / "data"
+    run_as: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        shutil.chown(root, "postgres", "postgres")
+        run_as = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    subprocess.run(
+        [*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "hearthside", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    subprocess.run(
+        [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-o", options, "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield PgServer(port=port, admin_url=f"postgresql+asyncpg://hearthside@127.0.0.1:{port}/postgres")
+    finally:
+        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def _pg_admin(pg: PgServer, *statements: str) -> None:
+    engine = make_engine(pg.admin_url)
+    try:
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            for statement in statements:
+                await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+_templates: dict[str, Any] = {}
+
+
+async def _migrated(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, migrated database: a SQLite file, or a PostgreSQL database cloned from a template."""
+    if request.param == "sqlite":
+        template = _templates.get("sqlite")
+        if template is None:
+            template = Path(tempfile.mkdtemp(prefix="hearthside-sqlite-")) / "template.sqlite3"
+            await _migrated(f"sqlite+aiosqlite:///{template}")
+            _templates["sqlite"] = template
+        target = tmp_path / "hearthside.sqlite3"
+        shutil.copyfile(template, target)
+        yield f"sqlite+aiosqlite:///{target}"
+        return
+    pg: PgServer = request.getfixturevalue("pg_server")
+    if "postgres" not in _templates:
+        await _pg_admin(pg, "CREATE DATABASE hearthside_template")
+        await _migrated(pg.url("hearthside_template"))
+        _templates["postgres"] = True
+    name = "t_" + uuid.uuid4().hex[:16]
+    await _pg_admin(pg, f"CREATE DATABASE {name} TEMPLATE hearthside_template")
+    try:
+        yield pg.url(name)
+    finally:
+        await _pg_admin(pg, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def make_config(tmp_path: Path, db_url: str = "", **sections: dict[str, Any]) -> Config:
+    raw: dict[str, dict[str, Any]] = {
+        "instance": {"base_url": "http://127.0.0.1:8080", "registrations": "open"},
+        "database": {"url": db_url},
+        "storage": {"data_dir": str(tmp_path)},
+        # Cheap Argon2 in tests: the hashing library is exercised, its cost is not the subject.
+        "security": {"argon2_memory_kib": 1024, "argon2_time_cost": 1},
+    }
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
+    return parse_config(raw, env={})
+
+
+@pytest.fixture
+def config(tmp_path: Path, db_url: str) -> Config:
+    return make_config(tmp_path, db_url)
+
+
+@pytest.fixture
+async def engine(config: Config) -> AsyncIterator[AsyncEngine]:
+    eng = make_engine(config.database_url)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, config: Config, engine: AsyncEngine) -> Any:
+    """A live app on 127.0.0.1 with an aiohttp test client."""
+    return await aiohttp_client(create_app(config, engine=engine))
+
+
+# ---------------------------------------------------------------------------- users
+
+
+@dataclass
+class TestUser:
+    user_id: int
+    account_id: int
+    username: str
+    password: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def create_user_with_token(
+    engine: AsyncEngine,
+    config: Config,
+    username: str,
+    *,
+    role: str = "member",
+    scopes: str = "read write follow",
+    password: str = "correct horse battery",
+) -> TestUser:
+    """Create a user and an OAuth token for it directly in the database."""
+    from crypto.tokens import digest, new_token
+    from server.ids import new_id
+    from server.models import OAuthToken
+    from server.web import now
+
+    async with make_sessionmaker(engine)() as session:
+        user, account = await create_local_user(
+            session, password_hasher(config), username=username, password=password, role=role
+        )
+        token = new_token()
+        session.add(OAuthToken(id=new_id(), token_hash=digest(token), user_id=user.id, scopes=scopes, created_at=now()))
+        await session.commit()
+    return TestUser(user.id, account.id, username, password, token)
+
+
+@pytest.fixture
+def make_user(engine: AsyncEngine, config: Config) -> Any:
+    async def make(username: str, **kwargs: Any) -> TestUser:
+        return await create_user_with_token(engine, config, username, **kwargs)
+
+    return make
+
+
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port}")
+
+
+__all__ = ["TestUser", "asyncio", "create_user_with_token", "make_config", "wait_for_port"]
