@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import argon2
-from argon2.exceptions import InvalidHashError, VerificationError as _Mismatch, VerifyMismatchError
+from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from argon2.exceptions import VerificationError as _Mismatch
 
 from crypto.errors import VerificationError
 

@@ -23,7 +23,24 @@ from server.web import now
 
 USERNAME = re.compile(r"^[A-Za-z0-9_]{1,30}$")
 MIN_PASSWORD_CHARS = 8
-RESERVED = frozenset({"instance", "actor", "relay", "inbox", "outbox", "api", "oauth", "well_known", "nodeinfo", "hearthside", "static", "users", "groups", "about"})
+RESERVED = frozenset(
+    {
+        "instance",
+        "actor",
+        "relay",
+        "inbox",
+        "outbox",
+        "api",
+        "oauth",
+        "well_known",
+        "nodeinfo",
+        "hearthside",
+        "static",
+        "users",
+        "groups",
+        "about",
+    }
+)
 HASHER = web.AppKey("password_hasher", PasswordHasher)
 
 

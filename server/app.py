@@ -101,7 +101,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             headers["Retry-After"] = str(exc.retry_after)
         if exc.status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="hearthside", error="invalid_token"'
-        return json_response(_error_body(request, exc.status, exc.message, exc.oauth_error), status=exc.status, headers=headers)
+        return json_response(
+            _error_body(request, exc.status, exc.message, exc.oauth_error), status=exc.status, headers=headers
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -114,7 +116,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)}
         return json_response(_error_body(request, exc.status, message, None), status=exc.status, headers=headers)
     except Exception as exc:
-        log.error("unhandled %s in %s %s", type(exc).__name__, request.method, _route_name(request), exc_info=True)
+        log.exception("unhandled %s in %s %s", type(exc).__name__, request.method, _route_name(request))
         return json_response(
             {"error": f"Internal server error (request id {request.get(REQUEST_ID, '-')})"}, status=500
         )

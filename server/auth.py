@@ -88,7 +88,7 @@ class Viewer:
 
 
 _cache: dict[str, tuple[float, Viewer | None, str | None]] = {}
-VIEWER = web.RequestKey("viewer", Viewer | None)  # type: ignore[arg-type]
+VIEWER: web.RequestKey[Viewer | None] = web.RequestKey("viewer")
 
 
 def forget_tokens(*, user_id: int | None = None, token_digest: str | None = None) -> None:
@@ -120,9 +120,7 @@ async def _lookup(request: web.Request, token: str) -> tuple[Viewer | None, str 
         return cached[1], cached[2]
     result: tuple[Viewer | None, str | None]
     async with request.app[SESSIONS]() as session:
-        row = (
-            await session.execute(select(OAuthToken).where(OAuthToken.token_hash == key))
-        ).scalar_one_or_none()
+        row = (await session.execute(select(OAuthToken).where(OAuthToken.token_hash == key))).scalar_one_or_none()
         moment = now()
         if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= moment):
             result = (None, "invalid")

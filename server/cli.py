@@ -216,8 +216,12 @@ def cmd_user(args: argparse.Namespace) -> int:
             password = sys.stdin.readline().rstrip("\n") if args.password_stdin else secrets.token_urlsafe(15)
             try:
                 await create_local_user(
-                    session, password_hasher(config), username=args.username, password=password,
-                    email=args.email, role=args.role,
+                    session,
+                    password_hasher(config),
+                    username=args.username,
+                    password=password,
+                    email=args.email,
+                    role=args.role,
                 )
             except ApiError as exc:
                 raise CliError(exc.message) from None
@@ -259,9 +263,14 @@ def cmd_group(args: argparse.Namespace) -> int:
         owner = await _find_local(session, args.owner)
         try:
             view = await create_group(
-                session, owner=owner, name=args.name, display_name=args.display_name or "",
-                description=args.description or "", join_policy=args.join_policy,
-                members_only=args.members_only, language=args.language,
+                session,
+                owner=owner,
+                name=args.name,
+                display_name=args.display_name or "",
+                description=args.description or "",
+                join_policy=args.join_policy,
+                members_only=args.members_only,
+                language=args.language,
                 topic_tags=args.tag or [],
             )
         except ApiError as exc:
@@ -287,7 +296,11 @@ def cmd_invite(args: argparse.Namespace) -> int:
         moment = now()
         session.add(
             Invite(
-                id=new_id(), code=code, max_uses=args.max_uses, uses=0, created_at=moment,
+                id=new_id(),
+                code=code,
+                max_uses=args.max_uses,
+                uses=0,
+                created_at=moment,
                 expires_at=moment + timedelta(days=args.expires_days) if args.expires_days else None,
             )
         )

@@ -31,12 +31,12 @@ class ConfigError(Exception):
     """The configuration file is missing, unreadable or invalid. The message names the key."""
 
 
-Check = Callable[[Any], str | None]  # returns a problem description, or None when fine
+Check = Callable[[Any], "str | None"]  # returns a problem description, or None when fine
 
 
 @dataclass(frozen=True, slots=True)
 class KeySpec:
-    type: type
+    kind: type
     default: Any
     doc: str
     check: Check | None = None
@@ -96,14 +96,23 @@ SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
         "Who this instance is. base_url is the public origin; it becomes part of every "
         "federated id, so choose it before anyone signs up.",
         {
-            "base_url": KeySpec(str, "http://127.0.0.1:8080", "Public origin (scheme, host, optional port).", _http_url),
+            "base_url": KeySpec(
+                str, "http://127.0.0.1:8080", "Public origin (scheme, host, optional port).", _http_url
+            ),
             "name": KeySpec(str, "Hearthside", "Display name of the instance."),
             "description": KeySpec(str, "A peer-support community.", "Short description shown by /api/v1/instance."),
             "contact_email": KeySpec(str, "", "Public contact address for the operators (may be empty)."),
             "languages": KeySpec(list, ["en"], "ISO 639-1 codes of the languages the community uses.", item_type=str),
-            "registrations": KeySpec(str, "approval", "Sign-up mode: open, approval, invite or closed.", _one_of("open", "approval", "invite", "closed")),
+            "registrations": KeySpec(
+                str,
+                "approval",
+                "Sign-up mode: open, approval, invite or closed.",
+                _one_of("open", "approval", "invite", "closed"),
+            ),
             "max_post_chars": KeySpec(int, 5000, "Longest post, in characters of Markdown source.", _positive),
-            "admin_username": KeySpec(str, "admin", "Username of the admin account `hearthside init` creates.", _username),
+            "admin_username": KeySpec(
+                str, "admin", "Username of the admin account `hearthside init` creates.", _username
+            ),
         },
     ),
     "server": (
@@ -111,7 +120,9 @@ SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
         {
             "host": KeySpec(str, "127.0.0.1", "Listen address."),
             "port": KeySpec(int, 8080, "Listen port.", _port),
-            "max_body_bytes": KeySpec(int, 1_048_576, "Largest request body accepted, in bytes (413 beyond).", _positive),
+            "max_body_bytes": KeySpec(
+                int, 1_048_576, "Largest request body accepted, in bytes (413 beyond).", _positive
+            ),
             "workers": KeySpec(bool, True, "Run background workers inside `hearthside serve`."),
         },
     ),
@@ -133,17 +144,27 @@ SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
     "security": (
         "Secrets and hardening.",
         {
-            "secret_key": KeySpec(str, "", "Server secret for keyed hashes; generated into data_dir by init when empty. Prefer HEARTHSIDE_SECRET_KEY."),
+            "secret_key": KeySpec(
+                str,
+                "",
+                "Server secret for keyed hashes; init writes one to data_dir/secret_key. Prefer HEARTHSIDE_SECRET_KEY.",
+            ),
             "oauth_token_days": KeySpec(int, 365, "Lifetime of OAuth access tokens, in days.", _positive),
-            "login_attempts_per_minute": KeySpec(int, 10, "Failed password logins allowed per username per minute.", _positive),
-            "argon2_memory_kib": KeySpec(int, 65_536, "Argon2id memory cost per password hash, in KiB (RFC 9106 default 64 MiB).", _positive),
+            "login_attempts_per_minute": KeySpec(
+                int, 10, "Failed password logins allowed per username per minute.", _positive
+            ),
+            "argon2_memory_kib": KeySpec(
+                int, 65_536, "Argon2id memory cost per password hash, in KiB (RFC 9106 default 64 MiB).", _positive
+            ),
             "argon2_time_cost": KeySpec(int, 3, "Argon2id passes per password hash.", _positive),
         },
     ),
     "logging": (
         "Logs hold ids and reason codes only, never content, bodies, headers or tokens.",
         {
-            "level": KeySpec(str, "INFO", "DEBUG, INFO, WARNING or ERROR.", _one_of("DEBUG", "INFO", "WARNING", "ERROR")),
+            "level": KeySpec(
+                str, "INFO", "DEBUG, INFO, WARNING or ERROR.", _one_of("DEBUG", "INFO", "WARNING", "ERROR")
+            ),
             "format": KeySpec(str, "text", "text or json (one JSON object per line).", _one_of("text", "json")),
         },
     ),
@@ -203,14 +224,14 @@ def _validate_value(where: str, spec: KeySpec, value: Any, env: Mapping[str, str
         if name not in env:
             raise ConfigError(f"{where}: environment variable {name} is not set")
         value = env[name]
-        if spec.type is int:
+        if spec.kind is int:
             try:
                 value = int(value)
             except ValueError:
                 raise ConfigError(f"{where}: environment variable {name} must hold an integer") from None
-    ok = isinstance(value, spec.type) and not (spec.type is int and isinstance(value, bool))
+    ok = isinstance(value, spec.kind) and not (spec.kind is int and isinstance(value, bool))
     if not ok:
-        raise ConfigError(f"{where}: must be {_type_name(spec.type)}, got {type(value).__name__} {value!r}")
+        raise ConfigError(f"{where}: must be {_type_name(spec.kind)}, got {type(value).__name__} {value!r}")
     if spec.item_type is not None:
         for i, item in enumerate(value):
             if not isinstance(item, spec.item_type):
@@ -232,7 +253,9 @@ def parse_config(raw: Mapping[str, Any], path: Path | None = None, env: Mapping[
             raise ConfigError(f"{section}: must be a table ([{section}])")
         for key in body:
             if key not in SCHEMA[section][1]:
-                raise ConfigError(f"{section}.{key}: unknown key (known in [{section}]: {', '.join(SCHEMA[section][1])})")
+                raise ConfigError(
+                    f"{section}.{key}: unknown key (known in [{section}]: {', '.join(SCHEMA[section][1])})"
+                )
     values: dict[str, dict[str, Any]] = {}
     for section, (_doc, keys) in SCHEMA.items():
         given = raw.get(section, {})
@@ -284,7 +307,7 @@ def render_toml(overrides: Mapping[str, Mapping[str, Any]] | None = None, *, com
     lines = [
         "# Hearthside configuration. Every key is listed with its default value.",
         "# Unknown keys are an error. Secrets may come from the environment:",
-        "#   HEARTHSIDE_DATABASE_URL, HEARTHSIDE_SECRET_KEY, or any string value \"env:NAME\".",
+        '#   HEARTHSIDE_DATABASE_URL, HEARTHSIDE_SECRET_KEY, or any string value "env:NAME".',
         "",
     ]
     for section, (doc, keys) in SCHEMA.items():

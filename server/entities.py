@@ -37,7 +37,9 @@ def account_uri(config: Config, account: Account) -> str:
     return f"{config.base_url}/{kind}/{account.username}"
 
 
-def render_account(config: Config, account: Account, *, source: bool = False, role: str | None = None) -> dict[str, Any]:
+def render_account(
+    config: Config, account: Account, *, source: bool = False, role: str | None = None
+) -> dict[str, Any]:
     """The Mastodon ``Account`` entity (``CredentialAccount`` when ``source`` is set).
 
     Groups carry ``"group": true``. Verified professionals carry the Hearthside extension
@@ -93,5 +95,11 @@ def render_account(config: Config, account: Account, *, source: bool = False, ro
             "indexable": False,
         }
         if role is not None:
-            data["role"] = {"id": role, "name": role.capitalize(), "permissions": "0", "color": "", "highlighted": role != "member"}
+            data["role"] = {
+                "id": role,
+                "name": role.capitalize(),
+                "permissions": "0",
+                "color": "",
+                "highlighted": role != "member",
+            }
     return data

@@ -114,7 +114,12 @@ def validate_settings(
         if len(topic_tags) > MAX_TOPIC_TAGS:
             raise Unprocessable(f"topic_tags: at most {MAX_TOPIC_TAGS} tags")
         for tag in topic_tags:
-            if not isinstance(tag, str) or not tag or len(tag) > 50 or not tag.replace("_", "").replace("-", "").isalnum():
+            if (
+                not isinstance(tag, str)
+                or not tag
+                or len(tag) > 50
+                or not tag.replace("_", "").replace("-", "").isalnum()
+            ):
                 raise Unprocessable("topic_tags: each tag must be 1-50 letters, digits, '-' or '_'")
     if language is not None and not (2 <= len(language) <= 8 and language.replace("-", "").isalpha()):
         raise Unprocessable("language: must be a language code such as en or pt-BR")
@@ -149,7 +154,9 @@ async def is_banned(session: AsyncSession, group_id: int, account_id: int) -> bo
     return found.first() is not None
 
 
-async def require_group_moderator(session: AsyncSession, group_id: int, account_id: int, *, instance_staff: bool = False) -> None:
+async def require_group_moderator(
+    session: AsyncSession, group_id: int, account_id: int, *, instance_staff: bool = False
+) -> None:
     """Raise 403 unless the account moderates the group (or is instance staff)."""
     if instance_staff:
         return
@@ -269,7 +276,16 @@ async def ban(session: AsyncSession, view: GroupView, target: Account, *, by: Ac
         raise Forbidden("the group's owner cannot be banned")
     if not await is_banned(session, view.account.id, target.id):
         session.add(
-            GroupBan(id=new_id(), group_id=view.account.id, account_id=target.id, reason=reason, created_by_account_id=by.id, created_at=now())
+            GroupBan(
+                id=new_id(),
+                group_id=view.account.id,
+                account_id=target.id,
+                reason=reason,
+                created_by_account_id=by.id,
+                created_at=now(),
+            )
         )
-    await session.execute(delete(GroupRole).where(GroupRole.group_id == view.account.id, GroupRole.account_id == target.id))
+    await session.execute(
+        delete(GroupRole).where(GroupRole.group_id == view.account.id, GroupRole.account_id == target.id)
+    )
     await remove_member(session, view.account.id, target.id)

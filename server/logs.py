@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import time
+from typing import Any
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -40,13 +41,14 @@ class _TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
 
-    def formatException(self, ei: object) -> str:  # noqa: N802 - logging API name
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
         # Tracebacks are kept (they name code, not content), but exception *messages* can
         # echo input, so only the type and the stack are printed.
         import traceback
 
-        etype, _value, tb = ei  # type: ignore[misc]
-        return "".join(traceback.format_tb(tb)) + f"{etype.__name__}: (message withheld)"
+        etype, tb = ei[0], ei[2]
+        name = getattr(etype, "__name__", "Exception")
+        return "".join(traceback.format_tb(tb)) + f"{name}: (message withheld)"
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:

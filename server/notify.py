@@ -13,7 +13,9 @@ from server.web import now
 TYPES = ("mention", "status", "reblog", "follow", "follow_request", "favourite", "update", "admin.sign_up")
 
 
-async def notify(session: AsyncSession, *, recipient_id: int, from_account_id: int, type: str, status_id: int | None = None) -> Notification | None:  # noqa: A002
+async def notify(
+    session: AsyncSession, *, recipient_id: int, from_account_id: int, type: str, status_id: int | None = None
+) -> Notification | None:
     """Add a notification unless a rule above suppresses it; the caller commits."""
     assert type in TYPES, type
     if recipient_id == from_account_id:
@@ -36,7 +38,12 @@ async def notify(session: AsyncSession, *, recipient_id: int, from_account_id: i
     if muted.first() is not None:
         return None
     note = Notification(
-        id=new_id(), account_id=recipient_id, from_account_id=from_account_id, type=type, status_id=status_id, created_at=now()
+        id=new_id(),
+        account_id=recipient_id,
+        from_account_id=from_account_id,
+        type=type,
+        status_id=status_id,
+        created_at=now(),
     )
     session.add(note)
     return note

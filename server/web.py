@@ -168,7 +168,9 @@ class Params:
     def raw(self, name: str) -> Any:
         return self._data.get(name)
 
-    def str(self, name: str, default: str | None = None, *, max_len: int = 10_000, required: bool = False) -> str | None:
+    def text(
+        self, name: str, default: str | None = None, *, max_len: int = 10_000, required: bool = False
+    ) -> str | None:
         value = self._data.get(name)
         if value is None:
             if required:
@@ -185,11 +187,11 @@ class Params:
         return value
 
     def required_str(self, name: str, *, max_len: int = 10_000) -> str:
-        value = self.str(name, max_len=max_len, required=True)
+        value = self.text(name, max_len=max_len, required=True)
         assert value is not None
         return value
 
-    def bool(self, name: str, default: bool | None = None) -> bool | None:
+    def flag(self, name: str, default: bool | None = None) -> bool | None:
         value = self._data.get(name)
         if value is None:
             return default
@@ -201,7 +203,14 @@ class Params:
             return False
         raise Unprocessable(f"{name}: must be a boolean (true or false)")
 
-    def int(self, name: str, default: int | None = None, *, min: int | None = None, max: int | None = None) -> int | None:  # noqa: A002
+    def integer(
+        self,
+        name: str,
+        default: int | None = None,
+        *,
+        min: int | None = None,
+        max: int | None = None,
+    ) -> int | None:
         value = self._data.get(name)
         if value is None or value == "":
             return default
@@ -224,7 +233,7 @@ class Params:
             return None
         return parse_id(value, name)
 
-    def list(self, name: str, *, max_items: int = MAX_ARRAY_ITEMS) -> list[Any]:
+    def array(self, name: str, *, max_items: int = MAX_ARRAY_ITEMS) -> list[Any]:
         values = self._data.getall(f"{name}[]", []) + self._data.getall(name, [])
         if len(values) > max_items:
             raise Unprocessable(f"{name}: more than {max_items} items")

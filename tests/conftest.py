@@ -75,11 +75,25 @@ def pg_server() -> Iterator[PgServer]:
         run_as = ["runuser", "-u", "postgres", "--"]
     port = _free_port()
     subprocess.run(
-        [*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "hearthside", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"],
+        [
+            *run_as,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "hearthside",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ],
         check=True,
         capture_output=True,
     )
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    options = (
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"  # throwaway data
+    )
     subprocess.run(
         [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-o", options, "-w", "start"],
         check=True,
@@ -88,7 +102,9 @@ def pg_server() -> Iterator[PgServer]:
     try:
         yield PgServer(port=port, admin_url=f"postgresql+asyncpg://hearthside@127.0.0.1:{port}/postgres")
     finally:
-        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        subprocess.run(
+            [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
