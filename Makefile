@@ -6,7 +6,7 @@ VENV   ?= .venv
 DATA   ?= data
 BIN     = $(VENV)/bin
 
-.PHONY: setup run test lint pg-binaries bench clean-data
+.PHONY: setup run test lint pg-binaries bench clean-data regen-migration
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,12 @@ bench: setup pg-binaries
 
 clean-data:
 	rm -rf $(DATA)
+
+# Until the first release, the schema is one migration regenerated from the models.
+regen-migration: setup
+	rm -f server/migrations/versions/0001_*.py /tmp/hearthside-regen-$$$$.sqlite3
+	$(BIN)/python -c "from alembic import command; from server.migrate import alembic_config; \
+	  command.revision(alembic_config('sqlite+aiosqlite:////tmp/hearthside-regen-$$$$.sqlite3'), \
+	  message='initial schema', autogenerate=True, rev_id='0001')"
+	$(BIN)/ruff format -q server/migrations/versions/
+	rm -f /tmp/hearthside-regen-$$$$.sqlite3

@@ -41,7 +41,7 @@ class _TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
 
-    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+    def formatException(self, ei: Any) -> str:
         # Tracebacks are kept (they name code, not content), but exception *messages* can
         # echo input, so only the type and the stack are printed.
         import traceback

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 05:28:59.285929
+Create Date: 2026-11-21 05:35:07.976392
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import server.models
+
 
 revision = "0001"
 down_revision = None
