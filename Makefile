@@ -49,5 +49,6 @@ regen-migration: setup
 	$(BIN)/python -c "from alembic import command; from server.migrate import alembic_config; \
 	  command.revision(alembic_config('sqlite+aiosqlite:////tmp/hearthside-regen-$$$$.sqlite3'), \
 	  message='initial schema', autogenerate=True, rev_id='0001')"
+	$(BIN)/ruff check -q --fix server/migrations/versions/ || true
 	$(BIN)/ruff format -q server/migrations/versions/
 	rm -f /tmp/hearthside-regen-$$$$.sqlite3

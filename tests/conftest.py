@@ -9,11 +9,8 @@ template, so tests never see each other's rows.
 from __future__ import annotations
 
 import asyncio
-import glob
-import os
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 import uuid
@@ -31,27 +28,9 @@ from server.accounts import create_local_user, password_hasher
 from server.app import create_app
 from server.config import Config, parse_config
 from server.db import make_engine, make_sessionmaker
+from server.devdb import DevPostgres, PostgresUnavailable, free_port
 
 # ---------------------------------------------------------------------------- PostgreSQL
-
-
-def _pg_bindir() -> Path:
-    try:
-        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
-        if (Path(out) / "initdb").exists():
-            return Path(out)
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not candidates:
-        pytest.fail("PostgreSQL server binaries not found: run the README test command (make test) which installs them")
-    return Path(candidates[-1]).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -63,49 +42,20 @@ class PgServer:
         return f"postgresql+asyncpg://hearthside@127.0.0.1:{self.port}/{database}"
 
 
+_free_port = free_port
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     """A throwaway PostgreSQL cluster on 127.0.0.1, started for this session and stopped after."""
-    bindir = _pg_bindir()
-    root = Path(tempfile.mkdtemp(prefix="hearthside-pg-"))
-    data = root / "data"
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(root, "postgres", "postgres")
-        run_as = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    subprocess.run(
-        [
-            *run_as,
-            str(bindir / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "hearthside",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--locale=C.UTF-8",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    options = (
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200"
-        " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"  # throwaway data
-    )
-    subprocess.run(
-        [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-o", options, "-w", "start"],
-        check=True,
-        capture_output=True,
-    )
     try:
-        yield PgServer(port=port, admin_url=f"postgresql+asyncpg://hearthside@127.0.0.1:{port}/postgres")
+        server = DevPostgres().start()
+    except PostgresUnavailable as exc:
+        pytest.fail(f"{exc} (the README test command installs them)")
+    try:
+        yield PgServer(port=server.port, admin_url=server.url())
     finally:
-        subprocess.run(
-            [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
-        )
-        shutil.rmtree(root, ignore_errors=True)
+        server.stop()
 
 
 async def _pg_admin(pg: PgServer, *statements: str) -> None:

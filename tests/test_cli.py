@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,11 @@ def run(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def instance(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    return (await init_instance(request, tmp_path))[0]
+
+
+async def init_instance(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str]:
+    """`hearthside init` a fresh instance on a free port; returns (config path, admin password)."""
     data = tmp_path / "inst"
     port = _free_port()
     extra: list[str] = []
@@ -37,8 +44,28 @@ async def instance(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
         await _pg_admin(pg, f"CREATE DATABASE {name}")
         extra = ["--database-url", pg.url(name)]
     result = run("init", "--data-dir", str(data), "--port", str(port), "--registrations", "open", *extra)
-    assert "password: " in result.stdout
-    return data / "hearthside.toml"
+    assert result.stdout.count("password: ") == 1
+    password = result.stdout.split("password: ")[1].split()[0]
+    return data / "hearthside.toml", password
+
+
+@contextlib.contextmanager
+def serving(config_path: Path) -> Iterator[int]:
+    """Run `hearthside serve` for the block; yields the port. Stops it with SIGINT."""
+    port = int(config_path.read_text().split("\nport = ")[1].split("\n")[0])
+    log = config_path.parent / "serve.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen([*HEARTHSIDE, "serve", "--config", str(config_path)], stdout=sink, stderr=sink)
+    try:
+        wait_for_port(port)
+        yield port
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def test_init__creates_config_keys_database_and_admin(instance: Path) -> None:
@@ -91,21 +118,9 @@ def test_user_group_invite_commands(instance: Path) -> None:
 
 
 def test_serve__answers_health_and_instance(instance: Path) -> None:
-    port = int(instance.read_text().split("\nport = ")[1].split("\n")[0])
-    log = instance.parent / "serve.log"
-    with log.open("w") as sink:
-        proc = subprocess.Popen([*HEARTHSIDE, "serve", "--config", str(instance)], stdout=sink, stderr=sink)
-    try:
-        wait_for_port(port)
+    with serving(instance) as port:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as response:
             body: Any = json.load(response)
         assert body == {"status": "ok"}
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    text = log.read_text()
+    text = (instance.parent / "serve.log").read_text()
     assert "GET /readyz 200" in text  # access log: route template and status, nothing else

@@ -1,0 +1,125 @@
+"""The unmodified Mastodon.py client against a live `hearthside serve` process.
+
+The flow follows the issue: register an app, log in, post with a content warning, read the home
+and public timelines, follow an account and a group, favourite, read notifications, search.
+Both the password grant and the authorization-code grant (through the HTML login form) are
+exercised, and the instance runs on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from mastodon import Mastodon
+from mastodon.errors import MastodonAPIError, MastodonNotFoundError
+from test_cli import init_instance, run, serving
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def live(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str]:
+    config_path, admin_password = await init_instance(request, tmp_path)
+    cfg = ["--config", str(config_path)]
+    run("user", "create", "robin", "--password-stdin", *cfg, stdin="robin's long password\n")
+    run("group", "create", "night_owls", "--owner", "robin", "--description", "Peer support after dark", *cfg)
+    return config_path, admin_password
+
+
+def _app(base: str, tmp_path: Path, name: str) -> tuple[str, str]:
+    return Mastodon.create_app(
+        name, api_base_url=base, scopes=["read", "write", "follow"], redirect_uris="urn:ietf:wg:oauth:2.0:oob"
+    )
+
+
+def test_mastodon_py__basic_flow(live: tuple[Path, str], tmp_path: Path) -> None:
+    config_path, admin_password = live
+    with serving(config_path) as port:
+        base = f"http://127.0.0.1:{port}"
+        client_id, client_secret = _app(base, tmp_path, "hearthside-e2e")
+
+        # robin logs in with the password grant
+        robin = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=base)
+        robin.log_in("robin", "robin's long password", scopes=["read", "write", "follow"])
+        me = robin.account_verify_credentials()
+        assert me.username == "robin"
+
+        # admin logs in with the authorization-code grant through the HTML form (Mastodon.py
+        # 2.3.3 sends no PKCE challenge; PKCE itself is covered in test_oauth.py)
+        admin = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=base)
+        url = admin.auth_request_url(redirect_uris="urn:ietf:wg:oauth:2.0:oob", scopes=["read", "write", "follow"])
+        code = _authorize_through_form(url, "admin", admin_password)
+        admin.log_in(code=code, redirect_uri="urn:ietf:wg:oauth:2.0:oob", scopes=["read", "write", "follow"])
+        assert admin.account_verify_credentials().username == "admin"
+
+        # robin posts with a content warning
+        post = robin.status_post(
+            "Today was **hard**, but I went for a walk. #selfcare", spoiler_text="low mood", visibility="public"
+        )
+        assert post.spoiler_text == "low mood"
+        assert post.sensitive is True
+        assert "<strong>hard</strong>" in post.content
+
+        # admin follows robin and joins the group (a group is an account with group: true)
+        found = admin.account_lookup("robin")
+        relationship = admin.account_follow(found.id)
+        assert relationship.following is True
+        group = admin.account_lookup("night_owls")
+        assert group.group is True
+        joined = admin.account_follow(group.id)
+        assert joined.following is True
+
+        # timelines
+        home = admin.timeline_home()
+        assert [s.id for s in home] == [post.id]
+        public = robin.timeline_public()
+        assert post.id in [s.id for s in public]
+
+        # favourite -> robin is notified, along with admin's follow
+        fav = admin.status_favourite(post.id)
+        assert fav.favourited is True and fav.favourites_count == 1
+        notifications = robin.notifications()
+        kinds = {(n.type, n.account.username) for n in notifications}
+        assert ("favourite", "admin") in kinds
+        assert ("follow", "admin") in kinds
+
+        # posting to the group by mentioning it, as on Lemmy
+        in_group = admin.status_post("@night_owls anyone else awake?")
+        assert in_group["hearthside"]["group"]["acct"] == "night_owls"
+
+        # search
+        results = admin.search("robin", result_type="accounts")
+        assert [a.username for a in results.accounts] == ["robin"]
+        results = admin.search("walk", result_type="statuses")
+        assert [s.id for s in results.statuses] == [post.id]
+
+        # plaintext direct messages are refused with a pointer to E2EE
+        with pytest.raises(MastodonAPIError, match="end-to-end encrypted"):
+            robin.status_post("secret", visibility="direct")
+        with pytest.raises(MastodonNotFoundError):
+            robin.status("1234")
+
+
+def _authorize_through_form(url: str, username: str, password: str) -> str:
+    """Fill in the server's HTML login form the way a person in a browser would."""
+    session = requests.Session()
+    page = session.get(url, timeout=10)
+    assert page.status_code == 200, page.text
+    form = re.search(r"<form[^>]*action=\"([^\"]*)\"", page.text)
+    fields: dict[str, Any] = dict(
+        re.findall(r"<input[^>]*type=\"hidden\"[^>]*name=\"([^\"]+)\"[^>]*value=\"([^\"]*)\"", page.text)
+    )
+    fields.update({"username": username, "password": password})
+    action = form.group(1) if form else urlsplit(url).path
+    target = action if action.startswith("http") else f"{urlsplit(url).scheme}://{urlsplit(url).netloc}{action}"
+    answer = session.post(target, data=fields, allow_redirects=False, timeout=10)
+    if answer.status_code in (301, 302, 303):
+        return parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
+    match = re.search(r"<code[^>]*>([^<]+)</code>", answer.text) or re.search(
+        r"value=\"([A-Za-z0-9_-]{20,})\"", answer.text
+    )
+    assert match, answer.text
+    return match.group(1)
