@@ -101,6 +101,13 @@ def test_mastodon_py__basic_flow(live: tuple[Path, str], tmp_path: Path) -> None
             robin.status_post("secret", visibility="direct")
         with pytest.raises(MastodonNotFoundError):
             robin.status("1234")
+        secrets_seen = [admin_password, "robin's long password", robin.access_token, admin.access_token, client_secret]
+
+    # The server's log names routes and statuses, never content, passwords, tokens or secrets.
+    log = (config_path.parent / "serve.log").read_text()
+    assert "POST /api/v1/statuses 200" in log
+    for secret in [*secrets_seen, "went for a walk", "anyone else awake", "low mood"]:
+        assert secret not in log
 
 
 def _authorize_through_form(url: str, username: str, password: str) -> str:
