@@ -343,6 +343,22 @@ class Notification(Base):
     created_at: Mapped[datetime]
 
 
+class StatusIdempotencyKey(Base):
+    """A client's ``Idempotency-Key`` for ``POST /api/v1/statuses``, honoured for an hour.
+
+    The key is stored as a SHA-256 digest: clients choose it freely, the digest bounds it.
+    """
+
+    __tablename__ = "status_idempotency_keys"
+    __table_args__ = (UniqueConstraint("account_id", "key_digest"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account_id: Mapped[int] = _fk("accounts.id")
+    key_digest: Mapped[str] = mapped_column(String(64))
+    status_id: Mapped[int] = _fk("statuses.id")
+    created_at: Mapped[datetime]
+
+
 class OAuthApp(Base):
     __tablename__ = "oauth_apps"
 
@@ -382,3 +398,5 @@ class OAuthToken(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The authorization code this token was exchanged for: a replayed code revokes it (RFC 6749 §4.1.2).
+    code_id: Mapped[int | None] = _fk("oauth_codes.id", nullable=True, ondelete="SET NULL", index=True)

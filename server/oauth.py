@@ -1,0 +1,549 @@
+"""OAuth 2 service logic: client registration, authorization codes, tokens, password logins.
+
+Design note
+-----------
+The HTTP handlers (``server.api.oauth``) parse requests and render answers; everything that
+decides lives here, over a session the caller commits.
+
+* **Apps** (RFC 6749 §2): ``client_id`` is public, ``client_secret`` is shown once and stored
+  as a SHA-256 digest. Redirect URIs are checked at registration (absolute, no fragment, no
+  script-capable scheme) and must match exactly afterwards.
+* **Scopes**: every requested scope must be one Hearthside knows and must be covered by the
+  app's registered scopes (``read`` covers ``read:statuses``, as in Mastodon); otherwise
+  ``invalid_scope``. A token never carries more than its app was registered for.
+* **Authorization codes** are single-use, live ten minutes and are stored as digests. PKCE
+  (RFC 7636) supports only ``S256``, as Mastodon does. A verifier sent for a code issued
+  without a challenge is refused (downgrade protection). Marking a code used is one guarded
+  ``UPDATE``, so two concurrent exchanges cannot both win; replaying a used code revokes the
+  tokens issued from it (RFC 6749 §4.1.2).
+* **Logins** (the password grant and the authorization form) give one opaque answer for an
+  unknown login and a wrong password, and spend an Argon2 verification in both cases so
+  timing does not tell them apart either. Failed attempts are throttled per login name per
+  minute (``security.login_attempts_per_minute``); the throttle is per process, so with N web
+  processes the effective limit is at most N times the setting.
+* Errors are ``OAuthError`` (RFC 6749 §5.2 codes; 401 for ``invalid_client``, 400 for the
+  rest), rendered by the error middleware as ``{"error", "error_description"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import re
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import unquote_plus, urlsplit
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crypto.errors import VerificationError
+from crypto.passwords import PasswordHasher
+from crypto.tokens import digest, new_token, same_digest
+from server.auth import SCOPES_SUPPORTED, forget_tokens, parse_scopes, scope_allows
+from server.config import Config
+from server.errors import ApiError, TooManyRequests, Unprocessable
+from server.ids import new_id
+from server.models import Account, OAuthApp, OAuthCode, OAuthToken, User
+
+log = logging.getLogger(__name__)
+
+OOB = "urn:ietf:wg:oauth:2.0:oob"
+CODE_LIFETIME = timedelta(minutes=10)
+DEFAULT_SCOPES = "read"
+MAX_REDIRECT_URIS = 10
+MAX_REDIRECT_URI_CHARS = 2000
+MAX_APP_NAME_CHARS = 60
+_SUPPORTED = frozenset(SCOPES_SUPPORTED)
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
+_FORBIDDEN_SCHEMES = frozenset({"javascript", "data", "vbscript", "file", "about", "blob"})
+_PKCE = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
+_GRANT_REFUSED = "The provided authorization grant is invalid, expired, revoked, or was issued to another client."
+_LOGIN_REFUSED = "Invalid username or password."
+
+
+class OAuthError(ApiError):
+    """An RFC 6749 §5.2 error: ``code`` is the ``error`` member, the message its description."""
+
+    def __init__(self, code: str, description: str) -> None:
+        super().__init__(description, status=401 if code == "invalid_client" else 400, oauth_error=code)
+        self.code = code
+
+
+class LoginRefused(OAuthError):
+    """The password was right but the account may not log in (suspended, pending, ...)."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__("invalid_grant", description)
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def parse_redirect_uris(values: list[str]) -> list[str]:
+    """Split and check redirect URIs (newline/space separated strings or a list).
+
+    Raises ``Unprocessable`` naming ``redirect_uris`` for anything that is not the
+    out-of-band URN or an absolute URI without a fragment.
+    """
+    uris: list[str] = []
+    for value in values:
+        if not isinstance(value, str):
+            raise Unprocessable("redirect_uris: must be a string or a list of strings")
+        for uri in value.split():
+            if uri not in uris:
+                uris.append(uri)
+    if not uris:
+        raise Unprocessable("redirect_uris: can't be blank")
+    if len(uris) > MAX_REDIRECT_URIS:
+        raise Unprocessable(f"redirect_uris: at most {MAX_REDIRECT_URIS} are allowed")
+    for uri in uris:
+        check_redirect_uri(uri)
+    return uris
+
+
+def check_redirect_uri(uri: str) -> None:
+    if uri == OOB:
+        return
+    problem = f"redirect_uris: {uri[:100]!r} must be an absolute URI"
+    if len(uri) > MAX_REDIRECT_URI_CHARS:
+        raise Unprocessable(f"redirect_uris: longer than {MAX_REDIRECT_URI_CHARS} characters")
+    if not uri.isprintable() or any(c.isspace() for c in uri):
+        raise Unprocessable(problem)
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 (raises ValueError on a malformed port)
+    except ValueError:
+        raise Unprocessable(problem) from None
+    scheme = parts.scheme.lower()
+    if not _SCHEME.match(scheme) or scheme in _FORBIDDEN_SCHEMES:
+        raise Unprocessable(problem)
+    if scheme in ("http", "https") and not parts.hostname:
+        raise Unprocessable(problem)
+    if not parts.netloc and not parts.path:
+        raise Unprocessable(problem)
+    if parts.fragment or uri.endswith("#"):
+        raise Unprocessable(f"redirect_uris: {uri[:100]!r} must not contain a fragment")
+
+
+def check_website(website: str) -> None:
+    parts = urlsplit(website)
+    if parts.scheme not in ("http", "https") or not parts.netloc or not website.isprintable():
+        raise Unprocessable("website: must be an absolute http(s) URL")
+
+
+def parse_registered_scopes(text: str | None) -> list[str]:
+    """Scopes asked for at app registration, in order, each one Hearthside supports (else 422)."""
+    scopes = _ordered_scopes(text or DEFAULT_SCOPES)
+    for scope in scopes:
+        if scope not in _SUPPORTED:
+            raise Unprocessable(f"scopes: unknown scope {scope[:64]!r}")
+    return scopes or [DEFAULT_SCOPES]
+
+
+def _ordered_scopes(text: str) -> list[str]:
+    out: list[str] = []
+    for scope in text.replace("+", " ").split():
+        if scope not in out:
+            out.append(scope)
+    return out
+
+
+def requested_scopes(text: str | None, allowed: str, *, default: str = DEFAULT_SCOPES) -> str:
+    """The scopes a grant asks for, as a space-separated string, if ``allowed`` covers them.
+
+    Raises ``OAuthError("invalid_scope")`` for an unknown scope or one the app was not
+    registered for.
+    """
+    scopes = _ordered_scopes(text or "") or _ordered_scopes(default)
+    granted = parse_scopes(allowed)
+    for scope in scopes:
+        if scope not in _SUPPORTED:
+            raise OAuthError("invalid_scope", f"The requested scope {scope[:64]!r} is unknown.")
+        if not scope_allows(granted, scope):
+            raise OAuthError("invalid_scope", f"The requested scope {scope[:64]!r} was not registered for this app.")
+    return " ".join(scopes)
+
+
+def check_code_challenge(challenge: str | None, method: str | None) -> tuple[str | None, str | None]:
+    """Validate PKCE parameters of an authorization request; S256 only, as in Mastodon."""
+    if not challenge:
+        if method:
+            raise OAuthError("invalid_request", "code_challenge_method was given without a code_challenge.")
+        return None, None
+    if method != "S256":
+        raise OAuthError("invalid_request", "Only the S256 code_challenge_method is supported.")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{43}", challenge):
+        raise OAuthError("invalid_request", "code_challenge must be a base64url SHA-256 digest (43 characters).")
+    return challenge, method
+
+
+def s256(verifier: str) -> str:
+    """The RFC 7636 S256 challenge for ``verifier``."""
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
+
+
+def check_code_verifier(verifier: str | None, challenge: str | None) -> None:
+    """Raise ``invalid_grant`` unless the verifier matches the code's challenge (or both are absent)."""
+    if challenge is None:
+        if verifier:
+            raise OAuthError("invalid_grant", "A code_verifier was sent for a code issued without a challenge.")
+        return
+    if not verifier or not _PKCE.match(verifier):
+        raise OAuthError("invalid_grant", "The code_verifier is missing or malformed.")
+    if not hmac.compare_digest(s256(verifier), challenge):
+        raise OAuthError("invalid_grant", "The code_verifier does not match the code_challenge.")
+
+
+def basic_credentials(header: str) -> tuple[str, str] | None:
+    """Client credentials from an HTTP Basic ``Authorization`` header (RFC 6749 §2.3.1), if any."""
+    if header[:6].lower() != "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise OAuthError("invalid_client", "Malformed HTTP Basic client credentials.") from None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        raise OAuthError("invalid_client", "Malformed HTTP Basic client credentials.")
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+# ---------------------------------------------------------------------------- apps
+
+
+@dataclass(frozen=True, slots=True)
+class NewApp:
+    app: OAuthApp
+    client_secret: str
+
+
+def create_app(
+    session: AsyncSession, *, name: str, redirect_uris: list[str], scopes: list[str], website: str | None, now: datetime
+) -> NewApp:
+    """Add a registered client to ``session``; the caller commits and shows the secret once."""
+    secret = new_token()
+    app = OAuthApp(
+        id=new_id(),
+        name=name,
+        website=website,
+        redirect_uris=redirect_uris,
+        scopes=" ".join(scopes),
+        client_id=new_token(),
+        client_secret_hash=digest(secret),
+        created_at=now,
+    )
+    session.add(app)
+    return NewApp(app, secret)
+
+
+async def find_app(session: AsyncSession, client_id: str | None) -> OAuthApp | None:
+    if not client_id or len(client_id) > 64:
+        return None
+    return (await session.execute(select(OAuthApp).where(OAuthApp.client_id == client_id))).scalar_one_or_none()
+
+
+async def authenticate_client(session: AsyncSession, client_id: str | None, client_secret: str | None) -> OAuthApp:
+    """The app whose id and secret these are, or ``invalid_client`` (one answer for every failure)."""
+    app = await find_app(session, client_id)
+    if app is None or not client_secret or not same_digest(client_secret, app.client_secret_hash):
+        raise OAuthError("invalid_client", "Client authentication failed: unknown client or wrong secret.")
+    return app
+
+
+# ---------------------------------------------------------------------------- logins
+
+
+class LoginThrottle:
+    """Failed logins per login name in a sliding one-minute window (see the module note).
+
+    An attempt counts as failed from the moment it starts and is forgiven only when the
+    password turns out right, so a burst of parallel guesses cannot slip past the limit
+    while the first ones are still being verified.
+    """
+
+    WINDOW = 60.0
+    MAX_NAMES = 100_000
+
+    def __init__(self, limit_per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit_per_minute
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str, moment: float) -> deque[float]:
+        failures = self._failures.get(key)
+        if failures is None:
+            return deque()
+        while failures and failures[0] <= moment - self.WINDOW:
+            failures.popleft()
+        if not failures:
+            del self._failures[key]
+        return failures
+
+    def attempt(self, login: str) -> float:
+        """Count an attempt for ``login``, or raise ``TooManyRequests`` when its minute is used up."""
+        moment = self._clock()
+        failures = self._recent(login, moment)
+        if len(failures) >= self.limit:
+            retry = max(1, int(failures[0] + self.WINDOW - moment + 0.999))
+            raise TooManyRequests(f"Too many failed login attempts; try again in {retry} seconds.", retry_after=retry)
+        if len(self._failures) >= self.MAX_NAMES:
+            self._prune(moment)
+        self._failures.setdefault(login, deque()).append(moment)
+        return moment
+
+    def forgive(self, login: str, stamp: float) -> None:
+        """Take back an attempt that turned out to use the right password."""
+        failures = self._failures.get(login)
+        if failures is not None and stamp in failures:
+            failures.remove(stamp)
+            if not failures:
+                del self._failures[login]
+
+    def _prune(self, moment: float) -> None:
+        """Bound memory under a spray of distinct names: drop stale names, then the oldest."""
+        for key in list(self._failures):
+            self._recent(key, moment)
+        excess = len(self._failures) - self.MAX_NAMES // 2
+        for key in list(self._failures)[: max(0, excess)]:
+            del self._failures[key]
+
+
+_dummy_hashes: weakref.WeakKeyDictionary[PasswordHasher, str] = weakref.WeakKeyDictionary()
+
+
+async def _dummy_verify(hasher: PasswordHasher, password: str) -> None:
+    """Spend one verification on a hash nobody has, so unknown logins take as long as real ones."""
+    dummy = _dummy_hashes.get(hasher)
+    if dummy is None:
+        dummy = await asyncio.to_thread(hasher.hash, new_token())
+        _dummy_hashes[hasher] = dummy
+    try:
+        await asyncio.to_thread(hasher.verify, dummy, password)
+    except VerificationError:
+        pass
+
+
+def login_key(login: str) -> str:
+    return login.strip().lower()
+
+
+async def verify_login(
+    session: AsyncSession,
+    hasher: PasswordHasher,
+    throttle: LoginThrottle,
+    *,
+    login: str,
+    password: str,
+    now: datetime,
+) -> tuple[User, Account]:
+    """The user whose username or email ``login`` is and whose password this is.
+
+    Raises ``TooManyRequests`` when throttled, ``OAuthError("invalid_grant")`` with one
+    message for an unknown login and a wrong password, and ``LoginRefused`` (after a correct
+    password only) for suspended or not yet approved accounts. Records ``last_login_at``.
+    """
+    key = login_key(login)
+    stamp = throttle.attempt(key)
+    query = select(User, Account).join(Account, Account.id == User.account_id)
+    if "@" in key:
+        query = query.where(User.email == key)
+    else:
+        query = query.where(Account.username_lower == key, Account.domain == "", Account.actor_type == "Person")
+    found = (await session.execute(query)).one_or_none() if key else None
+    if found is None or found[1].deleted_at is not None:
+        await _dummy_verify(hasher, password)
+        log.info("login refused reason=bad_credentials")
+        raise OAuthError("invalid_grant", _LOGIN_REFUSED)
+    user, account = found
+    try:
+        await asyncio.to_thread(hasher.verify, user.password_hash, password)
+    except VerificationError:
+        log.info("login refused user=%s reason=bad_credentials", user.id)
+        raise OAuthError("invalid_grant", _LOGIN_REFUSED) from None
+    throttle.forgive(key, stamp)
+    if account.suspended_at is not None:
+        log.info("login refused user=%s reason=suspended", user.id)
+        raise LoginRefused("Your login is currently disabled.")
+    if not user.approved:
+        log.info("login refused user=%s reason=pending", user.id)
+        raise LoginRefused("Your login is currently pending approval.")
+    if hasher.needs_rehash(user.password_hash):
+        user.password_hash = await asyncio.to_thread(hasher.hash, password)
+    user.last_login_at = now
+    return user, account
+
+
+async def check_user_may_log_in(session: AsyncSession, user_id: int) -> None:
+    """Refuse a grant whose user was suspended, deleted or unapproved since it was issued."""
+    found = (
+        await session.execute(
+            select(User.approved, Account.suspended_at, Account.deleted_at)
+            .join(Account, Account.id == User.account_id)
+            .where(User.id == user_id)
+        )
+    ).one_or_none()
+    if found is None or found.deleted_at is not None or found.suspended_at is not None or not found.approved:
+        raise OAuthError("invalid_grant", _GRANT_REFUSED)
+
+
+# ---------------------------------------------------------------------------- codes and tokens
+
+
+def create_code(
+    session: AsyncSession,
+    *,
+    app: OAuthApp,
+    user_id: int,
+    scopes: str,
+    redirect_uri: str,
+    code_challenge: str | None,
+    code_challenge_method: str | None,
+    now: datetime,
+) -> str:
+    """Add a single-use authorization code; returns the code itself (only its digest is stored)."""
+    code = new_token()
+    session.add(
+        OAuthCode(
+            id=new_id(),
+            code_hash=digest(code),
+            app_id=app.id,
+            user_id=user_id,
+            scopes=scopes,
+            redirect_uri=redirect_uri,
+            code_challenge=code_challenge,
+            code_challenge_method=code_challenge_method,
+            expires_at=now + CODE_LIFETIME,
+        )
+    )
+    return code
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    row: OAuthToken
+
+    def response(self) -> dict[str, object]:
+        """The token endpoint's answer, as Mastodon gives it (no ``expires_in``, no refresh token)."""
+        return {
+            "access_token": self.token,
+            "token_type": "Bearer",
+            "scope": self.row.scopes,
+            "created_at": int(self.row.created_at.timestamp()),
+        }
+
+
+def issue_token(
+    session: AsyncSession,
+    config: Config,
+    *,
+    app: OAuthApp,
+    user_id: int | None,
+    scopes: str,
+    now: datetime,
+    code_id: int | None = None,
+) -> IssuedToken:
+    token = new_token()
+    row = OAuthToken(
+        id=new_id(),
+        token_hash=digest(token),
+        app_id=app.id,
+        user_id=user_id,
+        scopes=scopes,
+        created_at=now,
+        expires_at=now + timedelta(days=config.get("security", "oauth_token_days")),
+        code_id=code_id,
+    )
+    session.add(row)
+    return IssuedToken(token, row)
+
+
+async def revoke_tokens_from_code(session: AsyncSession, code_id: int, now: datetime) -> list[str]:
+    """Revoke every live token issued from a code; returns their digests for ``forget_tokens``."""
+    rows = (
+        (
+            await session.execute(
+                select(OAuthToken).where(OAuthToken.code_id == code_id, OAuthToken.revoked_at.is_(None))
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for row in rows:
+        row.revoked_at = now
+    return [row.token_hash for row in rows]
+
+
+async def exchange_code(
+    session: AsyncSession,
+    config: Config,
+    *,
+    app: OAuthApp,
+    code: str | None,
+    redirect_uri: str | None,
+    code_verifier: str | None,
+    scope: str | None,
+    now: datetime,
+) -> IssuedToken:
+    """The authorization-code grant (RFC 6749 §4.1.3 with RFC 7636). The caller commits.
+
+    A replayed code revokes the tokens issued from it; that revocation is committed here even
+    though the exchange itself fails.
+    """
+    if not code:
+        raise OAuthError("invalid_request", "Missing required parameter: code.")
+    if len(code) > 256:
+        raise OAuthError("invalid_grant", _GRANT_REFUSED)
+    row = (await session.execute(select(OAuthCode).where(OAuthCode.code_hash == digest(code)))).scalar_one_or_none()
+    if row is None or row.app_id != app.id:
+        raise OAuthError("invalid_grant", _GRANT_REFUSED)
+    if row.used_at is not None:
+        digests = await revoke_tokens_from_code(session, row.id, now)
+        await session.commit()
+        for token_digest in digests:
+            forget_tokens(token_digest=token_digest)
+        log.warning("authorization code replayed code=%s app=%s revoked=%d", row.id, app.id, len(digests))
+        raise OAuthError("invalid_grant", _GRANT_REFUSED)
+    if row.expires_at <= now:
+        raise OAuthError("invalid_grant", _GRANT_REFUSED)
+    if redirect_uri != row.redirect_uri:
+        raise OAuthError("invalid_grant", "The redirect_uri does not match the one used in the authorization request.")
+    check_code_verifier(code_verifier, row.code_challenge)
+    scopes = requested_scopes(scope, row.scopes, default=row.scopes) if scope else row.scopes
+    await check_user_may_log_in(session, row.user_id)
+    claimed = await session.execute(
+        update(OAuthCode).where(OAuthCode.id == row.id, OAuthCode.used_at.is_(None)).values(used_at=now)
+    )
+    if getattr(claimed, "rowcount", 0) != 1:  # a concurrent exchange won the race
+        raise OAuthError("invalid_grant", _GRANT_REFUSED)
+    user = await session.get(User, row.user_id)
+    if user is not None:
+        user.last_login_at = now
+    return issue_token(session, config, app=app, user_id=row.user_id, scopes=scopes, now=now, code_id=row.id)
+
+
+async def revoke_token(session: AsyncSession, *, app: OAuthApp, token: str, now: datetime) -> str | None:
+    """Revoke ``token`` if it exists and belongs to ``app`` (RFC 7009). Returns its digest, if revoked.
+
+    Unknown tokens are not an error (RFC 7009 §2.2); a token of another client is refused.
+    """
+    if not token or len(token) > 256:
+        return None
+    token_digest = digest(token)
+    row = (await session.execute(select(OAuthToken).where(OAuthToken.token_hash == token_digest))).scalar_one_or_none()
+    if row is None:
+        return None
+    if row.app_id != app.id:
+        raise OAuthError("unauthorized_client", "This token was not issued to this client.")
+    if row.revoked_at is None:
+        row.revoked_at = now
+    return token_digest
