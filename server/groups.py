@@ -17,6 +17,7 @@ is an accepted ``follows`` row towards the group; a membership request is a pend
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -95,6 +96,11 @@ def _plain_html(text: str) -> str:
     return "".join(f"<p>{escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
 
 
+def _storable(text: str) -> bool:
+    """PostgreSQL text holds neither NUL nor lone surrogates (which JSON bodies can carry)."""
+    return "\x00" not in text and not any("\ud800" <= c <= "\udfff" for c in text)
+
+
 def validate_settings(
     *,
     join_policy: str | None = None,
@@ -108,7 +114,7 @@ def validate_settings(
         if len(rules) > MAX_RULES:
             raise Unprocessable(f"rules: at most {MAX_RULES} rules")
         for rule in rules:
-            if not isinstance(rule, str) or not rule.strip() or len(rule) > 500:
+            if not isinstance(rule, str) or not rule.strip() or len(rule) > 500 or not _storable(rule):
                 raise Unprocessable("rules: each rule must be 1-500 characters of text")
     if topic_tags is not None:
         if len(topic_tags) > MAX_TOPIC_TAGS:
@@ -240,6 +246,9 @@ async def join(session: AsyncSession, view: GroupView, account: Account, *, invi
             raise Unprocessable("invite_code: is not valid for this group")
         return await add_member(session, view.account, account)
     if policy == "approval":
+        # An invite naming the account is an approval given in advance.
+        if await _consume_invite(session, view.account.id, account.id, None):
+            return await add_member(session, view.account, account)
         return await add_member(session, view.account, account, state="pending")
     return await add_member(session, view.account, account)
 
@@ -289,3 +298,171 @@ async def ban(session: AsyncSession, view: GroupView, target: Account, *, by: Ac
         delete(GroupRole).where(GroupRole.group_id == view.account.id, GroupRole.account_id == target.id)
     )
     await remove_member(session, view.account.id, target.id)
+
+
+# ---------------------------------------------------------------------------- management
+# Used by the Hearthside group API (server/api/groups.py). Permission checks that depend on
+# who is asking (owner, moderator, instance staff) stay in the handlers; these functions hold
+# the invariants that must hold whoever asks: a group always keeps at least one owner, roles
+# belong to members, and nothing is written before every input has been validated.
+
+GROUP_ROLES = ("owner", "moderator")
+MAX_DESCRIPTION = 5000
+MAX_DISPLAY_NAME = 100
+
+
+async def owner_count(session: AsyncSession, group_id: int) -> int:
+    rows = await session.execute(select(GroupRole.id).where(GroupRole.group_id == group_id, GroupRole.role == "owner"))
+    return len(rows.all())
+
+
+async def _drop_role(session: AsyncSession, group_id: int, account_id: int) -> str | None:
+    """Remove the account's role; refuses (422) to remove the group's last owner."""
+    role = await role_in(session, group_id, account_id)
+    if role == "owner" and await owner_count(session, group_id) <= 1:
+        raise Unprocessable("account_id: is the group's only owner; make another member an owner first")
+    if role is not None:
+        await session.execute(
+            delete(GroupRole).where(GroupRole.group_id == group_id, GroupRole.account_id == account_id)
+        )
+    return role
+
+
+async def leave(session: AsyncSession, view: GroupView, account_id: int) -> None:
+    """End a membership or withdraw a request; the only owner cannot leave (422)."""
+    if (
+        await role_in(session, view.account.id, account_id) == "owner"
+        and await owner_count(session, view.account.id) <= 1
+    ):
+        raise Unprocessable("the group's only owner cannot leave: make another member an owner first")
+    await _drop_role(session, view.account.id, account_id)
+    await remove_member(session, view.account.id, account_id)
+
+
+async def set_role(session: AsyncSession, view: GroupView, account_id: int, role: str) -> None:
+    """Make a member a moderator or an owner (demoting an owner keeps one owner at least)."""
+    if role not in GROUP_ROLES:
+        raise Unprocessable("role: must be owner or moderator")
+    if not await is_member(session, view.account.id, account_id):
+        raise Unprocessable("account_id: must be a member of the group")
+    current = await role_in(session, view.account.id, account_id)
+    if current == role:
+        return
+    if current is not None:
+        await _drop_role(session, view.account.id, account_id)
+    session.add(GroupRole(id=new_id(), group_id=view.account.id, account_id=account_id, role=role, created_at=now()))
+    await session.flush()
+
+
+async def remove_role(session: AsyncSession, view: GroupView, account_id: int) -> str | None:
+    """Take the account's owner or moderator role away; None when it had none."""
+    return await _drop_role(session, view.account.id, account_id)
+
+
+async def approve_request(session: AsyncSession, view: GroupView, account: Account) -> None:
+    """Accept a pending request (404 when there is none); a banned account cannot be accepted."""
+    if await membership(session, view.account.id, account.id) != "pending":
+        raise NotFound("Record not found")
+    if await is_banned(session, view.account.id, account.id):
+        raise Forbidden("this account is banned from the group")
+    await add_member(session, view.account, account)
+
+
+async def reject_request(session: AsyncSession, view: GroupView, account_id: int) -> None:
+    if await membership(session, view.account.id, account_id) != "pending":
+        raise NotFound("Record not found")
+    await remove_member(session, view.account.id, account_id)
+
+
+async def unban(session: AsyncSession, group_id: int, account_id: int) -> bool:
+    """Lift a ban; True when there was one. The account may then join again."""
+    result = await session.execute(
+        delete(GroupBan).where(GroupBan.group_id == group_id, GroupBan.account_id == account_id)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def description_html(source: str) -> str:
+    """The HTML shown for a group description (plain text paragraphs, escaped)."""
+    return _plain_html(source)
+
+
+async def update_settings(
+    session: AsyncSession,
+    view: GroupView,
+    *,
+    display_name: str | None = None,
+    description: str | None = None,
+    rules: list[str] | None = None,
+    topic_tags: list[str] | None = None,
+    language: str | None = None,
+    join_policy: str | None = None,
+    members_only: bool | None = None,
+) -> None:
+    """Validate every given setting, then apply them all (None leaves a setting unchanged).
+
+    Switching ``join_policy`` to ``open`` does not accept pending requests: moderators still
+    decide on them. ``members_only`` can be switched on but never off: members wrote their
+    earlier posts for members only, and opening the group would publish them.
+    """
+    validate_settings(join_policy=join_policy, rules=rules, topic_tags=topic_tags, language=language)
+    if display_name is not None and (len(display_name) > MAX_DISPLAY_NAME or not _storable(display_name)):
+        raise Unprocessable(f"display_name: at most {MAX_DISPLAY_NAME} characters of text")
+    if description is not None and (len(description) > MAX_DESCRIPTION or not _storable(description)):
+        raise Unprocessable(f"description: at most {MAX_DESCRIPTION} characters of text")
+    if members_only is False and view.group.members_only:
+        raise Unprocessable("members_only: cannot be switched off; posts written for members would become public")
+    account, group = view.account, view.group
+    if display_name is not None:
+        account.display_name = display_name.strip() or account.username
+    if description is not None:
+        account.note_source = description
+        account.note = _plain_html(description)
+    if rules is not None:
+        group.rules = [r.strip() for r in rules]
+    if topic_tags is not None:
+        group.topic_tags = list(dict.fromkeys(t.lower() for t in topic_tags))
+    if language is not None:
+        group.language = language
+    if join_policy is not None:
+        group.join_policy = join_policy
+        account.locked = join_policy != "open"
+    if members_only is not None:
+        group.members_only = members_only
+    account.updated_at = now()
+
+
+async def create_invite(
+    session: AsyncSession,
+    view: GroupView,
+    *,
+    by: Account,
+    code: str | None = None,
+    account_id: int | None = None,
+    max_uses: int | None = None,
+    expires_at: datetime | None = None,
+) -> GroupInvite:
+    """An invite: a code anyone holding it may use, or an invite naming ``account_id``."""
+    if (code is None) == (account_id is None):
+        raise Unprocessable("account_id: give either an account to invite or none for a code")
+    if account_id is not None:
+        if account_id == view.account.id:
+            raise Unprocessable("account_id: a group cannot join a group")
+        if await is_banned(session, view.account.id, account_id):
+            raise Unprocessable("account_id: is banned from this group")
+        if await is_member(session, view.account.id, account_id):
+            raise Unprocessable("account_id: is already a member")
+    invite = GroupInvite(
+        id=new_id(),
+        group_id=view.account.id,
+        code=code,
+        account_id=account_id,
+        created_by_account_id=by.id,
+        max_uses=1 if account_id is not None else max_uses,
+        uses=0,
+        expires_at=expires_at,
+        created_at=now(),
+    )
+    session.add(invite)
+    await session.flush()
+    return invite

@@ -182,6 +182,11 @@ class Params:
             raise Unprocessable(f"{name}: must be a string")
         if "\x00" in value:
             raise Unprocessable(f"{name}: must not contain NUL characters")
+        if not value.isascii():
+            try:
+                value.encode()  # JSON "\ud800" decodes to a lone surrogate no database can store
+            except UnicodeEncodeError:
+                raise Unprocessable(f"{name}: is not valid UTF-8 text") from None
         if len(value) > max_len:
             raise Unprocessable(f"{name}: longer than {max_len} characters")
         return value

@@ -57,9 +57,7 @@ ALLOWED_SCHEMES = (
 
 ACCOUNTS = {
     ("bob", None): MentionTarget(1, "bob", "bob", "https://hearth.test/@bob"),
-    ("alice", "remote.example"): MentionTarget(
-        2, "alice", "alice@remote.example", "https://remote.example/@alice"
-    ),
+    ("alice", "remote.example"): MentionTarget(2, "alice", "alice@remote.example", "https://remote.example/@alice"),
     ("carol", "remote.example:8443"): MentionTarget(
         3, "carol", "carol@remote.example:8443", "https://remote.example:8443/users/carol"
     ),
@@ -128,9 +126,7 @@ def assert_safe(fragment: str) -> None:
 def test_render__escapes_raw_html() -> None:
     html = render('<script>alert(1)</script> <b onmouseover="x">bold</b>')
 
-    assert html == (
-        '<p>&lt;script&gt;alert(1)&lt;/script&gt; &lt;b onmouseover="x"&gt;bold&lt;/b&gt;</p>'
-    )
+    assert html == ('<p>&lt;script&gt;alert(1)&lt;/script&gt; &lt;b onmouseover="x"&gt;bold&lt;/b&gt;</p>')
     assert_safe(html)
 
 
@@ -161,9 +157,7 @@ def test_render__markdown_image_is_a_link_not_an_img() -> None:
     html = render("look ![a *cat*](https://img.example/cat.png) here")
 
     assert "<img" not in html
-    assert links(html) == [
-        {"href": "https://img.example/cat.png", "rel": "nofollow noopener noreferrer"}
-    ]
+    assert links(html) == [{"href": "https://img.example/cat.png", "rel": "nofollow noopener noreferrer"}]
     assert ">a cat</a>" in html
 
 
@@ -178,9 +172,7 @@ def test_render__data_uri_image_becomes_text() -> None:
 def test_render__image_inside_link_does_not_nest_links() -> None:
     html = render("[![badge](https://img.example/b.svg)](https://ci.example/)")
 
-    assert html == (
-        '<p><a href="https://ci.example/" rel="nofollow noopener noreferrer">badge</a></p>'
-    )
+    assert html == ('<p><a href="https://ci.example/" rel="nofollow noopener noreferrer">badge</a></p>')
 
 
 def test_sanitize__removes_scripts_and_styles_with_their_content() -> None:
@@ -278,8 +270,7 @@ def test_sanitize__filters_classes_to_microformats_and_mastodon_names() -> None:
 
 def test_sanitize__rel_is_forced_and_only_tag_survives() -> None:
     html = sanitize_html(
-        '<a href="https://a.example" rel="opener">a</a>'
-        '<a href="https://a.example/tags/x" rel="tag">b</a>'
+        '<a href="https://a.example" rel="opener">a</a><a href="https://a.example/tags/x" rel="tag">b</a>'
     )
 
     assert [attrs["rel"] for attrs in links(html)] == [
@@ -293,8 +284,7 @@ def test_sanitize__rel_is_forced_and_only_tag_survives() -> None:
 
 def test_render__keeps_allowed_formatting() -> None:
     html = render(
-        "*em* **strong** `code`\n\n> quoted\n\n- one\n- two\n\n3. three\n4. four\n\n"
-        "```python\nprint('<hi>')\n```"
+        "*em* **strong** `code`\n\n> quoted\n\n- one\n- two\n\n3. three\n4. four\n\n```python\nprint('<hi>')\n```"
     )
 
     assert html == (
@@ -337,9 +327,7 @@ def test_sanitize__converts_headings_and_drops_their_attributes() -> None:
 
 
 def test_sanitize__heading_text_that_looks_like_a_tag_stays_text() -> None:
-    html = sanitize_html(
-        '<h2>&lt;h1&gt;not a tag&lt;/h1&gt;</h2><a href="https://a.example/&lt;h1&gt;">x</a>'
-    )
+    html = sanitize_html('<h2>&lt;h1&gt;not a tag&lt;/h1&gt;</h2><a href="https://a.example/&lt;h1&gt;">x</a>')
 
     assert html.startswith("<p><strong>&lt;h1&gt;not a tag&lt;/h1&gt;</strong></p>")
     assert links(html)[0]["href"] == "https://a.example/<h1>"
@@ -419,9 +407,7 @@ def test_render__no_mentions_in_code_links_or_urls() -> None:
 
 def test_render__email_addresses_and_escapes_are_not_mentions() -> None:
     resolver = Resolver()
-    html = render_markdown(
-        "mail bob@remote.example or \\@bob", resolve_mention=resolver, tag_url=tag_url
-    ).html
+    html = render_markdown("mail bob@remote.example or \\@bob", resolve_mention=resolver, tag_url=tag_url).html
 
     assert resolver.calls == []
     assert html == "<p>mail bob@remote.example or @bob</p>"
@@ -449,9 +435,7 @@ def test_render__escapes_what_the_resolver_returns() -> None:
 
 
 def test_extract_mentions__matches_rendering() -> None:
-    assert extract_mentions(
-        "@bob @BOB @alice@Remote.Example `@code` [@link](https://l.example) \\@esc"
-    ) == (
+    assert extract_mentions("@bob @BOB @alice@Remote.Example `@code` [@link](https://l.example) \\@esc") == (
         ("bob", None),
         ("alice", "remote.example"),
     )
@@ -461,9 +445,7 @@ def test_extract_mentions__matches_rendering() -> None:
 
 
 def test_render__links_hashtags() -> None:
-    rendered = render_markdown(
-        "feeling #Hopeful today", resolve_mention=Resolver(), tag_url=tag_url
-    )
+    rendered = render_markdown("feeling #Hopeful today", resolve_mention=Resolver(), tag_url=tag_url)
 
     assert rendered.html == (
         '<p>feeling <a href="https://hearth.test/tags/hopeful" class="mention hashtag" '
@@ -493,9 +475,7 @@ def test_normalize_hashtag__keeps_non_latin_scripts() -> None:
 
 def test_render__not_hashtags() -> None:
     html = render(
-        "#123 C#x issue#4 https://x.example/#frag #"
-        + "a" * 101
-        + " `#code` [#link](https://l.example) \\#escaped #"
+        "#123 C#x issue#4 https://x.example/#frag #" + "a" * 101 + " `#code` [#link](https://l.example) \\#escaped #"
     )
 
     assert "hashtag" not in html
