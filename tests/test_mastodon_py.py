@@ -43,16 +43,20 @@ def test_mastodon_py__basic_flow(live: tuple[Path, str], tmp_path: Path) -> None
 
         # robin logs in with the password grant
         robin = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=base)
-        robin.log_in("robin", "robin's long password", scopes=["read", "write", "follow"])
+        robin.log_in("robin", "robin's long password", scopes=["read", "write", "follow"], allow_http=True)
         me = robin.account_verify_credentials()
         assert me.username == "robin"
 
         # admin logs in with the authorization-code grant through the HTML form (Mastodon.py
         # 2.3.3 sends no PKCE challenge; PKCE itself is covered in test_oauth.py)
         admin = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=base)
-        url = admin.auth_request_url(redirect_uris="urn:ietf:wg:oauth:2.0:oob", scopes=["read", "write", "follow"])
+        url = admin.auth_request_url(
+            redirect_uris="urn:ietf:wg:oauth:2.0:oob", scopes=["read", "write", "follow"], allow_http=True
+        )
         code = _authorize_through_form(url, "admin", admin_password)
-        admin.log_in(code=code, redirect_uri="urn:ietf:wg:oauth:2.0:oob", scopes=["read", "write", "follow"])
+        admin.log_in(
+            code=code, redirect_uri="urn:ietf:wg:oauth:2.0:oob", scopes=["read", "write", "follow"], allow_http=True
+        )
         assert admin.account_verify_credentials().username == "admin"
 
         # robin posts with a content warning
