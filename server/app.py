@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from server.accounts import HASHER, password_hasher
 from server.config import Config
 from server.db import make_engine, make_sessionmaker
-from server.errors import ApiError, TooManyRequests
+from server.errors import ApiError, TooManyRequests, ValidationFailed
 from server.logs import request_id_var
 from server.metrics import METRICS, Metrics
 from server.web import CONFIG, REQUEST_ID, SESSIONS, Handler, json_response
@@ -101,9 +101,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             headers["Retry-After"] = str(exc.retry_after)
         if exc.status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="hearthside", error="invalid_token"'
-        return json_response(
-            _error_body(request, exc.status, exc.message, exc.oauth_error), status=exc.status, headers=headers
-        )
+        body = _error_body(request, exc.status, exc.message, exc.oauth_error)
+        if isinstance(exc, ValidationFailed):
+            body["details"] = exc.details
+        return json_response(body, status=exc.status, headers=headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from server.config import Config
-from server.models import Account
+from server.models import Account, User
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -103,3 +103,85 @@ def render_account(
                 "highlighted": role != "member",
             }
     return data
+
+
+def render_role(role: str) -> dict[str, Any]:
+    """Mastodon's ``Role`` entity for one of our three instance roles."""
+    return {
+        "id": role,
+        "name": role.capitalize(),
+        "permissions": "0",
+        "color": "",
+        "highlighted": role != "member",
+    }
+
+
+def render_relationship(
+    account_id: int,
+    *,
+    following: bool = False,
+    requested: bool = False,
+    showing_reblogs: bool = False,
+    notifying: bool = False,
+    followed_by: bool = False,
+    requested_by: bool = False,
+    blocking: bool = False,
+    blocked_by: bool = False,
+    muting: bool = False,
+    muting_notifications: bool = False,
+) -> dict[str, Any]:
+    """Mastodon's ``Relationship`` entity, seen from the viewer towards ``account_id``."""
+    return {
+        "id": str(account_id),
+        "following": following,
+        "showing_reblogs": showing_reblogs,
+        "notifying": notifying,
+        "languages": None,
+        "followed_by": followed_by,
+        "blocking": blocking,
+        "blocked_by": blocked_by,
+        "muting": muting,
+        "muting_notifications": muting_notifications,
+        "requested": requested,
+        "requested_by": requested_by,
+        "domain_blocking": False,
+        "endorsed": False,
+        "note": "",
+    }
+
+
+def render_token(token: str, scopes: str, created_at: datetime) -> dict[str, Any]:
+    """Mastodon's ``Token`` entity (``created_at`` is a Unix timestamp there)."""
+    return {"access_token": token, "token_type": "Bearer", "scope": scopes, "created_at": int(created_at.timestamp())}
+
+
+def render_admin_account(
+    config: Config,
+    account: Account,
+    user: User | None,
+    *,
+    show_email: bool,
+    invited_by_account_id: int | None = None,
+) -> dict[str, Any]:
+    """Mastodon's ``Admin::Account`` entity. ``email`` only when ``show_email`` (admins)."""
+    return {
+        "id": str(account.id),
+        "username": account.username,
+        "domain": account.domain or None,
+        "created_at": iso(account.created_at),
+        "email": user.email if user is not None and show_email else None,
+        "ip": None,
+        "ips": [],
+        "locale": user.locale if user is not None else None,
+        "invite_request": (user.registration_reason or None) if user is not None else None,
+        "role": render_role(user.role if user is not None else "member"),
+        "confirmed": user is not None,
+        "approved": bool(user.approved) if user is not None else True,
+        "disabled": False,
+        "silenced": False,
+        "sensitized": False,
+        "suspended": account.suspended_at is not None,
+        "account": render_account(config, account),
+        "created_by_application_id": None,
+        "invited_by_account_id": str(invited_by_account_id) if invited_by_account_id is not None else None,
+    }

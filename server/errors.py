@@ -59,6 +59,15 @@ class Unprocessable(ApiError):
     status = 422
 
 
+class ValidationFailed(Unprocessable):
+    """Mastodon's model validation failure: ``{"error": "Validation failed: ...", "details":
+    {field: [{"error": "ERR_TAKEN", "description": "..."}]}}`` (the sign-up form reads it)."""
+
+    def __init__(self, message: str, details: dict[str, list[dict[str, str]]]) -> None:
+        super().__init__(message)
+        self.details = details
+
+
 class TooManyRequests(ApiError):
     status = 429
 
