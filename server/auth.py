@@ -87,7 +87,8 @@ class Viewer:
         return self.role in ("admin", "moderator")
 
 
-_cache: dict[str, tuple[float, Viewer | None, str | None]] = {}
+# token digest -> (expiry on the monotonic clock, viewer or None, problem or None, user id or None)
+_cache: dict[str, tuple[float, Viewer | None, str | None, int | None]] = {}
 VIEWER: web.RequestKey[Viewer | None] = web.RequestKey("viewer")
 
 
@@ -96,8 +97,8 @@ def forget_tokens(*, user_id: int | None = None, token_digest: str | None = None
     if token_digest is not None:
         _cache.pop(token_digest, None)
     if user_id is not None:
-        for key, (_t, viewer, _p) in list(_cache.items()):
-            if viewer is not None and viewer.user_id == user_id:
+        for key, entry in list(_cache.items()):
+            if entry[3] == user_id:  # successes and refusals (pending, suspended) alike
                 _cache.pop(key, None)
     if user_id is None and token_digest is None:
         _cache.clear()
@@ -119,12 +120,13 @@ async def _lookup(request: web.Request, token: str) -> tuple[Viewer | None, str 
     if cached is not None and cached[0] > clock:
         return cached[1], cached[2]
     result: tuple[Viewer | None, str | None]
+    owner: int | None = None
     async with request.app[SESSIONS]() as session:
         row = (await session.execute(select(OAuthToken).where(OAuthToken.token_hash == key))).scalar_one_or_none()
         moment = now()
         if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= moment):
             result = (None, "invalid")
-        elif row.user_id is None:
+        elif (owner := row.user_id) is None:
             result = (Viewer(row.id, row.app_id, None, None, None, frozenset(row.scopes.split())), None)
         else:
             found = (
@@ -147,7 +149,7 @@ async def _lookup(request: web.Request, token: str) -> tuple[Viewer | None, str 
                     result = (Viewer(row.id, row.app_id, user.id, account.id, user.role, scopes), None)
     if len(_cache) > 50_000:
         _cache.clear()
-    _cache[key] = (clock + CACHE_SECONDS, result[0], result[1])
+    _cache[key] = (clock + CACHE_SECONDS, result[0], result[1], owner)
     return result
 
 
