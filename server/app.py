@@ -20,11 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.accounts import HASHER, password_hasher
 from server.config import Config
-from server.db import make_engine, make_sessionmaker
+from server.db import ReadSessions, make_engine, make_sessionmaker
 from server.errors import ApiError, TooManyRequests, ValidationFailed
 from server.logs import request_id_var
 from server.metrics import METRICS, Metrics
-from server.web import CONFIG, REQUEST_ID, SESSIONS, Handler, json_response
+from server.web import CONFIG, READ_SESSIONS, REQUEST_ID, SESSIONS, Handler, json_response
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("hearthside.access")
@@ -175,7 +175,9 @@ def create_app(config: Config, *, engine: AsyncEngine | None = None) -> web.Appl
         )
         app[ENGINE] = eng
         app[SESSIONS] = make_sessionmaker(eng)
+        app[READ_SESSIONS] = reads = ReadSessions(eng.url.render_as_string(hide_password=False), app[SESSIONS])
         yield
+        reads.dispose()
         if own:
             await eng.dispose()
 

@@ -29,7 +29,7 @@ from sqlalchemy import select
 from crypto.tokens import digest
 from server.errors import Forbidden, Unauthorized
 from server.models import Account, OAuthToken, User
-from server.web import SESSIONS, now
+from server.web import READ_SESSIONS, now
 
 SCOPES_SUPPORTED = [
     "read", "write", "follow", "push", "profile",
@@ -121,7 +121,7 @@ async def _lookup(request: web.Request, token: str) -> tuple[Viewer | None, str 
         return cached[1], cached[2]
     result: tuple[Viewer | None, str | None]
     owner: int | None = None
-    async with request.app[SESSIONS]() as session:
+    async with request.app[READ_SESSIONS]() as session:
         row = (await session.execute(select(OAuthToken).where(OAuthToken.token_hash == key))).scalar_one_or_none()
         moment = now()
         if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= moment):

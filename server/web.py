@@ -19,6 +19,7 @@ from multidict import MultiDict
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.config import Config
+from server.db import ReadSessions
 from server.errors import BadRequest, PayloadTooLarge, Unprocessable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -26,6 +27,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CONFIG = web.AppKey("config", Config)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 REQUEST_ID = web.RequestKey("request_id", str)
+# Sessions for handlers that only read: same API subset as AsyncSession (execute, scalar,
+# scalars, get); inline SQLite reads on the embedded default (server.db.InlineReadSession).
+READ_SESSIONS = web.AppKey("read_sessions", ReadSessions)
 
 MAX_JSON_DEPTH = 32
 MAX_ARRAY_ITEMS = 100

@@ -15,7 +15,7 @@ from server.errors import NotFound
 from server.models import Account
 from server.pagination import Page, link_header, page_params
 from server.status_entities import render_statuses
-from server.web import CONFIG, SESSIONS, Params, Routes, json_response, path_id, read_params
+from server.web import CONFIG, READ_SESSIONS, Params, Routes, json_response, path_id, read_params
 
 routes = Routes()
 
@@ -48,7 +48,7 @@ async def home(request: web.Request) -> web.Response:
     viewer_id = viewer.require_account()
     params = await read_params(request)
     page = page_params(params)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[READ_SESSIONS]() as session:
         result = await timelines.home(session, viewer_id, page)
         return await _respond(request, session, result, viewer_id, page)
 
@@ -59,7 +59,7 @@ async def public(request: web.Request) -> web.Response:
     viewer_id = viewer.account_id if viewer else None
     params = await read_params(request)
     page = page_params(params)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[READ_SESSIONS]() as session:
         result = await timelines.public(session, viewer_id, page, **_origin(params))
         return await _respond(request, session, result, viewer_id, page)
 
@@ -79,7 +79,7 @@ async def hashtag(request: web.Request) -> web.Response:
         raise NotFound("Record not found")
     params = await read_params(request)
     page = page_params(params)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[READ_SESSIONS]() as session:
         result = await timelines.hashtag(
             session,
             viewer_id,
@@ -101,7 +101,7 @@ async def group(request: web.Request) -> web.Response:
     group_id = path_id(request)
     params = await read_params(request)
     page = page_params(params)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[READ_SESSIONS]() as session:
         result = await timelines.group(session, group_id, viewer_id, page)
         return await _respond(request, session, result, viewer_id, page)
 
@@ -114,7 +114,7 @@ async def account_statuses(request: web.Request) -> web.Response:
     params = await read_params(request)
     page = page_params(params)
     tagged = params.text("tagged", None, max_len=200)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[READ_SESSIONS]() as session:
         target = await session.get(Account, account_id)
         if target is None or target.deleted_at is not None:
             raise NotFound("Record not found")
