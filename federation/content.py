@@ -115,9 +115,7 @@ _ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
     "ol": {"start", "reversed"},
     "li": {"value"},
 }
-_URL_SCHEMES = frozenset(
-    {"http", "https", "dat", "dweb", "ipfs", "ipns", "ssb", "gopher", "xmpp", "magnet", "gemini"}
-)
+_URL_SCHEMES = frozenset({"http", "https", "dat", "dweb", "ipfs", "ipns", "ssb", "gopher", "xmpp", "magnet", "gemini"})
 _CLASS_PREFIXES = ("h-", "p-", "u-", "dt-", "e-")
 _CLASS_NAMES = frozenset({"mention", "hashtag", "ellipsis", "invisible"})
 _LINK_REL = "nofollow noopener noreferrer"
@@ -154,9 +152,7 @@ def _filter_attribute(tag: str, attribute: str, value: str) -> str | None:
     # onclick, style, id and title); this checks the values of the allowed ones.
     if attribute == "class":
         kept = [
-            name
-            for name in _HTML_SPACE_RE.split(value)
-            if name in _CLASS_NAMES or name.startswith(_CLASS_PREFIXES)
+            name for name in _HTML_SPACE_RE.split(value) if name in _CLASS_NAMES or name.startswith(_CLASS_PREFIXES)
         ]
         return " ".join(dict.fromkeys(kept)) or None
     if attribute == "rel":
@@ -210,9 +206,7 @@ class _Reserializer(HTMLParser):
             rel = next((value or "" for name, value in attrs if name == "rel"), "")
             attrs = [(name, value) for name, value in attrs if name != "rel"]
             attrs.append(("rel", _normalise_rel(rel)))
-        rendered = "".join(
-            f' {name}="{html.escape(value or "", quote=True)}"' for name, value in attrs
-        )
+        rendered = "".join(f' {name}="{html.escape(value or "", quote=True)}"' for name, value in attrs)
         self.parts.append(f"<{tag}{rendered}>")
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -338,9 +332,7 @@ _ASCII_FOLD = {
 
 
 def _is_tag_char(char: str) -> bool:
-    return (
-        char == "_" or unicodedata.category(char)[0] in "LM" or unicodedata.category(char) == "Nd"
-    )
+    return char == "_" or unicodedata.category(char)[0] in "LM" or unicodedata.category(char) == "Nd"
 
 
 def normalize_hashtag(name: str) -> str:
@@ -370,11 +362,7 @@ def _match_hashtag(text: str, position: int) -> str | None:
     """The tag name if ``text[position]`` (a ``#``) starts a hashtag, else None."""
     if position > 0:
         before = text[position - 1]
-        if (
-            _is_tag_char(before)
-            or unicodedata.category(before)[0] == "N"
-            or (before in _TAG_PRECEDING)
-        ):
+        if _is_tag_char(before) or unicodedata.category(before)[0] == "N" or (before in _TAG_PRECEDING):
             return None
     end = position + 1
     while end < len(text) and _is_tag_char(text[end]):
@@ -435,9 +423,7 @@ def _scan_words(text: str) -> list[_Segment]:
             match = _MENTION_RE.match(text, position)
             if match:
                 domain = match.group("domain")
-                found = _Mention(
-                    match.group(0), match.group("username"), domain.lower() if domain else None
-                )
+                found = _Mention(match.group(0), match.group("username"), domain.lower() if domain else None)
                 end = match.end()
         elif char == "#":
             name = _match_hashtag(text, position)
@@ -478,32 +464,22 @@ def _scan_text(text: str) -> list[_Segment]:
 class _CompactRenderer(RendererHTML):
     """CommonMark HTML without cosmetic newlines between blocks (Mastodon's shape)."""
 
-    def renderToken(
-        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
-    ) -> str:
+    def renderToken(self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
         return super().renderToken(tokens, idx, options, env).strip("\n")
 
-    def code_block(
-        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
-    ) -> str:
+    def code_block(self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
         return f"<pre><code>{escapeHtml(tokens[idx].content)}</code></pre>"
 
     def fence(self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
         return f"<pre><code>{escapeHtml(tokens[idx].content)}</code></pre>"
 
-    def hardbreak(
-        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
-    ) -> str:
+    def hardbreak(self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
         return "<br>"
 
-    def softbreak(
-        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
-    ) -> str:
+    def softbreak(self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
         return "<br>" if options["breaks"] else "\n"
 
-    def text_special(
-        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
-    ) -> str:
+    def text_special(self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
         return escapeHtml(tokens[idx].content)
 
     def image(self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
@@ -513,9 +489,9 @@ class _CompactRenderer(RendererHTML):
 
 # "text_join" would merge backslash escapes into plain text; keeping them apart is what lets
 # "\@bob" and "\#tag" opt out of linking.
-_MARKDOWN = MarkdownIt(
-    "commonmark", {"html": False, "breaks": True}, renderer_cls=_CompactRenderer
-).disable("text_join")
+_MARKDOWN = MarkdownIt("commonmark", {"html": False, "breaks": True}, renderer_cls=_CompactRenderer).disable(
+    "text_join"
+)
 
 
 def _inline_text(tokens: Sequence[Token]) -> str:

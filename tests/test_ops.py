@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from sqlalchemy import text
@@ -53,3 +54,26 @@ async def test_preflight__cors_answered(client: Any) -> None:
     response = await client.options("/api/v1/instance")
     assert response.status == 204
     assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+async def test_oversized_body__413_json_and_nothing_written(client: Any, make_user: Any, engine: Any) -> None:
+    user = await make_user("big")
+    body = io.BytesIO(b"status=" + b"x" * (1_048_576 + 10))
+    headers = {**user.headers, "Content-Type": "application/x-www-form-urlencoded"}
+    response = await client.post("/api/v1/statuses", data=body, headers=headers)
+    assert response.status == 413
+    assert await response.json() == {"error": "Request body too large"}
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT COUNT(*) FROM statuses"))).scalar_one() == 0
+
+
+async def test_deeply_nested_json__400_names_the_problem(client: Any, make_user: Any) -> None:
+    user = await make_user("deep")
+    nested = "[" * 5000 + "]" * 5000
+    response = await client.post(
+        "/api/v1/statuses",
+        data=f'{{"status": "hi", "x": {nested}}}',
+        headers={**user.headers, "Content-Type": "application/json"},
+    )
+    assert response.status == 400
+    assert "nests deeper" in (await response.json())["error"] or "not valid JSON" in (await response.json())["error"]
