@@ -77,3 +77,11 @@ async def test_deeply_nested_json__400_names_the_problem(client: Any, make_user:
     )
     assert response.status == 400
     assert "nests deeper" in (await response.json())["error"] or "not valid JSON" in (await response.json())["error"]
+
+
+async def test_static__default_images_served_unknown_names_404(client: Any) -> None:
+    response = await client.get("/static/avatar.png")
+    assert response.status == 200
+    assert (await response.read()).startswith(b"\x89PNG")
+    assert (await client.get("/static/../config.py")).status == 404
+    assert (await client.get("/static/secret_key")).status == 404

@@ -7,6 +7,8 @@ answers and its schema is at the newest migration, 503 otherwise (with a reason 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 from sqlalchemy import text
 
@@ -33,6 +35,19 @@ async def readyz(request: web.Request) -> web.Response:
     if current != head_revision():
         return json_response({"status": "unavailable", "reason": "migrations_pending"}, status=503)
     return json_response({"status": "ok"})
+
+
+_STATIC = Path(__file__).resolve().parent.parent / "static"
+_STATIC_FILES = {"avatar.png", "header.png", "thumbnail.png"}
+
+
+@routes.get("/static/{name}")
+async def static_file(request: web.Request) -> web.StreamResponse:
+    """Default avatar, header and instance thumbnail (media uploads arrive later)."""
+    name = request.match_info["name"]
+    if name not in _STATIC_FILES:
+        raise web.HTTPNotFound()
+    return web.FileResponse(_STATIC / name, headers={"Cache-Control": "public, max-age=86400"})
 
 
 @routes.get("/metrics")
