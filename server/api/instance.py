@@ -13,6 +13,7 @@ streaming API is not implemented yet, but ``urls.streaming_api`` names where it 
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from html import escape
 from typing import Any
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.config import Config
 from server.entities import render_account
 from server.models import Account, Status, User
-from server.web import CONFIG, SESSIONS, Routes, json_response, now
+from server.web import CONFIG, READ_SESSIONS, Routes, json_response, now
 
 routes = Routes()
 
@@ -94,19 +95,45 @@ async def _contact_account(session: AsyncSession, config: Config) -> dict[str, A
     return render_account(config, account) if account is not None else None
 
 
+STATS_SECONDS = 60.0
+_stats_cache: dict[str, tuple[float, dict[str, int]]] = {}
+
+
+async def _stats(request: web.Request) -> dict[str, int]:
+    """Instance counts, recomputed at most once a minute per database (as Mastodon caches them):
+    counting every post on each ``/api/v1/instance`` call would make a public endpoint slow."""
+    config = request.app[CONFIG]
+    key = config.database_url
+    cached = _stats_cache.get(key)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    since = now() - timedelta(days=30)
+    async with request.app[READ_SESSIONS]() as session:
+        stats = {
+            "user_count": (await session.execute(_active_users())).scalar_one(),
+            "status_count": (
+                await session.execute(
+                    select(func.count(Status.id)).where(Status.local.is_(True), Status.deleted_at.is_(None))
+                )
+            ).scalar_one(),
+            "domain_count": (
+                await session.execute(select(func.count(distinct(Account.domain))).where(Account.domain != ""))
+            ).scalar_one(),
+            "active_month": (
+                await session.execute(
+                    _active_users().where(or_(User.last_login_at >= since, Account.last_status_at >= since))
+                )
+            ).scalar_one(),
+        }
+    _stats_cache[key] = (time.monotonic() + STATS_SECONDS, stats)
+    return stats
+
+
 @routes.get("/api/v1/instance")
 async def instance_v1(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
-    async with request.app[SESSIONS]() as session:
-        user_count = (await session.execute(_active_users())).scalar_one()
-        status_count = (
-            await session.execute(
-                select(func.count(Status.id)).where(Status.local.is_(True), Status.deleted_at.is_(None))
-            )
-        ).scalar_one()
-        domain_count = (
-            await session.execute(select(func.count(distinct(Account.domain))).where(Account.domain != ""))
-        ).scalar_one()
+    stats = await _stats(request)
+    async with request.app[READ_SESSIONS]() as session:
         contact = await _contact_account(session, config)
     open_, approval, invites = _registrations(config)
     return json_response(
@@ -118,7 +145,7 @@ async def instance_v1(request: web.Request) -> web.Response:
             "email": config.get("instance", "contact_email"),
             "version": VERSION,
             "urls": {"streaming_api": _streaming_url(config)},
-            "stats": {"user_count": user_count, "status_count": status_count, "domain_count": domain_count},
+            "stats": {k: stats[k] for k in ("user_count", "status_count", "domain_count")},
             "thumbnail": f"{config.base_url}/static/thumbnail.png",
             "languages": list(config.get("instance", "languages")),
             "registrations": open_,
@@ -139,13 +166,8 @@ async def instance_v1(request: web.Request) -> web.Response:
 @routes.get("/api/v2/instance")
 async def instance_v2(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
-    since = now() - timedelta(days=30)
-    async with request.app[SESSIONS]() as session:
-        active_month = (
-            await session.execute(
-                _active_users().where(or_(User.last_login_at >= since, Account.last_status_at >= since))
-            )
-        ).scalar_one()
+    stats = await _stats(request)
+    async with request.app[READ_SESSIONS]() as session:
         contact = await _contact_account(session, config)
     open_, approval, _invites = _registrations(config)
     return json_response(
@@ -155,7 +177,7 @@ async def instance_v2(request: web.Request) -> web.Response:
             "version": VERSION,
             "source_url": SOURCE_URL,
             "description": config.get("instance", "description"),
-            "usage": {"users": {"active_month": active_month}},
+            "usage": {"users": {"active_month": stats["active_month"]}},
             "thumbnail": {"url": f"{config.base_url}/static/thumbnail.png"},
             "icon": [],
             "languages": list(config.get("instance", "languages")),
