@@ -34,7 +34,6 @@ stolen token cannot be used to guess the password behind it.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections import defaultdict, deque
@@ -52,6 +51,7 @@ from federation.content import html_to_text
 from server import relationships
 from server.accounts import MIN_PASSWORD_CHARS, RESERVED, USERNAME, create_local_user
 from server.config import Config
+from server.db import run_blocking
 from server.entities import acct, iso, render_account
 from server.errors import Forbidden, TooManyRequests, ValidationFailed
 from server.ids import new_id
@@ -136,9 +136,18 @@ ATTEMPTS = PasswordAttempts()
 
 
 async def verify_password(
-    config: Config, hasher: PasswordHasher, user: User, password: str | None, *, field: str = "password"
+    session: AsyncSession,
+    config: Config,
+    hasher: PasswordHasher,
+    user: User,
+    password: str | None,
+    *,
+    field: str = "password",
 ) -> None:
-    """Raise 422 (naming ``field``) unless ``password`` is the user's; 429 after many misses."""
+    """Raise 422 (naming ``field``) unless ``password`` is the user's; 429 after many misses.
+
+    Call it before the session writes: the hash is checked off the database connection.
+    """
     limit = int(config.get("security", "login_attempts_per_minute"))
     ATTEMPTS.check(user.id, limit, time.monotonic())
     problems = Problems()
@@ -147,7 +156,7 @@ async def verify_password(
         problems.raise_if_any()
     assert password is not None
     try:
-        await asyncio.to_thread(hasher.verify, user.password_hash, password)
+        await run_blocking(session, hasher.verify, user.password_hash, password)
     except VerificationError:
         ATTEMPTS.failed(user.id, time.monotonic())
         problems.add(field, "ERR_INVALID", "is invalid")
@@ -189,7 +198,7 @@ async def change_password(
     _check_new_password(problems, "new_password", new_password)
     problems.raise_if_any()
     assert new_password is not None
-    user.password_hash = await asyncio.to_thread(hasher.hash, new_password)
+    user.password_hash = await run_blocking(session, hasher.hash, new_password)
     user.must_change_password = False
     await revoke_tokens(session, user.id, at=at, keep_token_id=keep_token_id)
 
@@ -291,6 +300,7 @@ async def register(
     problems = await _validate_sign_up(session, form)
     problems.raise_if_any()
     assert form.username is not None and form.password is not None
+    password_hash = await run_blocking(session, hasher.hash, form.password)  # before any write
     if invite is not None:
         claimed = await session.execute(
             update(Invite)
@@ -310,6 +320,7 @@ async def register(
         reason=(form.reason or "").strip(),
         invite_id=invite.id if invite is not None else None,
         locale=form.locale or "en",
+        password_hash=password_hash,
     )
     token = new_token()
     days = int(config.get("security", "oauth_token_days"))

@@ -7,7 +7,6 @@ because both are addressed as ``@name@domain``).
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 from aiohttp import web
@@ -16,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crypto.passwords import MAX_PASSWORD_BYTES, PasswordHasher, PasswordPolicy
 from server.config import Config
+from server.db import run_blocking
 from server.errors import Unprocessable
 from server.ids import new_id
 from server.models import Account, User
@@ -111,11 +111,14 @@ async def create_local_user(
     invite_id: int | None = None,
     locale: str = "en",
     reserved_ok: bool = False,
+    password_hash: str | None = None,
 ) -> tuple[User, Account]:
     """Add a person account with its login to ``session`` (the caller commits).
 
     Raises ``Unprocessable`` naming the field for a bad or taken username, a weak password or
-    a used email; nothing is added in that case.
+    a used email; nothing is added in that case. ``password_hash``, when given, is
+    ``hasher.hash(password)`` computed by a caller that has to hash before it writes
+    (``server.db.run_blocking``).
     """
     if not (reserved_ok and USERNAME.match(username)):
         check_username(username)
@@ -136,7 +139,7 @@ async def create_local_user(
         id=new_id(),
         account_id=account.id,
         email=email,
-        password_hash=await asyncio.to_thread(hasher.hash, password),
+        password_hash=password_hash or await run_blocking(session, hasher.hash, password),
         role=role,
         approved=approved,
         registration_reason=reason,

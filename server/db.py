@@ -5,17 +5,54 @@ Read-only handlers use ``READ_SESSIONS`` (see ``InlineReadSession``); everything
 
 SQLite runs in WAL mode with ``synchronous=NORMAL`` and foreign keys on, set on every new
 connection; PostgreSQL goes through asyncpg with a bounded pool.
+
+Design note: the SQLite writer
+------------------------------
+SQLite admits one write transaction at a time, so an engine for SQLite has exactly one
+connection (``pool_size=1``): a session holds it from its first statement until it commits,
+rolls back or closes, and other sessions queue for it in asyncio (the pool's wait is an
+``await``), which is far cheaper than SQLite's busy-wait sleeps. No two transactions ever
+interleave on it.
+
+That connection runs on the event loop's thread (``InlineSQLiteConnection``), not in
+aiosqlite's worker thread. SQLite is a library in this process: an indexed statement costs
+tens of microseconds in C, while handing each one to a thread and back cost 100-300 µs under
+load and let other requests run between a transaction's statements while it held the
+connection. Inline, a transaction that awaits nothing else runs start to finish without
+yielding, so the connection is held for exactly its CPU time. SQLAlchemy still sees an
+aiosqlite-shaped async driver, so ``AsyncSession``/``AsyncEngine`` and every API on them work
+unchanged (the statements' awaits simply complete at once).
+
+The trade-offs, and what keeps them safe:
+
+* Nothing slow may run while a session holds the connection: every other writer waits for
+  it. Password hashing goes through :func:`run_blocking`, which hands the connection back
+  first (a read-only transaction is simply ended); a handler must never open a second
+  ``SESSIONS`` session while it holds one (it would wait for itself until ``pool_timeout``).
+* A statement blocks the loop while SQLite works. Statements here are indexed and small;
+  WAL commits with ``synchronous=NORMAL`` do not fsync (the automatic checkpoint every
+  ~1000 pages does, on the loop, for a few milliseconds).
+* Another process (the CLI) may hold SQLite's write lock. The connection's busy timeout is 0
+  and a statement that finds the database locked before its transaction has written
+  anything is retried after an ``asyncio.sleep`` (up to ``BUSY_SECONDS``), so the loop never
+  sleeps inside SQLite. Transactions keep pysqlite's usual shape (reads in autocommit, an
+  implicit ``BEGIN`` before the first write), exactly as they were under aiosqlite.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
 from sqlalchemy.pool import StaticPool
+
+T = TypeVar("T")
+BUSY_SECONDS = 10.0  # how long a statement waits for another process's write lock
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -23,25 +60,214 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA busy_timeout=0")  # waits for other processes happen in asyncio
     cursor.close()
 
 
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     """Create an async engine for ``url`` with the settings our storage rules need."""
     if url.startswith("sqlite"):
-        # One writer connection: SQLite admits one write transaction at a time anyway, and
-        # queueing for the connection in asyncio is far cheaper than SQLite's busy-wait sleeps
-        # (which stretched p99 to seconds under concurrent posting). Reads that matter for
-        # latency go through ReadSessions, which never waits for this connection.
-        engine = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=30)
+        # One writer connection, run inline on the event loop: see the module note.
+        async def connect() -> InlineSQLiteConnection:
+            args, options = engine.dialect.create_connect_args(engine.url)  # the URL's file and options
+            connect_sqlite: Callable[..., sqlite3.Connection] = sqlite3.connect
+            return InlineSQLiteConnection(connect_sqlite(*args, **{**options, "timeout": 0}))
+
+        engine = create_async_engine(
+            url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=30, async_creator=connect
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=TrackedSession)
+
+
+# ---------------------------------------------------------------------------- inline SQLite driver
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+
+
+class _Immediate:
+    """Stands in for aiosqlite's job queue: runs the job at once (isolation-level changes)."""
+
+    def put_nowait(self, job: tuple[asyncio.Future[Any], Callable[[], Any]]) -> None:
+        future, function = job
+        try:
+            future.set_result(function())
+        except Exception as exc:  # handed to the awaiting caller, as aiosqlite does
+            future.set_exception(exc)
+
+
+class InlineSQLiteConnection:
+    """The part of ``aiosqlite.Connection`` SQLAlchemy's adapter uses, run on the caller's thread.
+
+    Every coroutine here completes without suspending, except a wait for another process's
+    write lock (see the module note).
+    """
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._conn = connection
+        self._connection: sqlite3.Connection | None = connection  # aiosqlite's "is open"
+        self._tx = _Immediate()
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self._conn.isolation_level
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    def cursor(self) -> InlineSQLiteCursor:
+        return InlineSQLiteCursor(self)
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        """Call ``function``; if the database is locked before this transaction wrote, wait."""
+        if self._conn.in_transaction:
+            return function(*args)  # this connection holds the write lock: nothing to wait for
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BUSY_SECONDS
+        delay = 0.001
+        while True:
+            try:
+                return function(*args)
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or loop.time() >= deadline:
+                    raise
+                if self._conn.in_transaction:
+                    self._conn.rollback()  # only the implicit BEGIN of this statement: nothing written
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    async def commit(self) -> None:
+        self._conn.commit()
+
+    async def rollback(self) -> None:
+        self._conn.rollback()
+
+    async def create_function(self, *args: Any, **kw: Any) -> None:
+        self._conn.create_function(*args, **kw)
+
+    async def close(self) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self._connection is not None:
+            self._connection = None
+            self._conn.close()
+
+
+class InlineSQLiteCursor:
+    """The part of ``aiosqlite.Cursor`` SQLAlchemy's adapter uses (see the connection)."""
+
+    def __init__(self, owner: InlineSQLiteConnection) -> None:
+        self._owner = owner
+        self._cursor = owner._conn.cursor()
+
+    async def __aenter__(self) -> InlineSQLiteCursor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._cursor.close()
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cursor.lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._cursor.arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._cursor.arraysize = value
+
+    async def execute(self, sql: str, parameters: Any = ()) -> InlineSQLiteCursor:
+        await self._owner.run(self._cursor.execute, sql, parameters)
+        return self
+
+    async def executemany(self, sql: str, parameters: Sequence[Any]) -> InlineSQLiteCursor:
+        await self._owner.run(self._cursor.executemany, sql, parameters)
+        return self
+
+    async def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._rows()
+
+    async def _rows(self) -> AsyncIterator[Any]:
+        while (row := self._cursor.fetchone()) is not None:
+            yield row
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        return self._cursor.fetchmany(self._cursor.arraysize if size is None else size)
+
+    async def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+
+# ---------------------------------------------------------------------------- slow work
+
+
+_WROTE = "hearthside.wrote"
+
+
+class TrackedSession(Session):
+    """A ``Session`` that remembers whether its transaction has written (see ``run_blocking``)."""
+
+
+@event.listens_for(TrackedSession, "after_flush")
+def _flushed(session: Session, _context: Any) -> None:
+    session.info[_WROTE] = True
+
+
+@event.listens_for(TrackedSession, "do_orm_execute")
+def _executed(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info[_WROTE] = True
+
+
+@event.listens_for(TrackedSession, "after_transaction_end")
+def _ended(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_WROTE, None)
+
+
+async def run_blocking(session: AsyncSession, function: Callable[..., T], *args: Any) -> T:
+    """Run slow blocking ``function`` (password hashing) in a thread, off the database.
+
+    When the session has only read so far, its transaction is ended first (a commit that
+    writes nothing; loaded objects stay usable), so the connection — on SQLite, the one
+    writer — is free for other requests while the thread works; the session begins a new
+    transaction at its next statement. A session that has already written keeps its
+    transaction (it cannot be split), so callers hash before they write; so does a session
+    that expires its objects on commit (they would have to be loaded again).
+    """
+    sync = session.sync_session
+    wrote = sync.info.get(_WROTE) or sync.new or sync.dirty or sync.deleted
+    if not wrote and not sync.expire_on_commit and session.in_transaction():
+        await session.commit()
+    return await asyncio.to_thread(function, *args)
+
+
+# ---------------------------------------------------------------------------- inline reads
 
 
 class InlineReadSession:

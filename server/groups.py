@@ -45,9 +45,14 @@ async def load_group(session: AsyncSession, group_id: int) -> GroupView:
             select(Account, Group).join(Group, Group.account_id == Account.id).where(Account.id == group_id)
         )
     ).one_or_none()
-    if row is None or row[0].deleted_at is not None:
+    return found_group(*row) if row is not None else found_group(None, None)
+
+
+def found_group(account: Account | None, group: Group | None) -> GroupView:
+    """The group from its loaded rows; 404 when it does not exist or was deleted."""
+    if account is None or group is None or account.deleted_at is not None:
         raise NotFound("Record not found")
-    return GroupView(row[0], row[1])
+    return GroupView(account, group)
 
 
 async def create_group(
@@ -262,11 +267,20 @@ async def can_view(session: AsyncSession, view: GroupView, viewer_account_id: in
 
 async def check_can_post(session: AsyncSession, view: GroupView, account_id: int) -> None:
     """Raise 403 unless ``account_id`` may post in the group (an unbanned member)."""
+    refuse_posting(
+        view,
+        banned=await is_banned(session, view.account.id, account_id),
+        member=await is_member(session, view.account.id, account_id),
+    )
+
+
+def refuse_posting(view: GroupView, *, banned: bool, member: bool) -> None:
+    """``check_can_post`` over facts already loaded: 403 unless an unbanned member may post."""
     if view.account.suspended_at is not None:
         raise Forbidden("this group is suspended")
-    if await is_banned(session, view.account.id, account_id):
+    if banned:
         raise Forbidden("you are banned from this group")
-    if not await is_member(session, view.account.id, account_id):
+    if not member:
         raise Forbidden("join the group before posting in it")
 
 

@@ -27,7 +27,6 @@ decides lives here, over a session the caller commits.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -50,6 +49,7 @@ from crypto.passwords import PasswordHasher
 from crypto.tokens import digest, new_token, same_digest
 from server.auth import SCOPES_SUPPORTED, forget_tokens, parse_scopes, scope_allows
 from server.config import Config
+from server.db import run_blocking
 from server.errors import ApiError, TooManyRequests, Unprocessable
 from server.ids import new_id
 from server.models import Account, OAuthApp, OAuthCode, OAuthToken, User
@@ -320,14 +320,14 @@ class LoginThrottle:
 _dummy_hashes: weakref.WeakKeyDictionary[PasswordHasher, str] = weakref.WeakKeyDictionary()
 
 
-async def _dummy_verify(hasher: PasswordHasher, password: str) -> None:
+async def _dummy_verify(session: AsyncSession, hasher: PasswordHasher, password: str) -> None:
     """Spend one verification on a hash nobody has, so unknown logins take as long as real ones."""
     dummy = _dummy_hashes.get(hasher)
     if dummy is None:
-        dummy = await asyncio.to_thread(hasher.hash, new_token())
+        dummy = await run_blocking(session, hasher.hash, new_token())
         _dummy_hashes[hasher] = dummy
     try:
-        await asyncio.to_thread(hasher.verify, dummy, password)
+        await run_blocking(session, hasher.verify, dummy, password)
     except VerificationError:
         pass
 
@@ -360,12 +360,12 @@ async def verify_login(
         query = query.where(Account.username_lower == key, Account.domain == "", Account.actor_type == "Person")
     found = (await session.execute(query)).one_or_none() if key else None
     if found is None or found[1].deleted_at is not None:
-        await _dummy_verify(hasher, password)
+        await _dummy_verify(session, hasher, password)
         log.info("login refused reason=bad_credentials")
         raise OAuthError("invalid_grant", _LOGIN_REFUSED)
     user, account = found
     try:
-        await asyncio.to_thread(hasher.verify, user.password_hash, password)
+        await run_blocking(session, hasher.verify, user.password_hash, password)
     except VerificationError:
         log.info("login refused user=%s reason=bad_credentials", user.id)
         raise OAuthError("invalid_grant", _LOGIN_REFUSED) from None
@@ -377,7 +377,7 @@ async def verify_login(
         log.info("login refused user=%s reason=pending", user.id)
         raise LoginRefused("Your login is currently pending approval.")
     if hasher.needs_rehash(user.password_hash):
-        user.password_hash = await asyncio.to_thread(hasher.hash, password)
+        user.password_hash = await run_blocking(session, hasher.hash, password)
     user.last_login_at = now
     return user, account
 

@@ -34,9 +34,23 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import ColumnElement, Select, and_, case, delete, exists, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 
 from federation.content import MentionTarget, RenderedContent, extract_mentions, render_markdown
 from server import groups
@@ -50,6 +64,7 @@ from server.models import (
     Favourite,
     Follow,
     Group,
+    GroupBan,
     Mention,
     Mute,
     Notification,
@@ -227,7 +242,9 @@ def _is_local_domain(config: Config, domain: str | None) -> bool:
 
 async def render_content(session: AsyncSession, config: Config, text: str) -> tuple[RenderedContent, list[Account]]:
     """Render member Markdown; mentions resolve to local, available accounts (one query)."""
-    wanted = {username.lower() for username, domain in extract_mentions(text) if _is_local_domain(config, domain)}
+    wanted: set[str] = set()
+    if "@" in text or "&" in text:  # else no mention can exist ("&#64;" decodes to "@"): skip a parse
+        wanted = {username.lower() for username, domain in extract_mentions(text) if _is_local_domain(config, domain)}
     found: dict[str, Account] = {}
     if wanted:
         rows = await session.execute(
@@ -324,20 +341,76 @@ def _choose_group(draft: Draft, parent: Status | None, mentioned: list[Account])
     return next(iter(chosen), None)
 
 
+@dataclass(frozen=True, slots=True)
+class NewStatus:
+    """A post just added, with the accounts its rendering needs (fresh, counters included)."""
+
+    status: Status
+    author: Account
+    group: Account | None
+
+
+_GROUP_ID = bindparam("group_id", type_=BigInteger)
+_AUTHOR_ID = bindparam("author_id", type_=BigInteger)
+_Author = aliased(Account, name="author")
+_GroupAccount = aliased(Account, name="posting_group")
+
+# Statements of the create path are built once: building SQL expressions costs more Python
+# than SQLite takes to run them, and each statement here replaced two or three queries.
+_POSTING_CONTEXT = (
+    select(
+        _Author,
+        _GroupAccount,
+        Group,
+        select(Follow.state)
+        .where(Follow.account_id == _Author.id, Follow.target_account_id == _GROUP_ID)
+        .scalar_subquery()
+        .label("membership"),
+        exists().where(GroupBan.group_id == _GROUP_ID, GroupBan.account_id == _Author.id).label("banned"),
+    )
+    .select_from(_Author)
+    .outerjoin(_GroupAccount, _GroupAccount.id == _GROUP_ID)
+    .outerjoin(Group, Group.account_id == _GroupAccount.id)
+    .where(_Author.id == _AUTHOR_ID)
+)
+_INSERT_STATUS = insert(Status.metadata.tables["statuses"])
+_accounts = Account.metadata.tables["accounts"].c
+_COUNT_POST = (
+    update(Account.metadata.tables["accounts"])
+    .where(_accounts.id == _AUTHOR_ID)
+    .values(
+        statuses_count=_accounts.statuses_count + 1,
+        last_status_at=bindparam("moment", type_=_accounts.last_status_at.type),
+    )
+    .returning(_accounts.statuses_count)
+)
+
+
 async def create_status(
     session: AsyncSession,
     config: Config,
     *,
-    author: Account,
+    author_id: int,
     draft: Draft,
     application_id: int | None = None,
-) -> Status:
-    """Validate and add a post (counters, mentions, tags, notifications); the caller commits."""
+) -> NewStatus:
+    """Validate and add a post (counters, mentions, tags, notifications); the caller commits.
+
+    One query loads the author and, when the draft names a group, the group with the
+    author's membership and ban; a post without mentions or tags then costs that query, the
+    insert and the counter update.
+    """
     text = check_text(config, draft.text)
     visibility = check_visibility(draft.visibility)
     language = check_language(draft.language)
     if len(draft.spoiler_text) > MAX_SPOILER_CHARS:
         raise Unprocessable(f"spoiler_text: longer than {MAX_SPOILER_CHARS} characters")
+    context = (
+        await session.execute(_POSTING_CONTEXT, {"author_id": author_id, "group_id": draft.group_id})
+    ).one_or_none()
+    if context is None:
+        raise NotFound("Record not found")
+    author, named_group, named_settings, membership, banned = context
     parent: Status | None = None
     if draft.in_reply_to_id is not None:
         try:
@@ -349,49 +422,57 @@ async def create_status(
     rendered, mentioned = await render_content(session, config, text)
     group_id = _choose_group(draft, parent, mentioned)
     members_only = False
+    group: Account | None = None
     if group_id is not None:
-        view = await groups.load_group(session, group_id)
-        await groups.check_can_post(session, view, author.id)
+        if group_id == draft.group_id:
+            view = groups.found_group(named_group, named_settings)
+            groups.refuse_posting(view, banned=bool(banned), member=membership == "accepted")
+        else:  # the group came from a mention or the parent post
+            view = await groups.load_group(session, group_id)
+            await groups.check_can_post(session, view, author.id)
+        group = view.account
         members_only = view.group.members_only
         if members_only:
             visibility = "private"
     moment = now()
-    status = Status(
-        id=new_id(),
-        account_id=author.id,
-        group_id=group_id,
-        in_reply_to_id=parent.id if parent else None,
-        in_reply_to_account_id=parent.account_id if parent else None,
-        thread_root_id=(parent.thread_root_id or parent.id) if parent else None,
-        visibility=visibility,
-        text=text,
-        content=rendered.html,
-        spoiler_text=draft.spoiler_text,
-        sensitive=bool(draft.sensitive or draft.spoiler_text.strip()),
-        language=language,
-        local=True,
-        application_id=application_id,
-        replies_count=0,
-        reblogs_count=0,
-        favourites_count=0,
-        created_at=moment,
-    )
-    status.uri = status_uri(config, author, status.id)
-    status.url = status_url(config, author, status.id)
-    session.add(status)
-    await session.flush()
+    status_id = new_id()
+    row: dict[str, Any] = {
+        "id": status_id,
+        "account_id": author.id,
+        "group_id": group_id,
+        "in_reply_to_id": parent.id if parent else None,
+        "in_reply_to_account_id": parent.account_id if parent else None,
+        "thread_root_id": (parent.thread_root_id or parent.id) if parent else None,
+        "reblog_of_id": None,
+        "visibility": visibility,
+        "text": text,
+        "content": rendered.html,
+        "spoiler_text": draft.spoiler_text,
+        "sensitive": bool(draft.sensitive or draft.spoiler_text.strip()),
+        "language": language,
+        "uri": status_uri(config, author, status_id),
+        "url": status_url(config, author, status_id),
+        "local": True,
+        "application_id": application_id,
+        "replies_count": 0,
+        "reblogs_count": 0,
+        "favourites_count": 0,
+        "created_at": moment,
+        "edited_at": None,
+        "deleted_at": None,
+    }
+    await session.execute(_INSERT_STATUS, row)
+    status = Status(**row)  # the row as inserted, for rendering (not added to the session)
     for account in mentioned:
-        session.add(Mention(status_id=status.id, account_id=account.id))
-    await _save_tags(session, status.id, rendered)
-    await session.execute(
-        update(Account)
-        .where(Account.id == author.id)
-        .values(statuses_count=Account.statuses_count + 1, last_status_at=moment)
-    )
+        session.add(Mention(status_id=status_id, account_id=account.id))
+    await _save_tags(session, status_id, rendered)
+    counted = (await session.execute(_COUNT_POST, {"author_id": author.id, "moment": moment})).scalar_one()
+    set_committed_value(author, "statuses_count", counted)
+    set_committed_value(author, "last_status_at", moment)
     if parent is not None:
         await _bump(session, Status, parent.id, replies_count=1)
     await _notify_mentioned(session, status, mentioned, members_only)
-    return status
+    return NewStatus(status, author, group)
 
 
 # ---------------------------------------------------------------------------- idempotency
@@ -423,14 +504,18 @@ async def remember_idempotent(session: AsyncSession, account_id: int, key: str, 
     """Record the key (dropping this account's expired or stale ones); the caller commits.
 
     Two concurrent requests with one key collide on the unique constraint; the API layer
-    retries the loser, which then finds the winner's status.
+    retries the loser, which then finds the winner's status. Only a key that
+    :func:`find_idempotent` would ignore (expired, or its post deleted) is replaced: deleting
+    a live one would let a loser that looked before the winner committed post twice.
     """
     digest = _key_digest(key)
     since = now() - timedelta(seconds=IDEMPOTENCY_SECONDS)
+    keys = StatusIdempotencyKey
+    post_deleted = exists().where(Status.id == keys.status_id, Status.deleted_at.is_not(None))
     await session.execute(
-        delete(StatusIdempotencyKey).where(
-            StatusIdempotencyKey.account_id == account_id,
-            or_(StatusIdempotencyKey.created_at <= since, StatusIdempotencyKey.key_digest == digest),
+        delete(keys).where(
+            keys.account_id == account_id,
+            or_(keys.created_at <= since, and_(keys.key_digest == digest, post_deleted)),
         )
     )
     session.add(

@@ -7,6 +7,7 @@ tests do not depend on the follow/block endpoints.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -408,6 +409,59 @@ async def test_group__unknown_group_id_is_404(client: Any, make_user: Any) -> No
         "/api/v1/statuses", json={"status": "x", "group_id": str(alice.account_id)}, headers=alice.headers
     )
     assert response.status == 404
+
+
+async def test_group__suspended_deleted_or_pending_group_refuses_group_id_posts(
+    client: Any, make_user: Any, engine: Any
+) -> None:
+    owner = await make_user("owner")
+    hopeful = await make_user("hopeful")
+    pending = await make_group(engine, owner, "pending")
+    await follow(engine, hopeful, SimpleNamespace(account_id=pending), state="pending")
+    response = await client.post(
+        "/api/v1/statuses", json={"status": "x", "group_id": str(pending)}, headers=hopeful.headers
+    )
+    assert response.status == 403
+    assert "join the group" in (await response.json())["error"]
+    suspended = await make_group(engine, owner, "quiet")
+    await suspend(engine, suspended)
+    response = await client.post(
+        "/api/v1/statuses", json={"status": "x", "group_id": str(suspended)}, headers=owner.headers
+    )
+    assert response.status == 403
+    assert "suspended" in (await response.json())["error"]
+    gone = await make_group(engine, owner, "gone")
+    async with make_sessionmaker(engine)() as session:
+        await session.execute(update(Account).where(Account.id == gone).values(deleted_at=now()))
+        await session.commit()
+    response = await client.post("/api/v1/statuses", json={"status": "x", "group_id": str(gone)}, headers=owner.headers)
+    assert response.status == 404
+    assert (await account_row(engine, owner.account_id)).statuses_count == 0
+
+
+async def test_create__response_is_what_show_returns(client: Any, make_user: Any, engine: Any) -> None:
+    owner = await make_user("owner")
+    bob = await make_user("bob")
+    group_id = await make_group(engine, owner, "peers")
+    await post(client, owner, "an earlier one")
+    created = await post(client, owner, "Hi @bob, see #Rest", group_id=str(group_id), spoiler_text="cw")
+    shown = await (await get_status(client, created["id"], owner)).json()
+    assert created == shown
+    assert created["account"]["statuses_count"] == 2
+    assert created["hearthside"]["group"]["id"] == str(group_id)
+    assert [m["id"] for m in created["mentions"]] == [str(bob.account_id)]
+    assert [t["name"] for t in created["tags"]] == ["rest"]
+
+
+async def test_create__idempotency_key_of_a_deleted_post_posts_again(client: Any, make_user: Any) -> None:
+    alice = await make_user("alice")
+    headers = {**alice.headers, "Idempotency-Key": "again"}
+    first = await (await client.post("/api/v1/statuses", json={"status": "one"}, headers=headers)).json()
+    assert (await client.delete(f"/api/v1/statuses/{first['id']}", headers=alice.headers)).status == 200
+    second = await (await client.post("/api/v1/statuses", json={"status": "one"}, headers=headers)).json()
+    assert second["id"] != first["id"]
+    third = await (await client.post("/api/v1/statuses", json={"status": "one"}, headers=headers)).json()
+    assert third["id"] == second["id"]
 
 
 # ---------------------------------------------------------------------------- show

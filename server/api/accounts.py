@@ -639,7 +639,7 @@ async def delete_own_account(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     async with request.app[SESSIONS]() as session:
         user, account = await _me(session, viewer)
-        await lifecycle.verify_password(config, request.app[HASHER], user, password)
+        await lifecycle.verify_password(session, config, request.app[HASHER], user, password)
         await lifecycle.delete_account(session, user, account, at=now())
         await _commit(session)
     forget_tokens(user_id=user.id)
@@ -669,7 +669,7 @@ async def change_password(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     async with request.app[SESSIONS]() as session:
         user, _account = await _me(session, viewer)
-        await lifecycle.verify_password(config, request.app[HASHER], user, current, field="current_password")
+        await lifecycle.verify_password(session, config, request.app[HASHER], user, current, field="current_password")
         await lifecycle.change_password(
             session, request.app[HASHER], user, new, keep_token_id=viewer.token_id, at=now()
         )

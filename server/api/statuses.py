@@ -93,11 +93,14 @@ async def create(request: web.Request) -> web.Response:
             existing = await service.find_idempotent(session, account_id, key)
             if existing is not None:
                 return await render_status(session, config, existing, account_id)
-        author = await _author(session, account_id)
-        status = await service.create_status(session, config, author=author, draft=draft, application_id=viewer.app_id)
+        new = await service.create_status(
+            session, config, author_id=account_id, draft=draft, application_id=viewer.app_id
+        )
         if key:
-            await service.remember_idempotent(session, account_id, key, status.id)
-        return await render_status(session, config, status, account_id)
+            await service.remember_idempotent(session, account_id, key, new.status.id)
+        known = {a.id: a for a in (new.author, new.group) if a is not None}
+        rendered = await render_statuses(session, config, [new.status], account_id, known_accounts=known)
+        return rendered[0]
 
     return json_response(await in_transaction(request, work))
 
