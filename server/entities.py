@@ -16,6 +16,10 @@ def iso(moment: datetime | None) -> str | None:
     """Mastodon's timestamp format: ISO 8601 in UTC with milliseconds and ``Z``."""
     if moment is None:
         return None
+    if moment.year >= 1000:
+        # Same text as the strftime form below at half the cost: isoformat's first 23
+        # characters are "YYYY-MM-DDTHH:MM:SS.mmm", milliseconds truncated.
+        return moment.isoformat(timespec="milliseconds")[:23] + "Z"
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 

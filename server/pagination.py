@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from sqlalchemy import Select
+from sqlalchemy import Select, bindparam
 
 from server.web import Params
 
@@ -53,6 +53,31 @@ def paginate(query: Select[Any], column: Any, page: Page) -> Select[Any]:
     return query.order_by(column.desc()).limit(page.limit)
 
 
+def bounded(query: Select[Any], column: Any, *, ascending: bool) -> Select[Any]:
+    """``paginate`` for a statement built once: the bounds and limit are parameters.
+
+    Execute it with ``bound_params(page)`` (and ``ascending=page.ascending``). Absent bounds
+    become the ends of the 64-bit id range, so one statement serves every page.
+    """
+    query = query.where(column <= bindparam("page_upper"), column > bindparam("page_lower"))
+    order = column.asc() if ascending else column.desc()
+    return query.order_by(order).limit(bindparam("page_limit"))
+
+
+_ID_MAX = 2**63 - 1
+_ID_MIN = -(2**63)
+
+
+def bound_params(page: Page) -> dict[str, int]:
+    """Parameters of a ``bounded`` statement: ``id < max_id``, ``id > since_id``, ``id > min_id``."""
+    lower = _ID_MIN
+    for bound in (page.since_id, page.min_id):
+        if bound is not None and bound > lower:
+            lower = bound
+    upper = _ID_MAX if page.max_id is None else page.max_id - 1
+    return {"page_upper": upper, "page_lower": lower, "page_limit": page.limit}
+
+
 def order_newest_first(items: list[Any], page: Page, key: Any) -> list[Any]:
     """Rows fetched with ``min_id`` come oldest first; clients expect newest first."""
     return sorted(items, key=key, reverse=True) if page.ascending else items
@@ -65,7 +90,6 @@ def link_header(request: web.Request, ids: list[int], page: Page) -> dict[str, s
     base = f"{request.scheme}://{request.host}{request.path}"
     keep = [(k, v) for k, v in request.query.items() if k not in ("max_id", "since_id", "min_id", "limit")]
     keep.append(("limit", str(page.limit)))
-    newer = urlencode([*keep, ("min_id", str(max(ids)))])
-    older = urlencode([*keep, ("max_id", str(min(ids)))])
-    links = [f'<{base}?{older}>; rel="next"', f'<{base}?{newer}>; rel="prev"']
+    query = urlencode(keep)  # ids are digits: appending them is what urlencode would do
+    links = [f'<{base}?{query}&max_id={min(ids)}>; rel="next"', f'<{base}?{query}&min_id={max(ids)}>; rel="prev"']
     return {"Link": ", ".join(links)}

@@ -3,11 +3,16 @@
 Design note
 -----------
 Every timeline is one paginated query over ``statuses.id`` (ids are time-ordered, so the
-primary key is the order) that already applies :func:`server.statuses.visible_clause`; the
-page is then rendered in a constant number of queries (``server.status_entities``). Boosts
-whose original the viewer may not see are dropped after the page query, so a page can come
-back shorter than ``limit``; the ``Link`` header is built from the ids the query returned,
-which keeps paging correct (Mastodon behaves the same way).
+primary key is the order) that already applies :func:`server.statuses.visible_clause`; it
+selects plain rows (``server.status_entities.page_select``: the post, its author, group,
+application and the viewer's flags), which ``status_entities.render_page`` turns into JSON
+in a constant number of further queries (often none). Boosts whose original the viewer may
+not see are dropped after the page query, so a page can come back shorter than ``limit``;
+the ``Link`` header is built from the ids the query returned, which keeps paging correct
+(Mastodon behaves the same way).
+
+The group timeline, the busiest read, runs statements built once at import with the viewer,
+group, time and page bounds as parameters, so a request spends no time building SQL.
 
 * home: own posts, accepted follows' posts (boosts too, unless ``show_reblogs`` is off) and
   posts in the viewer's groups; replies only when they answer someone the viewer follows
@@ -20,43 +25,71 @@ which keeps paging correct (Mastodon behaves the same way).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Executable,
+    Select,
+    String,
+    and_,
+    bindparam,
+    column,
+    exists,
+    literal_column,
+    null,
+    or_,
+    select,
+    text,
+    type_coerce,
+    union_all,
+)
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter, ColumnClause
 
 from federation.content import normalize_hashtag
+from server.db import InlineReadSession
 from server.errors import NotFound
-from server.models import Account, Follow, Group, Status, StatusTag, Tag
-from server.pagination import Page, order_newest_first, paginate
-from server.statuses import PUBLICISH, blocked_ids, followed_ids, muted_ids, visible_clause
+from server.models import Account, Block, Follow, Group, Mute, Status, StatusTag, Tag
+from server.pagination import Page, bound_params, bounded, paginate
+from server.status_entities import PAGE_WIDTH, is_boost, page_select
+from server.statuses import PUBLICISH, followed_ids, muted_ids, visible_clause
 from server.web import now
 
 MAX_TAGS_PER_PARAM = 4
+_first = itemgetter(0)
 
 
 @dataclass(frozen=True, slots=True)
 class TimelinePage:
-    """A page's rows, newest first, and accounts whose boosted posts are to be hidden."""
+    """A page's rows (``status_entities.page_select`` columns), newest first, and accounts
+    whose boosted posts are to be hidden."""
 
-    statuses: Sequence[Status]
+    rows: Sequence[Any]
     hidden_accounts: frozenset[int] = frozenset()
-    accounts: Mapping[int, Account] = field(default_factory=dict)
 
     @property
     def ids(self) -> list[int]:
-        return [s.id for s in self.statuses]
+        return [row[0] for row in self.rows]
 
 
-async def _run(session: AsyncSession, query: Select[Any], page: Page) -> TimelinePage:
-    """Run a page query over ``Status``, fetching each author in the same query."""
-    query = query.add_columns(Account).join(Account, Account.id == Status.account_id)
-    query = query.execution_options(populate_existing=True)
-    rows = [(status, author) for status, author in await session.execute(paginate(query, Status.id, page))]
-    rows = order_newest_first(rows, page, key=lambda row: row[0].id)
-    return TimelinePage([status for status, _ in rows], accounts={author.id: author for _, author in rows})
+async def _run(session: AsyncSession, query: Select[Any], page: Page, viewer_id: int | None) -> TimelinePage:
+    """The page of ``query`` (``SELECT statuses.id ... WHERE`` the timeline's rules) as page rows.
+
+    The ids are chosen first, in a subquery: when the database must sort the matching posts
+    (a home timeline's several indexes), it sorts ids rather than whole page rows, and the
+    page columns are computed for the posts shown only.
+    """
+    chosen = paginate(query, Status.id, page).subquery()
+    statement = page_select(viewer_id is not None).where(Status.__table__.c.id.in_(select(chosen.c.id)))
+    params = {"viewer": viewer_id} if viewer_id is not None else None
+    rows = (await session.execute(statement, params)).all()
+    return TimelinePage(sorted(rows, key=_first, reverse=True))
 
 
 async def _muted_set(session: AsyncSession, viewer_id: int | None) -> frozenset[int]:
@@ -85,7 +118,7 @@ async def home(session: AsyncSession, viewer_id: int, page: Page) -> TimelinePag
     quiet_boosts = select(Follow.target_account_id).where(
         Follow.account_id == viewer_id, Follow.show_reblogs.is_(False)
     )
-    query = select(Status).where(
+    query = select(Status.id).where(
         or_(Status.account_id == viewer_id, Status.account_id.in_(followed), Status.group_id.in_(followed)),
         visible_clause(viewer_id),
         *_not_muted(viewer_id),
@@ -99,8 +132,8 @@ async def home(session: AsyncSession, viewer_id: int, page: Page) -> TimelinePag
         ),
         or_(Status.reblog_of_id.is_(None), Status.account_id.not_in(quiet_boosts)),
     )
-    result = await _run(session, query, page)
-    if any(s.reblog_of_id for s in result.statuses):
+    result = await _run(session, query, page, viewer_id)
+    if any(is_boost(row) for row in result.rows):  # hide boosts of muted accounts' posts
         result = replace(result, hidden_accounts=await _muted_set(session, viewer_id))
     return result
 
@@ -118,7 +151,7 @@ async def public(
 ) -> TimelinePage:
     if only_media:  # no media attachments exist yet
         return TimelinePage([])
-    query = select(Status).where(
+    query = select(Status.id).where(
         Status.visibility == "public",
         Status.reblog_of_id.is_(None),
         visible_clause(viewer_id),
@@ -126,7 +159,7 @@ async def public(
         _no_replies_to_others(),
         *_not_muted(viewer_id),
     )
-    return await _run(session, _origin(query, local=local, remote=remote), page)
+    return await _run(session, _origin(query, local=local, remote=remote), page, viewer_id)
 
 
 async def _tag_ids(session: AsyncSession, names: Sequence[str]) -> list[int]:
@@ -156,7 +189,7 @@ async def hashtag(
     wanted = await _tag_ids(session, [name, *any_of[:MAX_TAGS_PER_PARAM]])
     if not wanted:
         return TimelinePage([])
-    query = select(Status).where(
+    query = select(Status.id).where(
         Status.id.in_(select(StatusTag.status_id).where(StatusTag.tag_id.in_(wanted))),
         Status.visibility == "public",
         Status.reblog_of_id.is_(None),
@@ -172,50 +205,149 @@ async def hashtag(
     excluded = await _tag_ids(session, list(none_of[:MAX_TAGS_PER_PARAM]))
     if excluded:
         query = query.where(Status.id.not_in(select(StatusTag.status_id).where(StatusTag.tag_id.in_(excluded))))
-    return await _run(session, _origin(query, local=local, remote=remote), page)
+    return await _run(session, _origin(query, local=local, remote=remote), page, viewer_id)
+
+
+# ---------------------------------------------------------------------------- group timeline
+
+_ACCOUNTS = Account.__table__
+_STATUSES = Status.__table__
+_GROUPS = Group.__table__
+_FOLLOWS = Follow.__table__
+_BLOCKS = Block.__table__
+_MUTES = Mute.__table__
+_GROUP_ID: BindParameter[Any] = bindparam("group_id")
+_VIEWER: BindParameter[Any] = bindparam("viewer")
+
+
+def _constant(value: str) -> ColumnElement[str]:
+    """A fixed word written into the SQL (a parameter would be processed at each execution)."""
+    assert value.isalpha()
+    return literal_column(f"'{value}'", String())
+
+
+# Core twins of server.statuses.blocked_ids and muted_ids, for the viewer as a parameter.
+# (ORM attributes anywhere in a statement send its rows through the ORM's loading path,
+# which costs more than this whole query.) tests/test_timeline_pages.py checks blocks both
+# ways, mutes and expired mutes through this path.
+_BLOCKING = select(_BLOCKS.c.target_account_id).where(_BLOCKS.c.account_id == _VIEWER)
+_BLOCKED_BY = select(_BLOCKS.c.account_id).where(_BLOCKS.c.target_account_id == _VIEWER)
+_MUTED = select(_MUTES.c.target_account_id).where(
+    _MUTES.c.account_id == _VIEWER, or_(_MUTES.c.expires_at.is_(None), _MUTES.c.expires_at > bindparam("moment"))
+)
+_MEMBER = exists().where(
+    _FOLLOWS.c.account_id == _VIEWER,
+    _FOLLOWS.c.target_account_id == _GROUP_ID,
+    _FOLLOWS.c.state == _constant("accepted"),
+)
+
+
+def _group_page(*, viewer: bool, ascending: bool) -> CompoundSelect[Any]:
+    """The group's state and the viewer's membership, and a page of the group's posts.
+
+    ``UNION ALL`` of one row for the group — NULL page columns, then ``suspended_at``,
+    ``deleted_at``, ``members_only`` and the viewer's follow state; absent when there is no
+    such group — and one row per post: ``page_columns()`` and NULLs. Posts come from the
+    ``(group_id, id)`` index, authors available, not blocked either way nor muted; members
+    see every post, others the public and unlisted ones. The caller answers 404 from the
+    group's row before it uses any post.
+    """
+    posts = page_select(viewer, group_id=_GROUP_ID).where(
+        _STATUSES.c.group_id == _GROUP_ID,
+        _STATUSES.c.deleted_at.is_(None),
+        _ACCOUNTS.c.suspended_at.is_(None),
+        _ACCOUNTS.c.deleted_at.is_(None),
+    )
+    # "visibility IN (...)" with a list would be expanded into the SQL at every execution
+    publicish = or_(*(_STATUSES.c.visibility == _constant(value) for value in PUBLICISH))
+    if viewer:
+        posts = posts.where(
+            or_(publicish, _MEMBER),
+            _STATUSES.c.account_id.not_in(_BLOCKING),
+            _STATUSES.c.account_id.not_in(_BLOCKED_BY),
+            _STATUSES.c.account_id.not_in(_MUTED),
+        )
+    else:
+        posts = posts.where(publicish)
+    page = bounded(posts, _STATUSES.c.id, ascending=ascending).subquery("page")
+    group = _ACCOUNTS.alias("target_group")
+    state = (
+        select(
+            *(null() for _ in range(PAGE_WIDTH)),
+            type_coerce(group.c.suspended_at, String()),  # only compared with NULL
+            type_coerce(group.c.deleted_at, String()),
+            _GROUPS.c.members_only,
+            _FOLLOWS.c.state,
+        )
+        .select_from(
+            group.join(_GROUPS, _GROUPS.c.account_id == group.c.id).outerjoin(
+                _FOLLOWS, and_(_FOLLOWS.c.target_account_id == group.c.id, _FOLLOWS.c.account_id == _VIEWER)
+            )
+        )
+        .where(group.c.id == _GROUP_ID)
+    )
+    return union_all(state, select(*page.c, null(), null(), null(), null()))
+
+
+class _Prepared:
+    """A statement built once; on the inline SQLite read session it runs as its SQL text.
+
+    SQLAlchemy hashes a statement's whole cache key every time it runs it; for this union of
+    two dozen columns and as many subqueries that costs a fifth of the query itself. The
+    same SQL as text is found in the cache by one string, whose hash Python keeps. Columns
+    come back as the driver gives them, as they do from the statement.
+    """
+
+    def __init__(self, statement: CompoundSelect[Any]) -> None:
+        self.statement = statement
+        compiled = statement.compile(dialect=sqlite.dialect(paramstyle="named"))
+        binds = [
+            bindparam(name, None if bind.required else bind.value, type_=bind.type, required=bind.required)
+            for bind, name in compiled.bind_names.items()
+        ]
+        columns: list[ColumnClause[Any]] = [column(f"c{i}") for i in range(len(statement.selected_columns))]
+        self.sqlite = text(str(compiled)).bindparams(*binds).columns(*columns)
+
+    def to_run(self, session: AsyncSession) -> Executable:
+        return self.sqlite if isinstance(session, InlineReadSession) else self.statement
+
+
+# (logged in, ascending) -> statement
+_GROUP_PAGES = {
+    (viewer, ascending): _Prepared(_group_page(viewer=viewer, ascending=ascending))
+    for viewer in (False, True)
+    for ascending in (False, True)
+}
 
 
 async def group(session: AsyncSession, group_id: int, viewer_id: int | None, page: Page) -> TimelinePage:
     """Posts in a group, newest first. Members-only groups answer 404 to non-members.
 
-    One query for the group and the viewer's membership, one on the ``(group_id, id)``
-    index that also brings the authors; members see every post, others the public and
-    unlisted ones. Group posts are never boosts, so rendering needs no originals.
+    One query (``_group_page``) brings the group's state, the viewer's membership and the
+    page with everything rendering needs. Group posts are never boosts, so rendering needs
+    no originals.
     """
-    viewer = viewer_id if viewer_id is not None else 0
-    found = (
-        await session.execute(
-            select(Account, Group.members_only, Follow.state)
-            .join(Group, Group.account_id == Account.id)
-            .outerjoin(Follow, and_(Follow.target_account_id == Account.id, Follow.account_id == viewer))
-            .where(Account.id == group_id)
-        )
-    ).one_or_none()
-    if found is None:
-        raise NotFound("Record not found")
-    group_account, members_only, state = found
-    if group_account.suspended_at is not None or group_account.deleted_at is not None:
-        raise NotFound("Record not found")
-    member = viewer_id is not None and state == "accepted"
-    if members_only and not member:
-        raise NotFound("Record not found")
-    query = select(Status).where(
-        Status.group_id == group_id,
-        Status.deleted_at.is_(None),
-        Account.suspended_at.is_(None),
-        Account.deleted_at.is_(None),
-    )
-    if not member:
-        query = query.where(Status.visibility.in_(PUBLICISH))
+    params: dict[str, Any] = {"group_id": group_id, "viewer": viewer_id if viewer_id is not None else 0}
+    params.update(bound_params(page))
     if viewer_id is not None:
-        blocking, blocked_by = blocked_ids(viewer_id)
-        query = query.where(
-            Status.account_id.not_in(blocking),
-            Status.account_id.not_in(blocked_by),
-            *_not_muted(viewer_id),
-        )
-    result = await _run(session, query, page)
-    return replace(result, accounts={**result.accounts, group_account.id: group_account})
+        params["moment"] = now()
+    state = None
+    posts = []
+    statement = _GROUP_PAGES[(viewer_id is not None, page.ascending)].to_run(session)
+    for row in (await session.execute(statement, params)).all():
+        if row[0] is None:
+            state = row[PAGE_WIDTH:]
+        else:
+            posts.append(row)
+    if state is None:
+        raise NotFound("Record not found")
+    suspended_at, deleted_at, members_only, follow_state = state
+    if suspended_at is not None or deleted_at is not None:
+        raise NotFound("Record not found")
+    if members_only and not (viewer_id is not None and follow_state == "accepted"):
+        raise NotFound("Record not found")
+    posts.sort(key=_first, reverse=True)
+    return TimelinePage(posts)
 
 
 async def account_statuses(
@@ -233,10 +365,11 @@ async def account_statuses(
     """One account's posts as the viewer may see them (a group account: the group's posts)."""
     if only_media or pinned:  # no media, no pins yet
         return TimelinePage([])
+    query = select(Status.id)
     if target.is_group:
-        query = select(Status).where(Status.group_id == target.id)
+        query = query.where(Status.group_id == target.id)
     else:
-        query = select(Status).where(Status.account_id == target.id)
+        query = query.where(Status.account_id == target.id)
     query = query.where(visible_clause(viewer_id))
     if exclude_replies:
         query = query.where(_no_replies_to_others())
@@ -247,4 +380,4 @@ async def account_statuses(
         if not ids:
             return TimelinePage([])
         query = query.where(Status.id.in_(select(StatusTag.status_id).where(StatusTag.tag_id == ids[0])))
-    return await _run(session, query, page)
+    return await _run(session, query, page, viewer_id)

@@ -1,7 +1,8 @@
 """Timelines: home, public, hashtag, a group's posts and an account's posts.
 
 All are paginated with ``max_id``/``since_id``/``min_id``/``limit`` (default 20, at most 40)
-and answer with a ``Link`` header. The queries and their rules live in ``server.timelines``.
+and answer with a ``Link`` header. The queries and their rules live in ``server.timelines``;
+the JSON is written by ``server.status_entities.render_page``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from server.auth import authenticate, require_user
 from server.errors import NotFound
 from server.models import Account
 from server.pagination import Page, link_header, page_params
-from server.status_entities import render_statuses
-from server.web import CONFIG, READ_SESSIONS, Params, Routes, json_response, path_id, read_params
+from server.status_entities import render_page
+from server.web import CONFIG, READ_SESSIONS, Params, Routes, path_id, read_params
 
 routes = Routes()
 
@@ -23,15 +24,11 @@ routes = Routes()
 async def _respond(
     request: web.Request, session: AsyncSession, result: timelines.TimelinePage, viewer_id: int | None, page: Page
 ) -> web.Response:
-    body = await render_statuses(
-        session,
-        request.app[CONFIG],
-        result.statuses,
-        viewer_id,
-        hidden_accounts=result.hidden_accounts,
-        known_accounts=result.accounts,
+    # render_page writes the JSON text itself (the same text json_response would send).
+    body = await render_page(
+        session, request.app[CONFIG], result.rows, viewer_id, hidden_accounts=result.hidden_accounts
     )
-    return json_response(body, headers=link_header(request, result.ids, page))
+    return web.Response(body=body, content_type="application/json", headers=link_header(request, result.ids, page))
 
 
 def _origin(params: Params) -> dict[str, bool]:
