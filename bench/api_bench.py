@@ -44,7 +44,7 @@ from server.config import load_config
 from server.db import make_engine, make_sessionmaker
 from server.devdb import DevPostgres, free_port
 from server.groups import add_member, create_group
-from server.ids import new_id
+from server.ids import id_at, new_id
 from server.models import Account, OAuthToken, Status
 
 HEARTHSIDE = [sys.executable, "-m", "server"]
@@ -88,7 +88,8 @@ async def seed(config_path: Path, posts: int) -> tuple[str, int]:
             text = f"Seed post {n}: a day at a time. #checkin"
             batch.append(
                 {
-                    "id": new_id(start_ms + n * 10),
+                    # Ids carry their own timestamps (server.ids) so max_id pages land on real posts.
+                    "id": id_at(start_ms + n * 10) + 1,
                     "account_id": author.id,
                     "group_id": group_id,
                     "visibility": "public",
@@ -189,6 +190,7 @@ async def load(base: str, token: str, group_id: int, args: argparse.Namespace) -
         newest = int(page[0]["id"])
         oldest_ms = (newest >> 16) - args.posts * 10
         rng = random.Random(7)
+        sampled: list[int] = []
 
         async def read(i: int) -> None:
             params = {"limit": "20"}
@@ -198,9 +200,13 @@ async def load(base: str, token: str, group_id: int, args: argparse.Namespace) -
                 body = await response.read()
                 if response.status != 200 or body[:1] != b"[":
                     raise RuntimeError(f"timeline answered {response.status}")
+            if i % 50 == 0:  # sample: every page must be a full page of 20 posts
+                sampled.append(len(json.loads(body)))
 
         await drive(500, args.concurrency, read)  # warm-up, not counted
         results.append(summary("group timeline page of 20", *await drive(args.reads, args.concurrency, read)))
+        if sampled.count(20) != len(sampled):
+            raise RuntimeError(f"sampled timeline pages were not all full: {sorted(set(sampled))}")
 
         async def create(i: int) -> None:
             data = {"status": f"Checking in, day {i}. Small steps.", "group_id": str(group_id)}

@@ -279,50 +279,72 @@ class InlineReadSession:
     the event loop. The connection is query-only (``PRAGMA query_only``); in WAL mode
     readers never wait for writers, so nothing here blocks on a lock. Writes keep going through
     the async engine.
+
+    The ORM session is created on first use only; ``fetch_sql`` runs prepared SQL text straight
+    on the query-only connection, for the hottest read (the group timeline) whose statement is
+    compiled once at import.
     """
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, factory: sessionmaker[Session], raw: sqlite3.Connection) -> None:
+        self._factory = factory
+        self._session: Session | None = None
+        self._raw = raw
+
+    @property
+    def _orm(self) -> Session:
+        if self._session is None:
+            self._session = self._factory()
+        return self._session
 
     async def __aenter__(self) -> InlineReadSession:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self._session.close()
+        if self._session is not None:
+            self._session.close()
+
+    async def fetch_sql(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        """Rows of a prepared SQL text (named parameters already in driver form)."""
+        return self._raw.execute(sql, params).fetchall()
 
     async def execute(self, statement: Any, params: Any = None, **kw: Any) -> Any:
-        return self._session.execute(statement, params, **kw)
+        return self._orm.execute(statement, params, **kw)
 
     async def scalar(self, statement: Any, params: Any = None, **kw: Any) -> Any:
-        return self._session.scalar(statement, params, **kw)
+        return self._orm.scalar(statement, params, **kw)
 
     async def scalars(self, statement: Any, params: Any = None, **kw: Any) -> Any:
-        return self._session.scalars(statement, params, **kw)
+        return self._orm.scalars(statement, params, **kw)
 
     async def get(self, entity: Any, ident: Any, **kw: Any) -> Any:
-        return self._session.get(entity, ident, **kw)
+        return self._orm.get(entity, ident, **kw)
 
     async def commit(self) -> None:
-        self._session.rollback()  # nothing to commit: ends the read transaction
+        if self._session is not None:
+            self._session.rollback()  # nothing to commit: ends the read transaction
 
     async def rollback(self) -> None:
-        self._session.rollback()
+        if self._session is not None:
+            self._session.rollback()
 
     async def close(self) -> None:
-        self._session.close()
+        if self._session is not None:
+            self._session.close()
 
 
 class ReadSessions:
     """Factory of sessions for read-only handlers (``READ_SESSIONS``).
 
-    On SQLite: ``InlineReadSession`` over one query-only connection used from the event loop
-    thread. On PostgreSQL: the ordinary async sessions (asyncpg is already asynchronous).
+    On SQLite: ``InlineReadSession`` over query-only connections used from the event loop
+    thread (one for the ORM, one for prepared SQL text). On PostgreSQL: the ordinary async
+    sessions (asyncpg is already asynchronous).
     """
 
     def __init__(self, url: str, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self._engine = None
         self._factory: sessionmaker[Session] | None = None
+        self._raw: sqlite3.Connection | None = None
         if url.startswith("sqlite"):
             path = url.split(":///", 1)[1]
             self._engine = create_engine(
@@ -332,15 +354,20 @@ class ReadSessions:
             )
             event.listen(self._engine, "connect", _query_only)
             self._factory = sessionmaker(self._engine, expire_on_commit=False)
+            # Autocommit mode: every SELECT sees the newest commit, no read transaction lingers.
+            self._raw = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            _query_only(self._raw, None)
 
     def __call__(self) -> Any:
-        if self._factory is None:
+        if self._factory is None or self._raw is None:
             return self._sessions()
-        return InlineReadSession(self._factory())
+        return InlineReadSession(self._factory, self._raw)
 
     def dispose(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+        if self._raw is not None:
+            self._raw.close()
 
 
 def _query_only(dbapi_connection: Any, _record: Any) -> None:
