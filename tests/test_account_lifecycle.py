@@ -435,3 +435,21 @@ async def set_status(engine: AsyncEngine, status_id: int, **values: Any) -> None
         for key, value in values.items():
             setattr(status, key, value)
         await session.commit()
+
+
+async def test_admin_invites__revoked_code_no_longer_signs_up(client: Any, make_user: Any, config: Any) -> None:
+    admin = await make_user("inviter", role="admin", scopes="read write admin:read:accounts admin:write:accounts")
+    member = await make_user("plain", scopes="read write admin:write:accounts")
+    created = await (await client.post("/api/v1/hearthside/admin/invites", json={}, headers=admin.headers)).json()
+    assert (
+        await client.delete(f"/api/v1/hearthside/admin/invites/{created['id']}", headers=member.headers)
+    ).status == 403
+    response = await client.delete(f"/api/v1/hearthside/admin/invites/{created['id']}", headers=admin.headers)
+    assert response.status == 200
+    assert (await response.json())["revoked_at"] is not None
+    assert (await client.delete("/api/v1/hearthside/admin/invites/123", headers=admin.headers)).status == 404
+    signup = await client.post(
+        "/api/v1/accounts",
+        json={"username": "late", "password": "long enough pw", "agreement": True, "invite_code": created["code"]},
+    )
+    assert signup.status in (403, 422)

@@ -183,11 +183,11 @@ async def test_run_blocking__hands_the_connection_back_only_before_a_write(engin
 # ---------------------------------------------------------------------------- SQLite's inline connection
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # SQLite's own write lock
 async def test_sqlite_writer__waits_for_another_process_without_freezing(
     client: Any, make_user: Any, config: Config
 ) -> None:
-    if not on_sqlite(config):
-        pytest.skip("SQLite's write lock")
+    assert on_sqlite(config)
     alice = await make_user("alice")
     other = sqlite3.connect(str(make_url(config.database_url).database), isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process holding the write lock, as the CLI may
@@ -206,11 +206,11 @@ async def test_sqlite_writer__waits_for_another_process_without_freezing(
     assert (await response.json())["account"]["statuses_count"] == 1
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # SQLite's own write lock
 async def test_sqlite_writer__gives_up_on_a_lock_held_too_long(
     engine: AsyncEngine, config: Config, make_user: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not on_sqlite(config):
-        pytest.skip("SQLite's write lock")
+    assert on_sqlite(config)
     alice = await make_user("alice")
     monkeypatch.setattr(db, "BUSY_SECONDS", 0.2)
     other = sqlite3.connect(str(make_url(config.database_url).database), isolation_level=None)

@@ -905,7 +905,7 @@ async def admin_verify(request: web.Request) -> web.Response:
 @routes.post("/api/v1/hearthside/admin/invites")
 async def admin_create_invite(request: web.Request) -> web.Response:
     """A sign-up invite: ``max_uses`` (default unlimited), ``expires_in`` seconds (default never)."""
-    viewer = await _staff(request, "admin:write")
+    viewer = await _staff(request, "admin:write:accounts")
     params = await read_params(request)
     max_uses = params.integer("max_uses", None, min=1, max=100_000)
     expires_in = params.integer("expires_in", None, min=1, max=rel.MAX_MUTE_SECONDS)
@@ -920,7 +920,7 @@ async def admin_create_invite(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/hearthside/admin/invites")
 async def admin_list_invites(request: web.Request) -> web.Response:
-    await _staff(request, "admin:read")
+    await _staff(request, "admin:read:accounts")
     params = await read_params(request)
     page = page_params(params, default=40, maximum=80)
     async with request.app[SESSIONS]() as session:
@@ -929,3 +929,19 @@ async def admin_list_invites(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     body = [lifecycle.render_invite(config, invite) for invite in rows]
     return json_response(body, headers=link_header(request, [i.id for i in rows], page))
+
+
+@routes.delete("/api/v1/hearthside/admin/invites/{id}")
+async def admin_revoke_invite(request: web.Request) -> web.Response:
+    """Revoke an instance invite (a leaked code); the row stays, with ``revoked_at`` set."""
+    viewer = await _staff(request, "admin:write:accounts")
+    invite_id = path_id(request)
+    async with request.app[SESSIONS]() as session:
+        invite = await session.get(Invite, invite_id)
+        if invite is None:
+            raise NotFound("Record not found")
+        if invite.revoked_at is None:
+            invite.revoked_at = now()
+            await _commit(session)
+    log.info("staff account %s revoked invite %s", viewer.account_id, invite_id)
+    return json_response(lifecycle.render_invite(request.app[CONFIG], invite))
