@@ -39,6 +39,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     exists,
+    literal,
     literal_column,
     null,
     or_,
@@ -111,6 +112,11 @@ def _no_replies_to_others() -> ColumnElement[bool]:
     return or_(Status.in_reply_to_id.is_(None), Status.in_reply_to_account_id == Status.account_id)
 
 
+HOME_SOURCES_MAX = 200  # more follows than this: one OR query (SQLite compounds stop at 500)
+HOME_SLACK = 10  # candidates fetched per source beyond the page size, for posts the rules drop
+HOME_ROUNDS = 4  # passes over older candidates when the rules dropped too many
+
+
 async def home(session: AsyncSession, viewer_id: int, page: Page) -> TimelinePage:
     followed = followed_ids(viewer_id)
     quiet_boosts = select(Follow.target_account_id).where(
@@ -130,10 +136,65 @@ async def home(session: AsyncSession, viewer_id: int, page: Page) -> TimelinePag
         ),
         or_(Status.reblog_of_id.is_(None), Status.account_id.not_in(quiet_boosts)),
     )
-    result = await _run(session, query, page, viewer_id)
+    sources = (
+        await session.execute(
+            select(Account.id, Account.actor_type)
+            .join(Follow, Follow.target_account_id == Account.id)
+            .where(Follow.account_id == viewer_id, Follow.state == "accepted")
+        )
+    ).all()
+    if len(sources) >= HOME_SOURCES_MAX:
+        result = await _run(session, query, page, viewer_id)
+    else:
+        result = await _home_by_source(session, query, page, viewer_id, [(viewer_id, "Person"), *sources])
     if any(is_boost(row) for row in result.rows):  # hide boosts of muted accounts' posts
         result = replace(result, hidden_accounts=await _muted_set(session, viewer_id))
     return result
+
+
+async def _home_by_source(
+    session: AsyncSession, query: Select[Any], page: Page, viewer_id: int, sources: Sequence[tuple[int, str]]
+) -> TimelinePage:
+    """The home page without sorting every post of every source.
+
+    One ``OR`` over follows and groups makes the database gather and sort all their posts
+    (135 ms for a member of a group of 100,000 posts on SQLite). Instead each source (the
+    viewer, each followed person, each joined group) gives its newest ``limit + slack`` ids
+    inside the page bounds, each on its own ``(account_id, id)`` or ``(group_id, id)`` index
+    range; the home rules then run on those candidates only. A source that filled its quota
+    may hold older posts that were not looked at, so only candidates on the near side of the
+    tightest such edge are eligible; if the rules leave the page short, the next pass starts
+    at that edge. The result is the page the single query would give.
+    """
+    quota = page.limit + HOME_SLACK
+    cursor = page
+    rows: list[Any] = []
+    for _round in range(HOME_ROUNDS):
+        parts: list[Any] = []
+        for index, (source_id, kind) in enumerate(sources):
+            column = Status.group_id if kind == "Group" else Status.account_id
+            part: Any = select(Status.id.label("id"), literal(index).label("source")).where(column == source_id)
+            limited: Any = paginate(part, Status.id, replace(cursor, limit=quota)).subquery()
+            parts.append(select(limited))
+        found: dict[int, list[int]] = {}
+        for status_id, source in (await session.execute(union_all(*parts))).all():
+            found.setdefault(source, []).append(status_id)
+        edges = [(max(ids) if page.ascending else min(ids)) for ids in found.values() if len(ids) >= quota]
+        edge = (min(edges) if page.ascending else max(edges)) if edges else None
+        candidates = {
+            status_id
+            for ids in found.values()
+            for status_id in ids
+            if edge is None or (status_id <= edge if page.ascending else status_id >= edge)
+        }
+        if candidates:
+            wanted = replace(cursor, limit=page.limit - len(rows))
+            rows.extend((await _run(session, query.where(Status.id.in_(candidates)), wanted, viewer_id)).rows)
+        if len(rows) >= page.limit or edge is None:
+            break
+        # Everything on the near side of the edge has been judged: continue beyond it.
+        cursor = replace(cursor, min_id=edge, since_id=None) if page.ascending else replace(cursor, max_id=edge)
+    return TimelinePage(sorted(rows, key=_first, reverse=True))
 
 
 def _origin(query: Select[Any], *, local: bool, remote: bool) -> Select[Any]:
