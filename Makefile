@@ -6,7 +6,7 @@ VENV   ?= .venv
 DATA   ?= data
 BIN     = $(VENV)/bin
 
-.PHONY: setup run test lint pg-binaries bench clean-data regen-migration
+.PHONY: setup run test lint pg-binaries bench bench-tools clean-data regen-migration
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,13 @@ lint: setup
 test: setup pg-binaries lint
 	$(BIN)/pytest
 
-bench: setup pg-binaries
+# wrk (Debian package) drives the timeline with little CPU; the Python generator runs too.
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q wrk; }
+
+bench: setup pg-binaries bench-tools
 	$(BIN)/python -m bench.api_bench
 
 clean-data:

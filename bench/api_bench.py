@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import statistics
 import subprocess
@@ -207,6 +208,11 @@ async def load(base: str, token: str, group_id: int, args: argparse.Namespace) -
         results.append(summary("group timeline page of 20", *await drive(args.reads, args.concurrency, read)))
         if sampled.count(20) != len(sampled):
             raise RuntimeError(f"sampled timeline pages were not all full: {sorted(set(sampled))}")
+        if args.wrk_seconds and shutil.which("wrk"):
+            row = await asyncio.to_thread(
+                wrk_timeline, base, timeline, token, newest >> 16, args.posts * 10 - 2000, args
+            )
+            results.append(row)
 
         async def create(i: int) -> None:
             data = {"status": f"Checking in, day {i}. Small steps.", "group_id": str(group_id)}
@@ -217,6 +223,57 @@ async def load(base: str, token: str, group_id: int, args: argparse.Namespace) -
 
         results.append(summary("create post in group", *await drive(args.creates, args.concurrency, create)))
     return results
+
+
+def wrk_timeline(
+    base: str, path: str, token: str, newest_ms: int, span_ms: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The same timeline reads driven by wrk (C, one thread): it needs far less CPU than the
+    Python generator, which on a 2-core machine competes with the server it measures."""
+    env = {**os.environ, "HS_TOKEN": token, "HS_PATH": path, "HS_NEWEST_MS": str(newest_ms), "HS_SPAN_MS": str(span_ms)}
+    script = Path(__file__).with_name("timeline.lua")
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{args.concurrency}",
+        f"-d{args.wrk_seconds}s",
+        "--latency",
+        "-s",
+        str(script),
+        base + path,
+    ]
+    out = subprocess.run(
+        command, env=env, capture_output=True, text=True, check=True, timeout=args.wrk_seconds + 60
+    ).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError("wrk saw error answers: " + out)
+
+    def millis(text: str) -> float:
+        value = float(text.rstrip("umsµ"))
+        return (
+            value / 1000
+            if text.endswith("us")
+            else value * 1000
+            if text.endswith("s") and not text.endswith("ms")
+            else value
+        )
+
+    percentiles = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("50%", "99%"):
+            percentiles[parts[0]] = millis(parts[1])
+        if line.strip().startswith("Requests/sec:"):
+            rate = float(line.split(":")[1])
+        if "requests in" in line:
+            count = int(line.split()[0])
+    return {
+        "measure": "group timeline page of 20 (wrk)",
+        "requests": count,
+        "per_second": round(rate, 1),
+        "p50_ms": round(percentiles["50%"], 2),
+        "p99_ms": round(percentiles["99%"], 2),
+    }
 
 
 async def run_backend(backend: str, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -277,6 +334,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+    parser.add_argument(
+        "--wrk-seconds", type=int, default=20, help="also drive the timeline with wrk for this long (0: skip)"
+    )
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
     for backend in args.backends.split(","):
