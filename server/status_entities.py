@@ -603,11 +603,9 @@ def page_select(viewer: bool, *, group_id: ColumnElement[Any] | None = None) -> 
 
 _quote = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses for str
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_STATUS_JSON: dict[tuple[Any, ...], tuple[str, str]] = {}
 _ACCOUNT_JSON: dict[tuple[str, str], str] = {}
 _GROUP_JSON: dict[tuple[str, str], str] = {}
 _APP_JSON: dict[tuple[str, str | None], str] = {}
-STATUS_CACHE_SIZE = 4096
 ACCOUNT_CACHE_SIZE = 4096  # accounts, groups and applications each
 _VIEWER_FLAGS = [
     f',"favourited":{"true" if flags & _FAVOURITED else "false"},'
@@ -619,7 +617,10 @@ _VIEWER_FLAGS = [
 
 def _remember(cache: dict[Any, Any], key: Any, value: Any, size: int) -> Any:
     if len(cache) >= size:
-        del cache[next(iter(cache))]  # the oldest entry
+        # Start afresh rather than evict one by one: deleting a dict's first entry and asking
+        # for the next first one degrades to a scan over deleted slots (CPython), and these
+        # caches refill in a page or two.
+        cache.clear()
     cache[key] = value
     return value
 
@@ -783,11 +784,9 @@ class _PageRenderer:
     def status(self, row: Sequence[Any], reblog: str = "null", flags: int | None = None) -> str:
         """One status; a boost gets its original's JSON as ``reblog`` and its flags."""
         base_url = self.base_url
-        key = (base_url, row[:_REPLIES], row[_AUTHOR_USERNAME])
-        fragment = _STATUS_JSON.get(key)
-        if fragment is None:
-            fragment = _remember(_STATUS_JSON, key, _status_fragment(base_url, row), STATUS_CACHE_SIZE)
-        head, middle = fragment
+        # A post's own fields are formatted afresh (under 2 us): a cache keyed by them cost more
+        # to hash and look up than it saved, and random pages of a large group rarely hit it.
+        head, middle = _status_fragment(base_url, row)
         status_id = row[_ID]
         application = "null" if row[_APP_NAME] is None else _app_json(row[_APP_NAME], row[_APP_WEBSITE])
         text = (
