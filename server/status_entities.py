@@ -62,6 +62,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from server.config import Config
 from server.entities import account_url, acct, iso, render_account
+from server.errors import NotFound
 from server.models import (
     Account,
     Favourite,
@@ -840,3 +841,15 @@ async def render_page(
             nested = renderer.status(original)
             parts.append(renderer.status(row, reblog=nested, flags=original[_FLAGS]))
     return f"[{','.join(parts)}]".encode()
+
+
+_ONE_BY_ID = page_select(True).where(_STATUSES.c.id == bindparam("status_id"))
+
+
+async def render_own(session: AsyncSession, config: Config, status_id: int, viewer_id: int) -> bytes:
+    """The JSON of one status its own author just wrote (no visibility question to ask), through
+    the same row renderer as the timelines: one prebuilt statement instead of the ORM path."""
+    rows = (await session.execute(_ONE_BY_ID, {"status_id": status_id, "viewer": viewer_id})).all()
+    if len(rows) != 1 or rows[0][_REBLOG_OF] is not None:
+        raise NotFound("Record not found")
+    return (await render_page(session, config, rows, viewer_id))[1:-1]

@@ -22,7 +22,7 @@ from server.entities import render_account
 from server.errors import Conflict, Forbidden, NotFound, Unprocessable
 from server.models import Account, Favourite, Status
 from server.pagination import link_header, order_newest_first, page_params, paginate
-from server.status_entities import render_history, render_status, render_statuses
+from server.status_entities import render_history, render_own, render_status, render_statuses
 from server.web import CONFIG, SESSIONS, Params, Routes, json_response, path_id, read_params
 
 routes = Routes()
@@ -88,21 +88,23 @@ async def create(request: web.Request) -> web.Response:
     draft = _draft(request, params)
     key = request.headers.get("Idempotency-Key", "").strip()[:MAX_IDEMPOTENCY_KEY]
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
+    async def work(session: AsyncSession) -> bytes:
+        # Rendered inside the transaction, so the author's counters are those right after this
+        # post, by the timelines' row renderer (one prebuilt statement, no ORM objects); the
+        # author may always see their own post (an idempotent replay returns their earlier one).
         if key:
             existing = await service.find_idempotent(session, account_id, key)
             if existing is not None:
-                return await render_status(session, config, existing, account_id)
+                return await render_own(session, config, existing.id, account_id)
         new = await service.create_status(
             session, config, author_id=account_id, draft=draft, application_id=viewer.app_id
         )
         if key:
             await service.remember_idempotent(session, account_id, key, new.status.id)
-        known = {a.id: a for a in (new.author, new.group) if a is not None}
-        rendered = await render_statuses(session, config, [new.status], account_id, known_accounts=known)
-        return rendered[0]
+        return await render_own(session, config, new.status.id, account_id)
 
-    return json_response(await in_transaction(request, work))
+    body = await in_transaction(request, work)
+    return web.Response(body=body, content_type="application/json")
 
 
 @routes.get("/api/v1/statuses")
