@@ -311,6 +311,7 @@ async def run_backend(backend: str, args: argparse.Namespace) -> list[dict[str, 
     finally:
         if pg is not None:
             pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def render(rows: list[dict[str, Any]]) -> str:

@@ -9,6 +9,7 @@ template, so tests never see each other's rows.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import shutil
 import socket
 import tempfile
@@ -86,7 +87,9 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if request.param == "sqlite":
         template = _templates.get("sqlite")
         if template is None:
-            template = Path(tempfile.mkdtemp(prefix="hearthside-sqlite-")) / "template.sqlite3"
+            folder = tempfile.mkdtemp(prefix="hearthside-sqlite-")
+            atexit.register(shutil.rmtree, folder, True)
+            template = Path(folder) / "template.sqlite3"
             await _migrated(f"sqlite+aiosqlite:///{template}")
             _templates["sqlite"] = template
         target = tmp_path / "hearthside.sqlite3"
