@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from pathlib import Path
 from typing import Any
@@ -44,10 +43,6 @@ async def downgrade(engine: AsyncEngine, revision: str) -> None:
 async def check(engine: AsyncEngine) -> None:
     """Raise if the models and the migrations disagree (``alembic check``)."""
     await _with_connection(engine, lambda cfg: command.check(cfg))
-
-
-def run_sync(coro: Any) -> Any:
-    return asyncio.run(coro)
 
 
 @functools.cache

@@ -111,18 +111,24 @@ def _members_only_groups() -> Select[Any]:
     return select(Group.account_id).where(Group.members_only.is_(True))
 
 
-def blocked_ids(viewer_id: int) -> tuple[Select[Any], Select[Any]]:
-    """Subqueries of accounts the viewer blocks and accounts that block the viewer."""
+def blocked_ids(viewer_id: int | ColumnElement[Any]) -> tuple[Select[Any], Select[Any]]:
+    """Subqueries of accounts the viewer blocks and accounts that block the viewer.
+
+    ``viewer_id`` may be a bound parameter, for statements built once (the group timeline).
+    Written on the tables' columns, not ORM attributes, so such statements stay Core-only.
+    """
+    blocks = Block.__table__.c
     return (
-        select(Block.target_account_id).where(Block.account_id == viewer_id),
-        select(Block.account_id).where(Block.target_account_id == viewer_id),
+        select(blocks.target_account_id).where(blocks.account_id == viewer_id),
+        select(blocks.account_id).where(blocks.target_account_id == viewer_id),
     )
 
 
-def muted_ids(viewer_id: int, moment: datetime) -> Select[Any]:
-    """Subquery of accounts the viewer mutes (unexpired mutes)."""
-    return select(Mute.target_account_id).where(
-        Mute.account_id == viewer_id, or_(Mute.expires_at.is_(None), Mute.expires_at > moment)
+def muted_ids(viewer_id: int | ColumnElement[Any], moment: datetime | ColumnElement[Any]) -> Select[Any]:
+    """Subquery of accounts the viewer mutes (unexpired mutes); parameters allowed as above."""
+    mutes = Mute.__table__.c
+    return select(mutes.target_account_id).where(
+        mutes.account_id == viewer_id, or_(mutes.expires_at.is_(None), mutes.expires_at > moment)
     )
 
 

@@ -54,10 +54,10 @@ from sqlalchemy.sql.elements import BindParameter
 from federation.content import normalize_hashtag
 from server.db import InlineReadSession
 from server.errors import NotFound
-from server.models import Account, Block, Follow, Group, Mute, Status, StatusTag, Tag
+from server.models import Account, Follow, Group, Status, StatusTag, Tag
 from server.pagination import Page, bound_params, bounded, paginate
 from server.status_entities import PAGE_WIDTH, is_boost, page_select
-from server.statuses import PUBLICISH, followed_ids, muted_ids, visible_clause
+from server.statuses import PUBLICISH, blocked_ids, followed_ids, muted_ids, visible_clause
 from server.web import now
 
 MAX_TAGS_PER_PARAM = 4
@@ -273,8 +273,6 @@ _ACCOUNTS = Account.__table__
 _STATUSES = Status.__table__
 _GROUPS = Group.__table__
 _FOLLOWS = Follow.__table__
-_BLOCKS = Block.__table__
-_MUTES = Mute.__table__
 _GROUP_ID: BindParameter[Any] = bindparam("group_id")
 _VIEWER: BindParameter[Any] = bindparam("viewer")
 
@@ -285,15 +283,11 @@ def _constant(value: str) -> ColumnElement[str]:
     return literal_column(f"'{value}'", String())
 
 
-# Core twins of server.statuses.blocked_ids and muted_ids, for the viewer as a parameter.
-# (ORM attributes anywhere in a statement send its rows through the ORM's loading path,
-# which costs more than this whole query.) tests/test_timeline_pages.py checks blocks both
-# ways, mutes and expired mutes through this path.
-_BLOCKING = select(_BLOCKS.c.target_account_id).where(_BLOCKS.c.account_id == _VIEWER)
-_BLOCKED_BY = select(_BLOCKS.c.account_id).where(_BLOCKS.c.target_account_id == _VIEWER)
-_MUTED = select(_MUTES.c.target_account_id).where(
-    _MUTES.c.account_id == _VIEWER, or_(_MUTES.c.expires_at.is_(None), _MUTES.c.expires_at > bindparam("moment"))
-)
+# The shared block and mute rules, with the viewer and the time as parameters. (They are
+# written on table columns: ORM attributes anywhere in a statement send its rows through the
+# ORM's loading path, which costs more than this whole query.)
+_BLOCKING, _BLOCKED_BY = blocked_ids(_VIEWER)
+_MUTED = muted_ids(_VIEWER, bindparam("moment"))
 _MEMBER = exists().where(
     _FOLLOWS.c.account_id == _VIEWER,
     _FOLLOWS.c.target_account_id == _GROUP_ID,

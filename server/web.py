@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -87,13 +86,6 @@ def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | Non
         content_type="application/json",
         headers=headers,
     )
-
-
-@asynccontextmanager
-async def db(request: web.Request) -> Any:
-    """A session for one unit of work; commit explicitly, anything else rolls back."""
-    async with request.app[SESSIONS]() as session:
-        yield session
 
 
 def _depth(value: Any, limit: int) -> int:
