@@ -78,7 +78,7 @@ def _fk(target: str, *, nullable: bool = False, ondelete: str = "CASCADE", index
 
 class Account(Base):
     __tablename__ = "accounts"
-    __table_args__ = (UniqueConstraint("username_lower", "domain"),)
+    __table_args__ = (UniqueConstraint("username_lower", "domain"), UniqueConstraint("uri"))
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     username: Mapped[str] = mapped_column(String(64))
@@ -103,6 +103,19 @@ class Account(Base):
     updated_at: Mapped[datetime]
     suspended_at: Mapped[datetime | None] = mapped_column(default=None)
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Remote actors only (None for local accounts, whose URLs derive from base_url):
+    # what their actor document said when last fetched (research/federation.md §8.1).
+    inbox_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    shared_inbox_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    outbox_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    followers_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    following_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    moderators_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    avatar_remote_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    header_remote_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    also_known_as: Mapped[list[Any]] = mapped_column(default=list)
+    moved_to_account_id: Mapped[int | None] = _fk("accounts.id", nullable=True, ondelete="SET NULL")
+    fetched_at: Mapped[datetime | None] = mapped_column(default=None)
 
     @property
     def local(self) -> bool:
@@ -254,6 +267,7 @@ class Status(Base):
         Index("ix_statuses_group_id_id", "group_id", "id"),
         Index("ix_statuses_thread_root_id", "thread_root_id", "id"),
         Index("ix_statuses_visibility_id", "visibility", "id"),
+        UniqueConstraint("uri"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -261,6 +275,8 @@ class Status(Base):
     group_id: Mapped[int | None] = _fk("accounts.id", nullable=True)
     in_reply_to_id: Mapped[int | None] = _fk("statuses.id", nullable=True, ondelete="SET NULL", index=True)
     in_reply_to_account_id: Mapped[int | None] = _fk("accounts.id", nullable=True, ondelete="SET NULL")
+    # A remote parent not (yet) fetched: the thread is stitched when it arrives.
+    in_reply_to_uri: Mapped[str | None] = mapped_column(String(2048), default=None, index=True)
     thread_root_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     reblog_of_id: Mapped[int | None] = _fk("statuses.id", nullable=True, index=True)
     visibility: Mapped[str] = mapped_column(String(16), default="public")  # public|unlisted|private
@@ -328,6 +344,7 @@ class Favourite(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     account_id: Mapped[int] = _fk("accounts.id")
     status_id: Mapped[int] = _fk("statuses.id", index=True)
+    uri: Mapped[str | None] = mapped_column(String(2048), default=None, index=True)  # a remote Like's id
     created_at: Mapped[datetime]
 
 
@@ -400,3 +417,156 @@ class OAuthToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     # The authorization code this token was exchanged for: a replayed code revokes it (RFC 6749 §4.1.2).
     code_id: Mapped[int | None] = _fk("oauth_codes.id", nullable=True, ondelete="SET NULL", index=True)
+
+
+# --- Federation -----------------------------------------------------------------------------
+
+
+class ActorKey(Base):
+    """A signing key of an actor (research/federation.md §8.1 item 4, FEP-521a).
+
+    Local actors get an RSA-2048 key (``actor#main-key``, draft-cavage signatures, the single
+    ``publicKey`` object) and an Ed25519 key (``actor#ed25519-key``, ``assertionMethod``,
+    FEP-8b32 proofs) on first use; the private PEM lives only on local rows. Remote rows are
+    the key cache: refetched once when a signature fails to verify. A rotated key keeps its
+    row with ``revoked_at`` set so old proofs can be explained, never verified.
+    """
+
+    __tablename__ = "actor_keys"
+    __table_args__ = (Index("ix_actor_keys_account_id_kind", "account_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account_id: Mapped[int] = _fk("accounts.id")
+    key_id: Mapped[str] = mapped_column(String(2048), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # rsa|ed25519
+    public_pem: Mapped[str] = mapped_column(Text)
+    private_pem: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class InboxItem(Base):
+    """A received, signature-verified activity awaiting (or done with) processing.
+
+    The inbox answers 202 once this row is committed; a worker applies it. ``activity_id`` is
+    unique: the same activity delivered twice (to two personal inboxes, or retried by its
+    sender) is stored and applied once. The body is cleared when processing finishes; the row
+    stays for deduplication until pruned.
+    States: pending -> done | failed (after ``attempts`` reach the limit); a claimed row has
+    ``locked_until`` in the future so a crashed worker's claim expires.
+    """
+
+    __tablename__ = "inbox_items"
+    __table_args__ = (Index("ix_inbox_items_state_next_attempt_at", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    activity_id: Mapped[str] = mapped_column(String(2048), unique=True)
+    activity_type: Mapped[str] = mapped_column(String(32))
+    actor_uri: Mapped[str] = mapped_column(String(2048))
+    signer_key_id: Mapped[str] = mapped_column(String(2048))
+    recipient_account_id: Mapped[int | None] = _fk("accounts.id", nullable=True, ondelete="SET NULL")
+    body: Mapped[str | None] = mapped_column(Text, default=None)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+    error: Mapped[str | None] = mapped_column(String(255), default=None)  # a reason code, never content
+    received_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class OutboxActivity(Base):
+    """An activity we sent (or will send): the exact JSON every delivery of it carries."""
+
+    __tablename__ = "outbox_activities"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    account_id: Mapped[int | None] = _fk("accounts.id", nullable=True, index=True)  # None: instance actor
+    activity_type: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class Delivery(Base):
+    """One (activity, inbox) delivery: the unit the delivery worker claims, retries and ends.
+
+    States: pending -> delivered | failed (permanent 4xx, or retries exhausted) | skipped
+    (destination blocked or unavailable when due). The retry schedule and the meaning of each
+    answer are pure rules in ``federation.delivery``.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("activity_id", "inbox_url"),
+        Index("ix_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    activity_id: Mapped[int] = _fk("outbox_activities.id")
+    inbox_url: Mapped[str] = mapped_column(String(2048))
+    domain: Mapped[str] = mapped_column(String(255), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+    last_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str | None] = mapped_column(String(255), default=None)
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class DomainHealth(Base):
+    """Delivery health of a remote domain: circuit breaker and the 7-distinct-days rule."""
+
+    __tablename__ = "domain_health"
+
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    failure_days: Mapped[list[Any]] = mapped_column(default=list)  # ISO dates (UTC) with failures
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    circuit_open_until: Mapped[datetime | None] = mapped_column(default=None)
+    unavailable_since: Mapped[datetime | None] = mapped_column(default=None)
+    last_success_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class DomainBlock(Base):
+    """An instance-level decision about a remote domain, with Mastodon's severities.
+
+    Applies to the domain and its subdomains. The moderation issue builds the tools around
+    it (import/export, feeds, admin API); federation enforces it: a suspended domain's
+    requests are refused and nothing is delivered to it.
+    """
+
+    __tablename__ = "domain_blocks"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    domain: Mapped[str] = mapped_column(String(255), unique=True)  # lowercase, punycode
+    severity: Mapped[str] = mapped_column(String(16), default="suspend")  # suspend|silence|noop
+    reject_media: Mapped[bool] = mapped_column(Boolean, default=False)
+    reject_reports: Mapped[bool] = mapped_column(Boolean, default=False)
+    obfuscate: Mapped[bool] = mapped_column(Boolean, default=False)
+    private_comment: Mapped[str] = mapped_column(Text, default="")
+    public_comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Job(Base):
+    """Other durable background work (remote fetches for thread stitching, actor refreshes).
+
+    ``unique_key`` collapses duplicates (e.g. one fetch per URL in flight).
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state_next_attempt_at", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(32))
+    unique_key: Mapped[str | None] = mapped_column(String(2048), unique=True, default=None)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+    error: Mapped[str | None] = mapped_column(String(255), default=None)
+    created_at: Mapped[datetime]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 05:40:05.865593
+Create Date: 2026-11-21 07:58:17.462660
 """
 
 from __future__ import annotations
@@ -45,9 +45,70 @@ def upgrade() -> None:
         sa.Column("updated_at", server.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("suspended_at", server.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("deleted_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("inbox_url", sa.String(length=2048), nullable=True),
+        sa.Column("shared_inbox_url", sa.String(length=2048), nullable=True),
+        sa.Column("outbox_url", sa.String(length=2048), nullable=True),
+        sa.Column("followers_url", sa.String(length=2048), nullable=True),
+        sa.Column("following_url", sa.String(length=2048), nullable=True),
+        sa.Column("moderators_url", sa.String(length=2048), nullable=True),
+        sa.Column("avatar_remote_url", sa.String(length=2048), nullable=True),
+        sa.Column("header_remote_url", sa.String(length=2048), nullable=True),
+        sa.Column("also_known_as", sa.JSON(), nullable=False),
+        sa.Column("moved_to_account_id", sa.BigInteger(), nullable=True),
+        sa.Column("fetched_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["moved_to_account_id"],
+            ["accounts.id"],
+            name=op.f("fk_accounts_moved_to_account_id_accounts"),
+            ondelete="SET NULL",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),
+        sa.UniqueConstraint("uri", name=op.f("uq_accounts_uri")),
         sa.UniqueConstraint("username_lower", "domain", name=op.f("uq_accounts_username_lower_domain")),
     )
+    op.create_table(
+        "domain_blocks",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("domain", sa.String(length=255), nullable=False),
+        sa.Column("severity", sa.String(length=16), nullable=False),
+        sa.Column("reject_media", sa.Boolean(), nullable=False),
+        sa.Column("reject_reports", sa.Boolean(), nullable=False),
+        sa.Column("obfuscate", sa.Boolean(), nullable=False),
+        sa.Column("private_comment", sa.Text(), nullable=False),
+        sa.Column("public_comment", sa.Text(), nullable=False),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_domain_blocks")),
+        sa.UniqueConstraint("domain", name=op.f("uq_domain_blocks_domain")),
+    )
+    op.create_table(
+        "domain_health",
+        sa.Column("domain", sa.String(length=255), nullable=False),
+        sa.Column("failure_days", sa.JSON(), nullable=False),
+        sa.Column("consecutive_failures", sa.Integer(), nullable=False),
+        sa.Column("circuit_open_until", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("unavailable_since", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_success_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("domain", name=op.f("pk_domain_health")),
+    )
+    op.create_table(
+        "jobs",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("unique_key", sa.String(length=2048), nullable=True),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("locked_until", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("error", sa.String(length=255), nullable=True),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_jobs")),
+        sa.UniqueConstraint("unique_key", name=op.f("uq_jobs_unique_key")),
+    )
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.create_index("ix_jobs_state_next_attempt_at", ["state", "next_attempt_at"], unique=False)
+
     op.create_table(
         "oauth_apps",
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
@@ -69,6 +130,25 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tags")),
         sa.UniqueConstraint("name", name=op.f("uq_tags_name")),
     )
+    op.create_table(
+        "actor_keys",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("account_id", sa.BigInteger(), nullable=False),
+        sa.Column("key_id", sa.String(length=2048), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("public_pem", sa.Text(), nullable=False),
+        sa.Column("private_pem", sa.Text(), nullable=True),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_actor_keys_account_id_accounts"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_actor_keys")),
+        sa.UniqueConstraint("key_id", name=op.f("uq_actor_keys_key_id")),
+    )
+    with op.batch_alter_table("actor_keys", schema=None) as batch_op:
+        batch_op.create_index("ix_actor_keys_account_id_kind", ["account_id", "kind"], unique=False)
+
     op.create_table(
         "blocks",
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
@@ -210,6 +290,34 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("account_id", name=op.f("pk_groups")),
     )
     op.create_table(
+        "inbox_items",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("activity_id", sa.String(length=2048), nullable=False),
+        sa.Column("activity_type", sa.String(length=32), nullable=False),
+        sa.Column("actor_uri", sa.String(length=2048), nullable=False),
+        sa.Column("signer_key_id", sa.String(length=2048), nullable=False),
+        sa.Column("recipient_account_id", sa.BigInteger(), nullable=True),
+        sa.Column("body", sa.Text(), nullable=True),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("locked_until", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("error", sa.String(length=255), nullable=True),
+        sa.Column("received_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("processed_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["recipient_account_id"],
+            ["accounts.id"],
+            name=op.f("fk_inbox_items_recipient_account_id_accounts"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_inbox_items")),
+        sa.UniqueConstraint("activity_id", name=op.f("uq_inbox_items_activity_id")),
+    )
+    with op.batch_alter_table("inbox_items", schema=None) as batch_op:
+        batch_op.create_index("ix_inbox_items_state_next_attempt_at", ["state", "next_attempt_at"], unique=False)
+
+    op.create_table(
         "invites",
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("code", sa.String(length=64), nullable=False),
@@ -249,12 +357,30 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_mutes_target_account_id"), ["target_account_id"], unique=False)
 
     op.create_table(
+        "outbox_activities",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("uri", sa.String(length=2048), nullable=False),
+        sa.Column("account_id", sa.BigInteger(), nullable=True),
+        sa.Column("activity_type", sa.String(length=32), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_outbox_activities_account_id_accounts"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_activities")),
+        sa.UniqueConstraint("uri", name=op.f("uq_outbox_activities_uri")),
+    )
+    with op.batch_alter_table("outbox_activities", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_outbox_activities_account_id"), ["account_id"], unique=False)
+
+    op.create_table(
         "statuses",
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("account_id", sa.BigInteger(), nullable=False),
         sa.Column("group_id", sa.BigInteger(), nullable=True),
         sa.Column("in_reply_to_id", sa.BigInteger(), nullable=True),
         sa.Column("in_reply_to_account_id", sa.BigInteger(), nullable=True),
+        sa.Column("in_reply_to_uri", sa.String(length=2048), nullable=True),
         sa.Column("thread_root_id", sa.BigInteger(), nullable=True),
         sa.Column("reblog_of_id", sa.BigInteger(), nullable=True),
         sa.Column("visibility", sa.String(length=16), nullable=False),
@@ -298,20 +424,50 @@ def upgrade() -> None:
             ["reblog_of_id"], ["statuses.id"], name=op.f("fk_statuses_reblog_of_id_statuses"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_statuses")),
+        sa.UniqueConstraint("uri", name=op.f("uq_statuses_uri")),
     )
     with op.batch_alter_table("statuses", schema=None) as batch_op:
         batch_op.create_index("ix_statuses_account_id_id", ["account_id", "id"], unique=False)
         batch_op.create_index("ix_statuses_group_id_id", ["group_id", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_statuses_in_reply_to_id"), ["in_reply_to_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_statuses_in_reply_to_uri"), ["in_reply_to_uri"], unique=False)
         batch_op.create_index(batch_op.f("ix_statuses_reblog_of_id"), ["reblog_of_id"], unique=False)
         batch_op.create_index("ix_statuses_thread_root_id", ["thread_root_id", "id"], unique=False)
         batch_op.create_index("ix_statuses_visibility_id", ["visibility", "id"], unique=False)
+
+    op.create_table(
+        "deliveries",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("activity_id", sa.BigInteger(), nullable=False),
+        sa.Column("inbox_url", sa.String(length=2048), nullable=False),
+        sa.Column("domain", sa.String(length=255), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("locked_until", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_status", sa.Integer(), nullable=True),
+        sa.Column("last_error", sa.String(length=255), nullable=True),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["activity_id"],
+            ["outbox_activities.id"],
+            name=op.f("fk_deliveries_activity_id_outbox_activities"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_deliveries")),
+        sa.UniqueConstraint("activity_id", "inbox_url", name=op.f("uq_deliveries_activity_id_inbox_url")),
+    )
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_deliveries_domain"), ["domain"], unique=False)
+        batch_op.create_index("ix_deliveries_state_next_attempt_at", ["state", "next_attempt_at"], unique=False)
 
     op.create_table(
         "favourites",
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("account_id", sa.BigInteger(), nullable=False),
         sa.Column("status_id", sa.BigInteger(), nullable=False),
+        sa.Column("uri", sa.String(length=2048), nullable=True),
         sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["account_id"], ["accounts.id"], name=op.f("fk_favourites_account_id_accounts"), ondelete="CASCADE"
@@ -324,6 +480,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("favourites", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_favourites_status_id"), ["status_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_favourites_uri"), ["uri"], unique=False)
 
     op.create_table(
         "mentions",
@@ -529,23 +686,38 @@ def downgrade() -> None:
 
     op.drop_table("mentions")
     with op.batch_alter_table("favourites", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_favourites_uri"))
         batch_op.drop_index(batch_op.f("ix_favourites_status_id"))
 
     op.drop_table("favourites")
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.drop_index("ix_deliveries_state_next_attempt_at")
+        batch_op.drop_index(batch_op.f("ix_deliveries_domain"))
+
+    op.drop_table("deliveries")
     with op.batch_alter_table("statuses", schema=None) as batch_op:
         batch_op.drop_index("ix_statuses_visibility_id")
         batch_op.drop_index("ix_statuses_thread_root_id")
         batch_op.drop_index(batch_op.f("ix_statuses_reblog_of_id"))
+        batch_op.drop_index(batch_op.f("ix_statuses_in_reply_to_uri"))
         batch_op.drop_index(batch_op.f("ix_statuses_in_reply_to_id"))
         batch_op.drop_index("ix_statuses_group_id_id")
         batch_op.drop_index("ix_statuses_account_id_id")
 
     op.drop_table("statuses")
+    with op.batch_alter_table("outbox_activities", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_outbox_activities_account_id"))
+
+    op.drop_table("outbox_activities")
     with op.batch_alter_table("mutes", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_mutes_target_account_id"))
 
     op.drop_table("mutes")
     op.drop_table("invites")
+    with op.batch_alter_table("inbox_items", schema=None) as batch_op:
+        batch_op.drop_index("ix_inbox_items_state_next_attempt_at")
+
+    op.drop_table("inbox_items")
     op.drop_table("groups")
     with op.batch_alter_table("group_roles", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_group_roles_account_id"))
@@ -567,7 +739,17 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_blocks_target_account_id"))
 
     op.drop_table("blocks")
+    with op.batch_alter_table("actor_keys", schema=None) as batch_op:
+        batch_op.drop_index("ix_actor_keys_account_id_kind")
+
+    op.drop_table("actor_keys")
     op.drop_table("tags")
     op.drop_table("oauth_apps")
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_index("ix_jobs_state_next_attempt_at")
+
+    op.drop_table("jobs")
+    op.drop_table("domain_health")
+    op.drop_table("domain_blocks")
     op.drop_table("accounts")
     # ### end Alembic commands ###
