@@ -6,7 +6,7 @@ VENV   ?= .venv
 DATA   ?= data
 BIN     = $(VENV)/bin
 
-.PHONY: setup run test lint pg-binaries bench bench-tools clean-data regen-migration
+.PHONY: setup run test lint pg-binaries peers bench bench-tools clean-data regen-migration
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,19 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: setup pg-binaries lint
+# Live peers for the federation tests: Fedify 2.3.6 on Node 22, both from the npm registry
+# (research/interop-peers.md, "Fedify"). npm ci runs when node_modules is missing or older
+# than the lock file.
+PEER_FEDIFY = tests/peers/fedify
+
+peers: $(PEER_FEDIFY)/node_modules/.installed
+
+$(PEER_FEDIFY)/node_modules/.installed: $(PEER_FEDIFY)/package-lock.json $(PEER_FEDIFY)/package.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is needed to install the Fedify test peer"; exit 1; }
+	cd $(PEER_FEDIFY) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: setup pg-binaries peers lint
 	$(BIN)/pytest
 
 # wrk (Debian package) drives the timeline with little CPU; the Python generator runs too.

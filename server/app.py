@@ -22,6 +22,8 @@ from server.accounts import HASHER, password_hasher
 from server.config import Config
 from server.db import ReadSessions, make_engine, make_sessionmaker
 from server.errors import ApiError, TooManyRequests, ValidationFailed
+from server.federation import FEDERATION
+from server.runner import running_federation
 from server.logs import request_id_var
 from server.metrics import METRICS, Metrics
 from server.web import CONFIG, READ_SESSIONS, REQUEST_ID, SESSIONS, Handler, json_response
@@ -176,7 +178,9 @@ def create_app(config: Config, *, engine: AsyncEngine | None = None) -> web.Appl
         app[ENGINE] = eng
         app[SESSIONS] = make_sessionmaker(eng)
         app[READ_SESSIONS] = reads = ReadSessions(eng.url.render_as_string(hide_password=False), app[SESSIONS])
-        yield
+        async with running_federation(config, app[SESSIONS], workers=config.get("server", "workers")) as fed:
+            app[FEDERATION] = fed
+            yield
         reads.dispose()
         if own:
             await eng.dispose()

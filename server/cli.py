@@ -148,6 +148,41 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run the background workers only (inbox, deliveries, jobs), until SIGTERM or Ctrl-C.
+
+    Several ``worker`` processes may share one PostgreSQL database: rows are claimed with
+    ``FOR UPDATE SKIP LOCKED`` (DESIGN.md, Storage and processes).
+    """
+    import signal
+
+    from server.db import make_engine, make_sessionmaker
+    from server.logs import setup_logging
+    from server.runner import running_federation
+
+    config = _load(args)
+    setup_logging(config.get("logging", "level"), config.get("logging", "format"))
+    problem = asyncio.run(_schema_problem(config))
+    if problem:
+        raise CliError(problem)
+
+    async def main() -> None:
+        engine = make_engine(config.database_url, pool_size=config.get("database", "pool_size"))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            async with running_federation(config, make_sessionmaker(engine), workers=True):
+                print(f"Hearthside workers running for {config.base_url} (Ctrl-C stops)", flush=True)
+                await stop.wait()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+    return 0
+
+
 async def _schema_problem(config: Config) -> str | None:
     from sqlalchemy import text
 
@@ -374,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.set_defaults(fn=cmd_serve)
+    with_config(sub.add_parser("worker", help="run the background workers only")).set_defaults(fn=cmd_worker)
 
     with_config(sub.add_parser("migrate", help="bring the database schema up to date")).set_defaults(fn=cmd_migrate)
     with_config(sub.add_parser("doctor", help="check config, database, keys and port")).set_defaults(fn=cmd_doctor)

@@ -159,6 +159,24 @@ SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
             "argon2_time_cost": KeySpec(int, 3, "Argon2id passes per password hash.", _positive),
         },
     ),
+    "federation": (
+        "ActivityPub between instances (research/federation.md). Outbound requests refuse "
+        "private, loopback and link-local addresses unless allow_private_addresses is set.",
+        {
+            "enabled": KeySpec(bool, True, "Exchange posts with other instances (inboxes, deliveries, fetches)."),
+            "allow_private_addresses": KeySpec(
+                bool,
+                False,
+                "Allow fetching from and delivering to private/loopback addresses (tests and closed networks only).",
+            ),
+            "delivery_concurrency": KeySpec(int, 64, "Deliveries in flight at once per worker process.", _positive),
+            "request_timeout_seconds": KeySpec(int, 15, "Total time allowed for one outbound request.", _positive),
+            "max_fetch_bytes": KeySpec(int, 1_048_576, "Largest remote document fetched, in bytes.", _positive),
+            "thread_fetch_limit": KeySpec(
+                int, 20, "Most ancestors fetched to stitch one remote thread together.", _positive
+            ),
+        },
+    ),
     "logging": (
         "Logs hold ids and reason codes only, never content, bodies, headers or tokens.",
         {

@@ -244,6 +244,31 @@ def _executed(state: ORMExecuteState) -> None:
         state.session.info[_WROTE] = True
 
 
+_AFTER_COMMIT = "hearthside.after_commit"
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the session's current transaction commits (not on rollback).
+
+    Used to wake workers when the rows they wait for become visible.
+    """
+    callbacks: list[Callable[[], None]] = session.sync_session.info.setdefault(_AFTER_COMMIT, [])
+    if callback not in callbacks:
+        callbacks.append(callback)
+
+
+@event.listens_for(TrackedSession, "after_commit")
+def _committed(session: Session) -> None:
+    for callback in session.info.pop(_AFTER_COMMIT, []):
+        callback()
+
+
+@event.listens_for(TrackedSession, "after_soft_rollback")
+def _rolled_back(session: Session, _previous: SessionTransaction) -> None:
+    if not session.in_transaction():
+        session.info.pop(_AFTER_COMMIT, None)
+
+
 @event.listens_for(TrackedSession, "after_transaction_end")
 def _ended(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:

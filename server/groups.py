@@ -187,7 +187,14 @@ async def add_member(session: AsyncSession, group: Account, account: Account, *,
             existing.state = "accepted"
             await _bump(session, group.id, account.id, +1)
         return existing
-    follow = Follow(id=new_id(), account_id=account.id, target_account_id=group.id, state=state, created_at=now())
+    follow = Follow(
+        id=new_id(),
+        account_id=account.id,
+        target_account_id=group.id,
+        state=state,
+        remote=not account.local,
+        created_at=now(),
+    )
     session.add(follow)
     await session.flush()
     if state == "accepted":

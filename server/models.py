@@ -224,6 +224,7 @@ class Follow(Base):
     __table_args__ = (
         UniqueConstraint("account_id", "target_account_id"),
         Index("ix_follows_target_state", "target_account_id", "state", "id"),
+        Index("ix_follows_target_remote", "target_account_id", "remote", "state"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -232,7 +233,10 @@ class Follow(Base):
     state: Mapped[str] = mapped_column(String(16), default="accepted")  # accepted|pending
     show_reblogs: Mapped[bool] = mapped_column(Boolean, default=True)
     notify: Mapped[bool] = mapped_column(Boolean, default=False)
-    uri: Mapped[str | None] = mapped_column(String(2048), default=None)
+    uri: Mapped[str | None] = mapped_column(String(2048), default=None, index=True)
+    # The follower is a remote account: deliveries to a group's or person's followers find
+    # their remote inboxes on an index, never scanning thousands of local members.
+    remote: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
 
 
@@ -465,6 +469,9 @@ class InboxItem(Base):
     actor_uri: Mapped[str] = mapped_column(String(2048))
     signer_key_id: Mapped[str] = mapped_column(String(2048))
     recipient_account_id: Mapped[int | None] = _fk("accounts.id", nullable=True, ondelete="SET NULL")
+    # An embedded object from another origin without a valid FEP-8b32 proof: the worker
+    # fetches this id from its origin and uses that copy (FEP-fe34, research §8.4 item 23).
+    refetch_uri: Mapped[str | None] = mapped_column(String(2048), default=None)
     body: Mapped[str | None] = mapped_column(Text, default=None)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -569,4 +576,27 @@ class Job(Base):
     next_attempt_at: Mapped[datetime]
     locked_until: Mapped[datetime | None] = mapped_column(default=None)
     error: Mapped[str | None] = mapped_column(String(255), default=None)
+    created_at: Mapped[datetime]
+
+
+class Report(Base):
+    """A report for moderators: from a member, or from another instance's ``Flag``.
+
+    Federation files remote ``Flag``s here (reporter unknown: ``reporter_account_id`` is
+    None and ``origin_domain`` says where it came from); the moderation issue builds the
+    queue, assignment, actions and outcomes around it.
+    """
+
+    __tablename__ = "reports"
+    __table_args__ = (Index("ix_reports_state_id", "state", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    uri: Mapped[str | None] = mapped_column(String(2048), default=None, unique=True)  # a Flag's id
+    reporter_account_id: Mapped[int | None] = _fk("accounts.id", nullable=True, ondelete="SET NULL")
+    origin_domain: Mapped[str] = mapped_column(String(255), default="")  # "" for local reports
+    target_account_id: Mapped[int] = _fk("accounts.id", index=True)
+    status_ids: Mapped[list[Any]] = mapped_column(default=list)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    category: Mapped[str] = mapped_column(String(32), default="other")
+    state: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[datetime]

@@ -139,6 +139,7 @@ async def follow(
             account_id=source.id,
             target_account_id=target.id,
             state="pending" if pending else "accepted",
+            remote=not source.local,
             show_reblogs=True if reblogs is None else reblogs,
             notify=bool(notify_posts),
             created_at=at,
@@ -150,6 +151,12 @@ async def follow(
     else:
         await bump_follow_counters(session, source.id, target.id, +1)
         await notify(session, recipient_id=target.id, from_account_id=source.id, type="follow")
+
+
+async def follow_uri(session: AsyncSession, follower_id: int, followed_id: int) -> str | None:
+    """The id of the ``Follow`` activity behind a follow (remote follows only)."""
+    row = await _follow_row(session, follower_id, followed_id)
+    return row.uri if row is not None else None
 
 
 async def unfollow(session: AsyncSession, source: Account, target: Account) -> None:

@@ -430,14 +430,25 @@ async def create_status(
     members_only = False
     group: Account | None = None
     if group_id is not None:
-        if group_id == draft.group_id:
-            view = groups.found_group(named_group, named_settings)
-            groups.refuse_posting(view, banned=bool(banned), member=membership == "accepted")
-        else:  # the group came from a mention or the parent post
-            view = await groups.load_group(session, group_id)
-            await groups.check_can_post(session, view, author.id)
-        group = view.account
-        members_only = view.group.members_only
+        remote_group = named_group if group_id == draft.group_id else await session.get(Account, group_id)
+        if remote_group is not None and not remote_group.local:
+            # A remote group: membership is our follow, accepted by the group's server; its
+            # closed groups approve followers manually and never address posts to Public.
+            if remote_group.deleted_at is not None or not remote_group.is_group:
+                raise NotFound("Record not found")
+            if not await groups.is_member(session, group_id, author.id):
+                raise Forbidden("join the group before posting in it")
+            group = remote_group
+            members_only = remote_group.locked
+        else:
+            if group_id == draft.group_id:
+                view = groups.found_group(named_group, named_settings)
+                groups.refuse_posting(view, banned=bool(banned), member=membership == "accepted")
+            else:  # the group came from a mention or the parent post
+                view = await groups.load_group(session, group_id)
+                await groups.check_can_post(session, view, author.id)
+            group = view.account
+            members_only = view.group.members_only
         if members_only:
             visibility = "private"
     moment = now()
@@ -666,6 +677,13 @@ async def favourite(session: AsyncSession, viewer_id: int, status: Status) -> No
         session, recipient_id=status.account_id, from_account_id=viewer_id, type="favourite", status_id=status.id
     )
     await refresh_counts(session, status)
+
+
+async def has_favourited(session: AsyncSession, viewer_id: int, status_id: int) -> bool:
+    found = await session.execute(
+        select(Favourite.id).where(Favourite.account_id == viewer_id, Favourite.status_id == status_id)
+    )
+    return found.first() is not None
 
 
 async def unfavourite(session: AsyncSession, viewer_id: int, status: Status) -> None:

@@ -81,35 +81,68 @@ async def _migrated(url: str) -> None:
         await engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh, migrated database: a SQLite file, or a PostgreSQL database cloned from a template."""
-    if request.param == "sqlite":
+async def new_database(kind: str, folder: Path, pg: PgServer | None) -> str:
+    """A fresh, migrated database: a SQLite file in ``folder``, or a PostgreSQL database
+    cloned from a template (the caller drops it with :func:`drop_database`)."""
+    if kind == "sqlite":
         template = _templates.get("sqlite")
         if template is None:
-            folder = tempfile.mkdtemp(prefix="hearthside-sqlite-")
-            atexit.register(shutil.rmtree, folder, True)
-            template = Path(folder) / "template.sqlite3"
+            tmp = tempfile.mkdtemp(prefix="hearthside-sqlite-")
+            atexit.register(shutil.rmtree, tmp, True)
+            template = Path(tmp) / "template.sqlite3"
             await _migrated(f"sqlite+aiosqlite:///{template}")
             _templates["sqlite"] = template
-        target = tmp_path / "hearthside.sqlite3"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / "hearthside.sqlite3"
         shutil.copyfile(template, target)
-        yield f"sqlite+aiosqlite:///{target}"
-        return
-    pg: PgServer = request.getfixturevalue("pg_server")
+        return f"sqlite+aiosqlite:///{target}"
+    assert pg is not None
     if "postgres" not in _templates:
         await _pg_admin(pg, "CREATE DATABASE hearthside_template")
         await _migrated(pg.url("hearthside_template"))
         _templates["postgres"] = True
     name = "t_" + uuid.uuid4().hex[:16]
     await _pg_admin(pg, f"CREATE DATABASE {name} TEMPLATE hearthside_template")
-    try:
-        yield pg.url(name)
-    finally:
+    return pg.url(name)
+
+
+async def drop_database(url: str, pg: PgServer | None) -> None:
+    if pg is not None and url.startswith("postgresql"):
+        name = url.rsplit("/", 1)[1]
         await _pg_admin(pg, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, migrated database: a SQLite file, or a PostgreSQL database cloned from a template."""
+    pg: PgServer | None = request.getfixturevalue("pg_server") if request.param == "postgres" else None
+    url = await new_database(request.param, tmp_path, pg)
+    try:
+        yield url
+    finally:
+        await drop_database(url, pg)
+
+
+_INSTANCE_KEYS: dict[str, str] = {}
+
+
+def install_instance_keys(data_dir: Path) -> None:
+    """Give a test instance its keys without generating RSA for every test (one pair per run)."""
+    from crypto.keys import generate_ed25519, generate_rsa
+
+    if not _INSTANCE_KEYS:
+        _INSTANCE_KEYS["instance-rsa.pem"] = generate_rsa().private_pem
+        _INSTANCE_KEYS["instance-ed25519.pem"] = generate_ed25519().private_pem
+    folder = data_dir / "keys"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, pem in _INSTANCE_KEYS.items():
+        if not (folder / name).exists():
+            (folder / name).write_text(pem)
+            (folder / name).chmod(0o600)
+
+
 def make_config(tmp_path: Path, db_url: str = "", **sections: dict[str, Any]) -> Config:
+    install_instance_keys(tmp_path)
     raw: dict[str, dict[str, Any]] = {
         "instance": {"base_url": "http://127.0.0.1:8080", "registrations": "open"},
         "database": {"url": db_url},

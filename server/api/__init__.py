@@ -19,6 +19,9 @@ MODULES = [
     "search",
     "groups",
     "openapi",
+    "wellknown",
+    "activitypub",
+    "inbox",
 ]
 
 

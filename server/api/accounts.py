@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.content import MentionTarget, extract_mentions, render_markdown, sanitize_html
 from server import account_lifecycle as lifecycle
-from server import groups
+from server import groups, outbox
 from server import relationships as rel
 from server.accounts import HASHER
 from server.auth import SCOPES_SUPPORTED, Viewer, authenticate, forget_tokens, require_user, scope_allows
@@ -497,6 +497,7 @@ async def follow(request: web.Request) -> web.Response:
             notify_posts=params.flag("notify"),
             invite_code=(params.text("invite_code", max_len=64) or "").strip() or None,
         )
+        await outbox.federate_follow(session, request.app[CONFIG], me, target)
 
     return await _act(request, "write:follows", action)
 
@@ -504,7 +505,10 @@ async def follow(request: web.Request) -> web.Response:
 @routes.post(ACCOUNT + "/unfollow")
 async def unfollow(request: web.Request) -> web.Response:
     async def action(session: AsyncSession, me: Account, target: Account, params: Params) -> None:
+        follow_uri = await rel.follow_uri(session, me.id, target.id)
         await rel.unfollow(session, me, target)
+        if follow_uri is not None or not target.local:
+            await outbox.federate_unfollow(session, request.app[CONFIG], me, target, follow_uri)
 
     return await _act(request, "write:follows", action)
 
@@ -513,6 +517,7 @@ async def unfollow(request: web.Request) -> web.Response:
 async def block(request: web.Request) -> web.Response:
     async def action(session: AsyncSession, me: Account, target: Account, params: Params) -> None:
         await rel.block(session, me, target, at=now())
+        await outbox.federate_block(session, request.app[CONFIG], me, target, undo=False)
 
     return await _act(request, "write:blocks", action)
 
@@ -520,6 +525,8 @@ async def block(request: web.Request) -> web.Response:
 @routes.post(ACCOUNT + "/unblock")
 async def unblock(request: web.Request) -> web.Response:
     async def action(session: AsyncSession, me: Account, target: Account, params: Params) -> None:
+        if await rel.is_blocking(session, me.id, target.id):
+            await outbox.federate_block(session, request.app[CONFIG], me, target, undo=True)
         await rel.unblock(session, me, target)
 
     return await _act(request, "write:blocks", action)
@@ -547,6 +554,7 @@ async def unmute(request: web.Request) -> web.Response:
 @routes.post(ACCOUNT + "/remove_from_followers")
 async def remove_from_followers(request: web.Request) -> web.Response:
     async def action(session: AsyncSession, me: Account, target: Account, params: Params) -> None:
+        await outbox.answer_follow(session, request.app[CONFIG], me, target.id, accepted=False)
         await rel.remove_from_followers(session, me, target.id)
 
     return await _act(request, "write:follows", action)
@@ -556,6 +564,7 @@ async def remove_from_followers(request: web.Request) -> web.Response:
 async def authorize_follow_request(request: web.Request) -> web.Response:
     async def action(session: AsyncSession, me: Account, target: Account, params: Params) -> None:
         await rel.authorize_request(session, me, target.id)
+        await outbox.answer_follow(session, request.app[CONFIG], me, target.id, accepted=True)
 
     return await _act(request, "write:follows", action)
 
@@ -563,6 +572,7 @@ async def authorize_follow_request(request: web.Request) -> web.Response:
 @routes.post("/api/v1/follow_requests/{id:[0-9]+}/reject")
 async def reject_follow_request(request: web.Request) -> web.Response:
     async def action(session: AsyncSession, me: Account, target: Account, params: Params) -> None:
+        await outbox.answer_follow(session, request.app[CONFIG], me, target.id, accepted=False)
         await rel.reject_request(session, me, target.id)
 
     return await _act(request, "write:follows", action)
@@ -640,6 +650,8 @@ async def delete_own_account(request: web.Request) -> web.Response:
     async with request.app[SESSIONS]() as session:
         user, account = await _me(session, viewer)
         await lifecycle.verify_password(session, config, request.app[HASHER], user, password)
+        # Tell remote followers and followees first: the deletion severs those follows.
+        await outbox.federate_account_deleted(session, config, account)
         await lifecycle.delete_account(session, user, account, at=now())
         await _commit(session)
     forget_tokens(user_id=user.id)

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crypto.tokens import new_code
 from server import groups as rules
+from server import outbox
 from server.accounts import RESERVED, USERNAME, username_taken
 from server.auth import Viewer, authenticate, require_user
 from server.config import Config
@@ -451,7 +452,9 @@ async def _decide_request(request: web.Request, *, approve: bool) -> web.Respons
         target = await _load_account(session, path_id(request, "account_id"))
         if approve:
             await rules.approve_request(session, view, target)
+            await outbox.answer_follow(session, request.app[CONFIG], view.account, target.id, accepted=True)
         else:
+            await outbox.answer_follow(session, request.app[CONFIG], view.account, target.id, accepted=False)
             await rules.reject_request(session, view, target.id)
         await session.commit()
         relationship = await _relationship(session, view.account.id, target.id)
@@ -591,6 +594,7 @@ async def add_ban(request: web.Request) -> web.Response:
         if target_role == "moderator" and actor_role != "owner" and not viewer.is_staff:
             raise Forbidden("only the group's owners may ban a moderator")
         actor = await _viewer_account(session, viewer)
+        await outbox.answer_follow(session, request.app[CONFIG], view.account, target.id, accepted=False)
         await rules.ban(session, view, target, by=actor, reason=reason)
         await session.commit()
         ban = (

@@ -5,7 +5,10 @@ in a query are literal characters. Accounts: local people and groups, not suspen
 deleted, by username or display name (exact and prefix matches first). Statuses: a
 substring of the post's source among posts the viewer may see, and only for a logged-in
 viewer (as on Mastodon; anonymous searches get no statuses). Hashtags: by prefix.
-``resolve`` is accepted and ignored: there is no federation to resolve through yet.
+With ``resolve=true`` and a logged-in viewer, a remote handle (``@name@host``) is looked up
+through WebFinger and an ``https://`` URL is fetched (an actor or a post), as Mastodon does;
+what was found is stored and answered like any known account or status. Known remote accounts
+match by handle.
 """
 
 from __future__ import annotations
@@ -60,16 +63,42 @@ def _query(params: Params) -> str:
     return (q or "").strip()
 
 
-def _local_username(config: Config, term: str) -> str | None:
-    """``@name``, ``name`` or ``name@our.domain`` → ``name``; a remote handle → None."""
+def _handle(config: Config, term: str) -> tuple[str, str]:
+    """``@name``, ``name`` or ``name@our.domain`` → (name, ""); ``name@other`` → (name, other)."""
     term = term.lstrip("@")
     if "@" in term:
         name, _, domain = term.partition("@")
         host = config.domain.lower()
-        if domain.lower() not in (host, host.split(":")[0]):
-            return None
-        return name
-    return term
+        if domain.lower() in (host, host.split(":")[0]):
+            return name, ""
+        return name, domain.lower()
+    return term, ""
+
+
+async def resolve_remote(request: web.Request, term: str) -> tuple[int | None, int | None]:
+    """Look a remote handle or URL up over federation: (account id, status id) found."""
+    from server.federation import FEDERATION
+    from server.remote_actors import ActorUnavailable, resolve_actor, resolve_handle
+
+    fed = request.app[FEDERATION]
+    if not fed.enabled:
+        return None, None
+    config = request.app[CONFIG]
+    try:
+        if term.startswith(("https://", "http://")):
+            if fed.is_local(term):
+                return None, None
+            from server.resolve import resolve_url
+
+            return await resolve_url(fed, term)
+        name, domain = _handle(config, term)
+        if domain and name and "/" not in domain:
+            account = await resolve_handle(fed, name, domain)
+            return account.id, None
+    except ActorUnavailable:
+        return None, None
+    _ = resolve_actor
+    return None, None
 
 
 async def search_accounts(
@@ -82,20 +111,24 @@ async def search_accounts(
     offset: int,
     following: bool,
 ) -> list[dict[str, Any]]:
-    name = _local_username(config, term)
+    name, domain = _handle(config, term)
     if not name:
         return []
     lowered = name.lower()
     substring = like_pattern(lowered)
     query: Select[Any] = select(Account).where(
-        Account.domain == "",
         Account.suspended_at.is_(None),
         Account.deleted_at.is_(None),
-        or_(
-            Account.username_lower.like(substring, escape=ESCAPE),
-            Account.display_name.ilike(like_pattern(name), escape=ESCAPE),
-        ),
     )
+    if domain:
+        query = query.where(Account.domain == domain, Account.username_lower == lowered)
+    else:
+        query = query.where(
+            or_(
+                Account.username_lower.like(substring, escape=ESCAPE),
+                Account.display_name.ilike(like_pattern(name), escape=ESCAPE),
+            )
+        )
     if viewer_id is not None:
         blocking, blocked_by = blocked_ids(viewer_id)
         query = query.where(Account.id.not_in(blocking), Account.id.not_in(blocked_by))
@@ -158,7 +191,6 @@ def _common(params: Params, viewer_id: int | None) -> tuple[int, int, bool]:
         raise Unauthorized("Search queries pagination is not supported without authentication")
     if viewer_id is None and following:
         raise Unauthorized("following: requires an authenticated user")
-    params.flag("resolve", False)  # validated, then ignored: nothing to resolve remotely yet
     return limit, offset, following
 
 
@@ -172,11 +204,26 @@ async def search(request: web.Request) -> web.Response:
     if kind is not None and kind not in TYPES:
         raise Unprocessable(f"type: must be one of {', '.join(TYPES)}")
     limit, offset, following = _common(params, viewer_id)
+    resolve = bool(params.flag("resolve", False))
     account_id = params.id("account_id")
     config = request.app[CONFIG]
     result: dict[str, list[dict[str, Any]]] = {"accounts": [], "statuses": [], "hashtags": []}
     if not term:
         return json_response(result)
+    if resolve and viewer_id is not None:
+        found_account, found_status = await resolve_remote(request, term)
+        if found_status is not None:
+            async with request.app[SESSIONS]() as session:
+                rows = (
+                    await session.execute(select(Status).where(Status.id == found_status, visible_clause(viewer_id)))
+                ).scalars().all()
+                result["statuses"] = await render_statuses(session, config, rows, viewer_id)
+            return json_response(result)
+        if found_account is not None and term.startswith(("https://", "http://")):
+            async with request.app[SESSIONS]() as session:
+                account = await session.get(Account, found_account)
+                result["accounts"] = [render_account(config, account)] if account is not None else []
+            return json_response(result)
     async with request.app[SESSIONS]() as session:
         if kind in (None, "accounts") and account_id is None:
             result["accounts"] = await search_accounts(
@@ -200,6 +247,8 @@ async def accounts_search(request: web.Request) -> web.Response:
     limit, offset, following = _common(params, viewer_id)
     if not term:
         return json_response([])
+    if params.flag("resolve", False) and viewer_id is not None:
+        await resolve_remote(request, term)
     async with request.app[SESSIONS]() as session:
         body = await search_accounts(
             session, request.app[CONFIG], term, viewer_id, limit=limit, offset=offset, following=following

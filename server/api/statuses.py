@@ -16,6 +16,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server import outbox
 from server import statuses as service
 from server.auth import authenticate, require_user
 from server.entities import render_account
@@ -101,6 +102,7 @@ async def create(request: web.Request) -> web.Response:
         )
         if key:
             await service.remember_idempotent(session, account_id, key, new.status.id)
+        await outbox.federate_post(session, config, new.status, new.author)
         return await render_own(session, config, new.status.id, account_id)
 
     body = await in_transaction(request, work)
@@ -158,6 +160,7 @@ async def destroy(request: web.Request) -> web.Response:
         status = await _own(session, status_id, account_id)
         body = await render_status(session, config, status, account_id, with_text=True)
         await service.delete_status(session, status)
+        await outbox.federate_delete(session, config, status, await _author(session, account_id))
         return body
 
     return json_response(await in_transaction(request, work))
@@ -182,10 +185,13 @@ async def edit(request: web.Request) -> web.Response:
         status = await _own(session, status_id, account_id)
         if status.reblog_of_id is not None:
             raise NotFound("Record not found")
+        edited_before = status.edited_at
         await service.edit_status(
             session, config, status, text=text, spoiler_text=spoiler, sensitive=sensitive, language=language
         )
         await session.flush()
+        if status.edited_at != edited_before:
+            await outbox.federate_edit(session, config, status, await _author(session, account_id))
         return await render_status(session, config, status, account_id)
 
     return json_response(await in_transaction(request, work))
@@ -228,6 +234,7 @@ async def favourite(request: web.Request) -> web.Response:
     async def work(session: AsyncSession) -> dict[str, Any]:
         status = await _original(session, status_id, account_id)
         await service.favourite(session, account_id, status)
+        await outbox.federate_like(session, config, await _author(session, account_id), status, undo=False)
         return await render_status(session, config, status, account_id)
 
     return json_response(await in_transaction(request, work))
@@ -242,7 +249,10 @@ async def unfavourite(request: web.Request) -> web.Response:
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         status = await _original(session, status_id, account_id)
+        had = await service.has_favourited(session, account_id, status.id)
         await service.unfavourite(session, account_id, status)
+        if had:
+            await outbox.federate_like(session, config, await _author(session, account_id), status, undo=True)
         return await render_status(session, config, status, account_id)
 
     return json_response(await in_transaction(request, work))
@@ -260,9 +270,12 @@ async def reblog(request: web.Request) -> web.Response:
     async def work(session: AsyncSession) -> dict[str, Any]:
         original = await _original(session, status_id, account_id)
         booster = await _author(session, account_id)
+        existing = await service.find_reblog(session, account_id, original.id)
         boost = await service.reblog(
             session, config, booster, original, visibility=visibility, application_id=viewer.app_id
         )
+        if existing is None:
+            await outbox.federate_boost(session, config, booster, boost, original)
         return await render_status(session, config, boost, account_id)
 
     return json_response(await in_transaction(request, work))
@@ -277,6 +290,9 @@ async def unreblog(request: web.Request) -> web.Response:
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         original = await _original(session, status_id, account_id)
+        boost = await service.find_reblog(session, account_id, original.id)
+        if boost is not None:
+            await outbox.federate_unboost(session, config, boost, await _author(session, account_id))
         await service.unreblog(session, account_id, original)
         return await render_status(session, config, original, account_id)
 

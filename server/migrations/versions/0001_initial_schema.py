@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 07:58:17.462660
+Create Date: 2026-11-21 08:04:55.923778
 """
 
 from __future__ import annotations
@@ -179,6 +179,7 @@ def upgrade() -> None:
         sa.Column("show_reblogs", sa.Boolean(), nullable=False),
         sa.Column("notify", sa.Boolean(), nullable=False),
         sa.Column("uri", sa.String(length=2048), nullable=True),
+        sa.Column("remote", sa.Boolean(), nullable=False),
         sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["account_id"], ["accounts.id"], name=op.f("fk_follows_account_id_accounts"), ondelete="CASCADE"
@@ -193,7 +194,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("account_id", "target_account_id", name=op.f("uq_follows_account_id_target_account_id")),
     )
     with op.batch_alter_table("follows", schema=None) as batch_op:
+        batch_op.create_index("ix_follows_target_remote", ["target_account_id", "remote", "state"], unique=False)
         batch_op.create_index("ix_follows_target_state", ["target_account_id", "state", "id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_follows_uri"), ["uri"], unique=False)
 
     op.create_table(
         "group_bans",
@@ -297,6 +300,7 @@ def upgrade() -> None:
         sa.Column("actor_uri", sa.String(length=2048), nullable=False),
         sa.Column("signer_key_id", sa.String(length=2048), nullable=False),
         sa.Column("recipient_account_id", sa.BigInteger(), nullable=True),
+        sa.Column("refetch_uri", sa.String(length=2048), nullable=True),
         sa.Column("body", sa.Text(), nullable=True),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
@@ -372,6 +376,37 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("outbox_activities", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_outbox_activities_account_id"), ["account_id"], unique=False)
+
+    op.create_table(
+        "reports",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("uri", sa.String(length=2048), nullable=True),
+        sa.Column("reporter_account_id", sa.BigInteger(), nullable=True),
+        sa.Column("origin_domain", sa.String(length=255), nullable=False),
+        sa.Column("target_account_id", sa.BigInteger(), nullable=False),
+        sa.Column("status_ids", sa.JSON(), nullable=False),
+        sa.Column("comment", sa.Text(), nullable=False),
+        sa.Column("category", sa.String(length=32), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["reporter_account_id"],
+            ["accounts.id"],
+            name=op.f("fk_reports_reporter_account_id_accounts"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["target_account_id"],
+            ["accounts.id"],
+            name=op.f("fk_reports_target_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_reports")),
+        sa.UniqueConstraint("uri", name=op.f("uq_reports_uri")),
+    )
+    with op.batch_alter_table("reports", schema=None) as batch_op:
+        batch_op.create_index("ix_reports_state_id", ["state", "id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_reports_target_account_id"), ["target_account_id"], unique=False)
 
     op.create_table(
         "statuses",
@@ -705,6 +740,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_statuses_account_id_id")
 
     op.drop_table("statuses")
+    with op.batch_alter_table("reports", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_reports_target_account_id"))
+        batch_op.drop_index("ix_reports_state_id")
+
+    op.drop_table("reports")
     with op.batch_alter_table("outbox_activities", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outbox_activities_account_id"))
 
@@ -732,7 +772,9 @@ def downgrade() -> None:
 
     op.drop_table("group_bans")
     with op.batch_alter_table("follows", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_follows_uri"))
         batch_op.drop_index("ix_follows_target_state")
+        batch_op.drop_index("ix_follows_target_remote")
 
     op.drop_table("follows")
     with op.batch_alter_table("blocks", schema=None) as batch_op:

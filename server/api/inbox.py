@@ -1,0 +1,201 @@
+"""ActivityPub inboxes: the shared inbox and each local actor's own.
+
+The inbox fails closed. In order: the content type must be an ActivityPub one (else 415);
+an unsigned request is refused before its body is read (401); the body is capped (413) and
+must be JSON within the depth limit (400) that passes the activity schema (400); the
+signature must verify with the key of the activity's actor, or the embedded object must carry
+a valid FEP-8b32 proof, or it is marked to be refetched from its origin (FEP-fe34); requests
+from suspended domains get 403. Only then is one ``inbox_items`` row written, deduplicated by
+activity id, and the answer is 202: processing happens in the inbox worker, durably
+(research/federation.md §8.4 items 20–23). A rejected request writes nothing.
+
+``Delete``/``Update`` from an actor we have never seen is answered 202 without fetching
+anything (Mastodon does the same: a deleted account's key can no longer be fetched, and an
+unknown actor's update concerns nobody here; §8.4 item 22).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from crypto.errors import CryptoError
+from crypto.integrity import proof_method, verify_object
+from federation.inbound import Incoming, InvalidActivity, check_depth, check_origins, parse_activity, same_origin
+from federation.inbound import validate_activity
+from server.domains import is_suspended
+from server.errors import ApiError, BadRequest, Forbidden, NotFound, Unauthorized
+from server.federation import FEDERATION, Federation, host_of
+from server.ids import new_id
+from server.models import Account, InboxItem
+from server.remote_actors import account_by_uri
+from server.signatures import Signer, _cached_key, _fetched_key, is_signed, read_pending, authenticate
+from server.web import Routes, json_response, now
+
+log = logging.getLogger(__name__)
+routes = Routes()
+
+_AP_TYPES = ("application/activity+json", "application/ld+json", "application/json")
+
+
+def _check_content_type(request: web.Request) -> None:
+    kind = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    if kind not in _AP_TYPES:
+        raise ApiError(f"Content-Type must be application/activity+json, got {kind or 'none'}", status=415)
+
+
+def _parse_body(body: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        raise BadRequest("body: not valid JSON") from None
+    if not isinstance(document, dict):
+        raise BadRequest("body: must be a JSON object")
+    try:
+        check_depth(document)
+        validate_activity(document)
+    except InvalidActivity as exc:
+        raise BadRequest(f"activity: {exc}") from None
+    return document
+
+
+def _find_embedded(document: Mapping[str, Any], wanted: str) -> Mapping[str, Any] | None:
+    """The embedded object or activity with id ``wanted`` (looks two levels deep)."""
+    node: Any = document.get("object")
+    for _ in range(3):
+        if not isinstance(node, Mapping):
+            return None
+        if node.get("id") == wanted:
+            return node
+        node = node.get("object")
+    return None
+
+
+async def _has_valid_proof(fed: Federation, embedded: Mapping[str, Any]) -> bool:
+    """FEP-8b32: the embedded object is signed by a key of its own actor/author."""
+    try:
+        method = proof_method(embedded)
+    except CryptoError:
+        return False
+    author = embedded.get("actor") or embedded.get("attributedTo")
+    if isinstance(author, Mapping):
+        author = author.get("id")
+    if not isinstance(author, str) or not same_origin(method, author):
+        return False
+    found = await _cached_key(fed, method)
+    if found is None:
+        try:
+            found = await _fetched_key(fed, method)
+        except ApiError:
+            return False
+    key, owner, _ = found
+    if owner != author:
+        return False
+    try:
+        verify_object(embedded, key)
+    except CryptoError:
+        return False
+    return True
+
+
+async def _unknown_actor(fed: Federation, incoming: Incoming) -> bool:
+    async with fed.sessions() as session:
+        return await account_by_uri(session, incoming.actor) is None
+
+
+async def _recipient(fed: Federation, kind: str | None, username: str | None) -> int | None:
+    if kind is None or username is None:
+        return None
+    async with fed.sessions() as session:
+        account = await session.scalar(
+            select(Account).where(Account.username_lower == username.lower(), Account.domain == "")
+        )
+    if account is None or account.deleted_at is not None or account.is_group != (kind == "groups"):
+        raise NotFound("Record not found")
+    return account.id
+
+
+async def receive(request: web.Request, kind: str | None = None) -> web.Response:
+    fed = request.app[FEDERATION]
+    if not fed.enabled:
+        raise NotFound("federation is disabled on this instance")
+    recipient_id = await _recipient(fed, kind, request.match_info.get("username"))
+    _check_content_type(request)
+    if not is_signed(request):
+        raise Unauthorized("request is not signed (HTTP Signatures required)")
+    body = await request.read()
+    document = _parse_body(body)
+    try:
+        incoming = parse_activity(document)
+    except InvalidActivity as exc:
+        raise BadRequest(f"activity: {exc}") from None
+    if incoming.type in ("Delete", "Update") and await _unknown_actor(fed, incoming):
+        return json_response({}, status=202)
+    pending = read_pending(fed, request, body)
+    signer: Signer = await authenticate(fed, pending)
+    refetch: str | None = None
+    verdict = check_origins(incoming, signer.actor_uri)
+    if not verdict.ok:
+        if verdict.needs_proof_or_fetch is None:
+            raise Unauthorized(f"activity refused: {verdict.reason}")
+        embedded = _find_embedded(document, verdict.needs_proof_or_fetch)
+        if embedded is None or not await _has_valid_proof(fed, embedded):
+            refetch = verdict.needs_proof_or_fetch
+    moment = now()
+    async with fed.sessions() as session:
+        if host_of(incoming.actor) != host_of(signer.actor_uri) and await is_suspended(session, host_of(incoming.actor)):
+            raise Forbidden(f"activities from {host_of(incoming.actor)} are refused by this instance")
+        session.add(
+            InboxItem(
+                id=new_id(),
+                activity_id=incoming.id,
+                activity_type=incoming.type[:32],
+                actor_uri=incoming.actor,
+                signer_key_id=signer.key_id,
+                recipient_account_id=recipient_id,
+                refetch_uri=refetch,
+                body=body.decode(),
+                state="pending",
+                attempts=0,
+                next_attempt_at=moment,
+                received_at=moment,
+            )
+        )
+        try:
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            log.info("inbox duplicate activity ignored")
+            return json_response({}, status=202)
+    fed.inbox_wakeup.set()
+    return json_response({}, status=202)
+
+
+PRUNE_AFTER = timedelta(days=7)  # Lemmy prunes received activity ids after 7 days (§2.7)
+
+
+@routes.post("/inbox")
+async def shared_inbox(request: web.Request) -> web.Response:
+    return await receive(request)
+
+
+@routes.post("/actor/inbox")
+async def instance_inbox(request: web.Request) -> web.Response:
+    return await receive(request)
+
+
+@routes.post("/users/{username}/inbox")
+async def person_inbox(request: web.Request) -> web.Response:
+    return await receive(request, "users")
+
+
+@routes.post("/groups/{username}/inbox")
+async def group_inbox(request: web.Request) -> web.Response:
+    return await receive(request, "groups")

@@ -1,0 +1,144 @@
+"""Several Hearthside instances in one test, each on its own loopback address.
+
+research/interop-peers.md: give each instance its own address (127.0.0.2, 127.0.0.3, ...) so
+their domains differ as real ones do. Each instance is the real app (``create_app``) served by
+aiohttp on a real socket, with its own database and data directory, and its workers running
+(inbox, delivery, jobs). Outbound requests go over real HTTP between them;
+``federation.allow_private_addresses`` is set because loopback is private.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from server.app import create_app
+from server.config import Config
+from server.db import make_engine, make_sessionmaker
+from server.devdb import free_port
+from conftest import PgServer, TestUser, create_user_with_token, drop_database, make_config, new_database
+
+
+@dataclass
+class Instance:
+    name: str
+    host: str
+    port: int
+    config: Config
+    engine: AsyncEngine
+    db_url: str
+    runner: web.AppRunner | None = None
+    http: aiohttp.ClientSession | None = None
+    users: dict[str, TestUser] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def domain(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def actor(self, username: str, *, group: bool = False) -> str:
+        return f"{self.base_url}/{'groups' if group else 'users'}/{username}"
+
+    async def start(self) -> None:
+        app = create_app(self.config, engine=self.engine)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, self.host, self.port).start()
+        self.http = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.close()
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    async def user(self, username: str, **kwargs: Any) -> TestUser:
+        created = await create_user_with_token(self.engine, self.config, username, **kwargs)
+        self.users[username] = created
+        return created
+
+    async def api(
+        self, method: str, path: str, user: TestUser | None = None, *, expect: int | None = 200, **kwargs: Any
+    ) -> Any:
+        assert self.http is not None
+        headers = dict(kwargs.pop("headers", {}))
+        if user is not None:
+            headers.update(user.headers)
+        async with self.http.request(method, self.base_url + path, headers=headers, **kwargs) as response:
+            text = await response.text()
+            if expect is not None:
+                assert response.status == expect, f"{method} {path}: {response.status} {text[:500]}"
+            return json.loads(text) if text and response.content_type.endswith("json") else text
+
+    async def rows(self, model: Any, *where: Any) -> list[Any]:
+        async with make_sessionmaker(self.engine)() as session:
+            return list((await session.scalars(select(model).where(*where))).all())
+
+    async def one(self, model: Any, *where: Any) -> Any:
+        rows = await self.rows(model, *where)
+        assert len(rows) == 1, f"expected one {model.__name__}, found {len(rows)}"
+        return rows[0]
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 15.0, what: str = "condition") -> Any:
+    """Poll ``check`` until it returns something truthy (federation is asynchronous)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+async def make_instance(
+    name: str, host: str, kind: str, folder: Path, pg: PgServer | None, **sections: dict[str, Any]
+) -> Instance:
+    folder.mkdir(parents=True, exist_ok=True)
+    url = await new_database(kind, folder, pg)
+    port = free_port()
+    overrides: dict[str, dict[str, Any]] = {
+        "instance": {"base_url": f"http://{host}:{port}", "name": name, "registrations": "open"},
+        "server": {"host": host, "port": port, "workers": True},
+        "federation": {"allow_private_addresses": True, "request_timeout_seconds": 5},
+    }
+    for section, values in sections.items():
+        overrides.setdefault(section, {}).update(values)
+    config = make_config(folder, url, **overrides)
+    instance = Instance(name, host, port, config, make_engine(url), url)
+    await instance.start()
+    return instance
+
+
+async def close_instance(instance: Instance, pg: PgServer | None) -> None:
+    await instance.stop()
+    await instance.engine.dispose()
+    await drop_database(instance.db_url, pg)
+
+
+async def instances(
+    kind: str, tmp_path: Path, pg: PgServer | None, hosts: tuple[str, ...] = ("127.0.0.2", "127.0.0.3")
+) -> AsyncIterator[list[Instance]]:
+    started: list[Instance] = []
+    try:
+        for i, host in enumerate(hosts):
+            started.append(await make_instance(f"inst{i}", host, kind, tmp_path / f"i{i}", pg))
+        yield started
+    finally:
+        for instance in started:
+            await close_instance(instance, pg)
