@@ -31,18 +31,20 @@ draft-cavage rules (Mastodon's, research §3.2): ``algorithm`` is ``rsa-sha256``
 key type decides: RSA means PKCS#1 v1.5 SHA-256) or ``ed25519``; absent means ``hs2019``; any
 other value is refused (``rsa-sha512``, ``hmac-sha256``, ...). ``headers`` defaults to
 ``(created)`` for hs2019 and ``date`` otherwise. The signature must cover ``(request-target)``,
-``host`` and ``date`` or ``(created)``; a POST must cover ``digest``; ``(created)``/``(expires)``
-are refused with ``rsa-sha256``. ``(request-target)`` is tried with the query string first, then
-without it (older senders, research §8.4 item 20). A leading ``Signature `` in the header value is
-tolerated as Mastodon does.
+``host`` and ``date`` or ``(created)``; the signed ``Host`` must be the authority of ``url`` (a
+request replayed to another server is refused); a POST must cover ``digest``;
+``(created)``/``(expires)`` are refused with ``rsa-sha256``. ``(request-target)`` is tried with
+the query string first, then without it (older senders, research §8.4 item 20). A leading
+``Signature `` in the header value is tolerated as Mastodon does.
 
 RFC 9421 rules (Mastodon 4.5+, research §3.3): exactly one signature: a ``Signature-Input`` with
-several labels is refused (``multiple_signatures``) rather than guessing which one matters, as
-Mastodon does. ``created`` and ``keyid`` are required; ``@method`` and ``@target-uri`` must be
-covered, and ``content-digest`` on POST; ``alg`` is ``rsa-v1_5-sha256``, ``ed25519`` or absent
-(the key type decides); anything else is refused (``rsa-pss-sha512``, ``hmac-sha256``,
-``ecdsa-p256-sha256``). The signature base follows RFC 9421 §2.5, the last line being
-``"@signature-params"`` with the received inner list re-serialized in received order (§3.2 step 7).
+several labels is refused (``multiple_signatures``) rather than guessing which one matters
+(Mastodon accepts a single signature, research §3.3). ``created`` and ``keyid`` are required;
+``@method`` and ``@target-uri`` must be covered, and ``content-digest`` on POST; ``alg`` is
+``rsa-v1_5-sha256``, ``ed25519`` or absent (the key type decides); anything else is refused
+(``rsa-pss-sha512``, ``hmac-sha256``, ``ecdsa-p256-sha256``). The signature base follows
+RFC 9421 §2.5, the last line being ``"@signature-params"`` with the received inner list
+re-serialized in received order (§3.2 step 7).
 
 Both: the window is ``now ± window`` (one hour, research §8.3 item 15): a creation time after
 ``now + window`` or before ``now - window`` is refused, as is an ``expires`` in the past. A body
@@ -53,9 +55,9 @@ unknown algorithms ignored but at least one known needed) and ``Content-Digest``
 Errors: ``SignatureError`` with ``.reason`` (a short code, safe to log) and ``.status`` (400 for a
 header that cannot be parsed, 401 for everything else). Reasons: ``unsigned``, ``malformed``,
 ``unsupported_algorithm``, ``missing_parameter``, ``missing_component``, ``missing_header``,
-``unsupported_component``, ``invalid_pseudo_header``, ``multiple_signatures``, ``stale``,
-``future``, ``expired``, ``digest_missing``, ``digest_mismatch``, ``digest_unsupported``,
-``key_mismatch``, ``bad_signature``.
+``unsupported_component``, ``invalid_pseudo_header``, ``host_mismatch``, ``multiple_signatures``,
+``stale``, ``future``, ``expired``, ``digest_missing``, ``digest_mismatch``,
+``digest_unsupported``, ``key_mismatch``, ``bad_signature``.
 
 Signing: ``sign_request`` produces draft-cavage ``rsa-sha256`` exactly as Mastodon sends it
 (research §3.4, §8.3 items 11-13); ``sign_request_rfc9421`` produces an RFC 9421 signature for
@@ -190,16 +192,22 @@ class _Target:
         return self.path if self.query is None else f"{self.path}?{self.query}"
 
 
+def _host_authority(host: str, scheme: str) -> str:
+    """``host[:port]`` lower-cased, without userinfo and without the scheme's default port."""
+    authority = host.rsplit("@", 1)[-1].lower()
+    default_port = {"http": ":80", "https": ":443"}.get(scheme)
+    if default_port and authority.endswith(default_port):
+        authority = authority[: -len(default_port)]
+    return authority
+
+
 def _split_target(url: str) -> _Target:
     without_fragment = url.split("#", 1)[0]
     parts = urlsplit(without_fragment)
     if not parts.scheme or not parts.netloc:
         raise ValueError(f"request URL must be absolute, got {url!r}")
     scheme = parts.scheme.lower()
-    authority = parts.netloc.rsplit("@", 1)[-1].lower()
-    default_port = {"http": ":80", "https": ":443"}.get(scheme)
-    if default_port and authority.endswith(default_port):
-        authority = authority[: -len(default_port)]
+    authority = _host_authority(parts.netloc, scheme)
     query = parts.query if "?" in without_fragment else None
     return _Target(without_fragment, scheme, authority, parts.path or "/", query)
 
@@ -419,6 +427,13 @@ def _read_cavage(
         raise SignatureError("a POST signature must cover digest", reason="missing_component")
     if request.body and "digest" not in covered:
         raise SignatureError("request has a body but the signature does not cover digest", reason="digest_missing")
+
+    host = _host_authority(_header(headers, "host"), target.scheme)
+    if host != target.authority:
+        # A signed request replayed to another server keeps its Host; it must be ours.
+        raise SignatureError(
+            f"signed Host {host!r} is not the request URL's authority {target.authority!r}", reason="host_mismatch"
+        )
 
     times: list[datetime] = []
     if "(created)" in covered:

@@ -16,17 +16,19 @@ activity claims (FEP-fe34; research/federation.md §8.3 item 14, §8.4 item 23):
 - the signer must be the activity's ``actor``, and the activity's ``id`` must be on the actor's
   origin (Lemmy's rule);
 - ``Create`` of an embedded object: the object is on the actor's origin and attributed to the
-  actor;
+  actor (the actor is its ``attributedTo``, or one of them: PeerTube lists account and channel);
 - ``Update``/``Delete``: only of something on the actor's origin (deleting an actor means its
-  object is the actor); an embedded post must be attributed to the actor;
+  object is the actor); an embedded post must be attributed to the actor. A cross-origin one is
+  refused with ``moderator_action`` set, for the group logic to accept from a moderator;
 - ``Undo``: only of the actor's own activity; ``Move``: only of the actor itself;
 - ``Announce`` of an embedded activity or object from another origin than the announcer (a
-  Lemmy group redistributing a remote member's post): the announcement stands, but what it
-  carries is only a claim, so the verdict names the id that must carry a valid FEP-8b32 proof
-  or be fetched again from its origin before it is applied.
+  Lemmy group redistributing a remote member's post): the announcement is genuine, but what it
+  carries is only a claim, so the verdict is not ``ok`` and names the id that must carry a
+  valid FEP-8b32 proof or be fetched again from its origin before it is applied.
 
-What it guarantees: the verdict is computed from ids alone, with no network; a verdict with
-``ok`` and no ``needs_proof_or_fetch`` means the signer vouches for everything embedded.
+What it guarantees: the verdict is computed from ids alone, with no network; ``ok`` means the
+signer vouches for everything in the document, so a caller that only looks at ``ok`` fails
+closed.
 What it does not do: decide permissions (is this actor a moderator of this group, was this
 Follow ours); the inbox logic does that with the database.
 """
@@ -46,9 +48,9 @@ from federation.inbound_objects import (
     Visibility,
     WebFingerAnswer,
     addressing,
+    all_authors,
     as_list,
     datetime_field,
-    first_author,
     optional_text,
     parse_actor,
     parse_jrd,
@@ -219,13 +221,13 @@ def parse_activity(doc: Mapping[str, Any]) -> Incoming:
 class OriginVerdict:
     """Whether a signer may speak for an activity, and what still needs proving.
 
-    - ``ok`` and no ``needs_proof_or_fetch``: apply the activity as received.
-    - ``ok`` with ``needs_proof_or_fetch``: the envelope is genuine (e.g. a group's Announce),
-      but the embedded activity or object with that id came from another origin; apply it only
-      after a valid FEP-8b32 proof by its own actor verifies, or after fetching it from its id.
-    - not ``ok`` with ``needs_proof_or_fetch`` (reason ``signer_not_actor``): the signer is not
-      the actor; the activity may still be accepted on a valid FEP-8b32 proof by its actor or
-      by fetching it from its origin (then check again with its actor as the signer).
+    - ``ok``: apply the activity as received (``needs_proof_or_fetch`` is then None).
+    - not ``ok`` with ``needs_proof_or_fetch``: not as received, but the activity can still be
+      accepted once the document with that id is verified: by a valid FEP-8b32 proof from its
+      own actor, or by fetching it from its id's origin (then check the fetched document
+      again). Reasons: ``signer_not_actor`` (the id is the activity itself),
+      ``inner_unverified`` / ``object_unverified`` (an Announce carries an activity or object
+      from another origin than the announcer: the announcement is genuine, its content a claim).
     - not ``ok`` and nothing to fetch: refuse; ``reason`` says why (``inner.`` prefixes a
       reason found in an embedded activity).
 
@@ -261,7 +263,7 @@ def _check(activity: Incoming) -> OriginVerdict:
             return _ACCEPT  # a bare reference is fetched from its own origin
         if not same_origin(activity.object_id, activity.actor):
             return _refuse("object_origin")
-        if first_author(embedded.get("attributedTo")) != activity.actor:
+        if activity.actor not in all_authors(embedded.get("attributedTo")):
             return _refuse("attribution")
         return _ACCEPT
     if kind in ("Update", "Delete"):
@@ -271,7 +273,7 @@ def _check(activity: Incoming) -> OriginVerdict:
             embedded is not None
             and "attributedTo" in embedded
             and NOTE_TYPES.intersection(type_names(embedded.get("type")))
-            and first_author(embedded.get("attributedTo")) != activity.actor
+            and activity.actor not in all_authors(embedded.get("attributedTo"))
         ):
             return _refuse("attribution")
         return _ACCEPT
@@ -288,14 +290,14 @@ def _check(activity: Incoming) -> OriginVerdict:
                 activity.inner.actor, activity.actor
             )
             if verdict.ok and not vouched:
-                return OriginVerdict(True, "inner_unverified", activity.inner.id)
+                return OriginVerdict(False, "inner_unverified", activity.inner.id)
             if verdict.moderator_action and not vouched:
                 return OriginVerdict(False, verdict.reason, activity.inner.id, moderator_action=True)
             return verdict
         if embedded is not None and activity.object_id is not None:
             if same_origin(activity.object_id, activity.actor):
                 return _ACCEPT
-            return OriginVerdict(True, "object_unverified", activity.object_id)
+            return OriginVerdict(False, "object_unverified", activity.object_id)
     # Accept/Reject name our own Follow (matched by id by the inbox logic); Like, Follow, Block,
     # Flag, Add, Remove, Lock, … refer to things by id.
     return _ACCEPT

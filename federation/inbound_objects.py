@@ -32,13 +32,16 @@ from urllib.parse import urlsplit
 
 from federation.content import html_to_text, normalize_hashtag, sanitize_html
 from federation.inbound_schema import (
+    ACTOR_TYPE_DESCRIPTION,
     ACTOR_TYPES,
     AS_CONTEXT,
     AS_PUBLIC,
     NOTE_TYPES,
+    POST_TYPE_DESCRIPTION,
     PUBLIC_ALIASES,
     InvalidActivity,
     check_limits,
+    check_type,
     is_http_url,
     join_path,
     parse_datetime,
@@ -179,6 +182,11 @@ def first_author(value: Any) -> str | None:
         if found:
             return found
     return None
+
+
+def all_authors(value: Any) -> tuple[str, ...]:
+    """Every id in ``attributedTo`` (a URL, an object, or a list of them)."""
+    return tuple(found for entry in as_list(value) if (found := ref_id(entry)))
 
 
 def primary_type(value: Any, accepted: Collection[str]) -> str | None:
@@ -345,21 +353,15 @@ def _language(obj: Mapping[str, Any], map_language: str | None) -> str | None:
     return None
 
 
-_TYPE_DESCRIPTIONS: Final = {
-    "object": "a post type (Note, Page, Article, Question, …)",
-    "actor": "an actor type (Person, Group, Service, Organization, Application)",
-}
+_TYPE_DESCRIPTIONS: Final = {"object": POST_TYPE_DESCRIPTION, "actor": ACTOR_TYPE_DESCRIPTION}
 
 
-def _check_document(obj: Any, kind: str, *, top_level: bool, accepted_types: Collection[str]) -> Mapping[str, Any]:
-    """Limits, then the type (so a Tombstone is "unsupported", not "missing attributedTo"),
-    then the schema."""
+def _check_document(obj: Any, kind: str, *, top_level: bool, accepted_types: frozenset[str]) -> Mapping[str, Any]:
+    """Limits, then the type, then the schema."""
     if not isinstance(obj, Mapping):
         raise InvalidActivity("not_an_object", "", "must be a JSON object")
     check_limits(obj)
-    names = type_names(obj.get("type"))
-    if names and not any(name in accepted_types for name in names):
-        raise InvalidActivity("unsupported_type", "type", f"must be {_TYPE_DESCRIPTIONS[kind]}")
+    check_type(obj, accepted_types, _TYPE_DESCRIPTIONS[kind])
     run_schema(kind, obj, top_level=top_level)
     if primary_type(obj.get("type"), accepted_types) is None:
         raise InvalidActivity("unsupported_type", "type", f"must be {_TYPE_DESCRIPTIONS[kind]}")

@@ -18,7 +18,8 @@ field, e.g. ``object.inReplyTo: must be a URL, an object with an id, or a Link``
 What it refuses. Relative, protocol-relative, credential-bearing and non-http(s) URLs in any
 field we use as an identifier; documents without the ActivityStreams context; strings over
 100,000 characters (summaries over 20,000, names and usernames over 2,048); arrays over 1,000
-items; JSON nested deeper than 32 levels.
+items; more than 50,000 values; JSON nested deeper than 32 levels; strings holding a NUL or an
+unpaired surrogate.
 
 The schemas stay permissive about everything we do not read: unknown properties, extension
 contexts and ``null`` for optional fields (Mbin sends ``"inReplyTo": null``) pass.
@@ -93,11 +94,19 @@ class InvalidActivity(Exception):
         super().__init__(f"{path}: {message}" if path else message)
 
 
+_SAFE_KEY = re.compile(r"[@A-Za-z0-9_:\-]{1,64}")
+
+
 def join_path(base: str, part: str | int) -> str:
-    """``object`` + ``inReplyTo`` -> ``object.inReplyTo``; ``to`` + 2 -> ``to[2]``."""
+    """``object`` + ``inReplyTo`` -> ``object.inReplyTo``; ``to`` + 2 -> ``to[2]``.
+
+    Property names come from the sender, so one that is not a plain identifier is shown as
+    ``?``: paths stay short and safe to log.
+    """
     if isinstance(part, int):
         return f"{base}[{part}]"
-    return f"{base}.{part}" if base else part
+    name = part if _SAFE_KEY.fullmatch(part) else "?"
+    return f"{base}.{name}" if base else name
 
 
 # --- URLs and origins -----------------------------------------------------------------------
@@ -165,6 +174,11 @@ def parse_datetime(value: str) -> datetime | None:
 
 # --- Limits -----------------------------------------------------------------------------------
 
+# JSON escapes can spell a NUL or half a surrogate pair. Neither is text: a NUL cannot be stored in
+# PostgreSQL text and an unpaired surrogate cannot be encoded as UTF-8 (nh3 would raise on it), so
+# a document holding one is refused here, once, rather than failing somewhere later.
+_UNSTORABLE_CHARS = re.compile("[\x00\ud800-\udfff]")
+
 
 def check_limits(
     doc: Any,
@@ -190,6 +204,8 @@ def check_limits(
         if isinstance(value, str):
             if len(value) > max_string:
                 raise InvalidActivity("too_large", path, f"longer than {max_string} characters")
+            if _UNSTORABLE_CHARS.search(value):
+                raise InvalidActivity("bad_value", path, "contains a NUL character or an unpaired surrogate")
             continue
         if not isinstance(value, Mapping | list):
             continue
@@ -207,6 +223,8 @@ def check_limits(
                 raise InvalidActivity("bad_value", path, "property names must be strings")
             if len(key) > MAX_KEY_LENGTH:
                 raise InvalidActivity("too_large", path, f"a property name is longer than {MAX_KEY_LENGTH} characters")
+            if _UNSTORABLE_CHARS.search(key):
+                raise InvalidActivity("bad_value", path, "a property name contains a NUL or an unpaired surrogate")
             stack.append((item, depth + 1, join_path(path, key)))
 
 
@@ -502,7 +520,7 @@ def _error_to_invalid(error: ValidationError, prefix: str) -> InvalidActivity:
         path = join_path(path, part)
     keyword = error.validator
     if keyword == "required":
-        instance = error.instance if isinstance(error.instance, dict) else {}
+        instance = error.instance if isinstance(error.instance, Mapping) else {}
         required = error.validator_value if isinstance(error.validator_value, list) else []
         missing = next((name for name in required if name not in instance), "")
         return InvalidActivity("missing", join_path(path, missing), "required")
@@ -550,6 +568,8 @@ def run_schema(kind: str, doc: Mapping[str, Any], *, top_level: bool, prefix: st
 # /federation.md §2.3; Mastodon documentation "Payloads").
 NOTE_TYPES: Final = frozenset({"Note", "Question", "Article", "Page", "Image", "Audio", "Video", "Event"})
 ACTOR_TYPES: Final = frozenset({"Person", "Service", "Organization", "Application", "Group"})
+POST_TYPE_DESCRIPTION: Final = "a post type (Note, Page, Article, Question, …)"
+ACTOR_TYPE_DESCRIPTION: Final = "an actor type (Person, Group, Service, Organization, Application)"
 # Activities that wrap another activity (research/federation.md §8.4 item 24).
 WRAPPER_TYPES: Final = frozenset({"Announce", "Undo", "Accept", "Reject"})
 MAX_WRAPPED: Final = 3  # Announce(Undo(Like)) is the deepest shape peers send
@@ -607,8 +627,18 @@ def validate_activity(doc: Any) -> None:
     _validate_activity_at(mapping, top_level=True, prefix="", wrapped=0)
 
 
+def check_type(doc: Mapping[str, Any], accepted: frozenset[str], description: str) -> None:
+    """Refuse a document whose ``type`` names none of ``accepted`` (a Tombstone where a post was
+    expected is ``unsupported_type``, not "missing attributedTo"). A missing or malformed
+    ``type`` is left for the schema to name."""
+    names = type_names(doc.get("type"))
+    if names and not accepted.intersection(names):
+        raise InvalidActivity("unsupported_type", "type", f"must be {description}")
+
+
 def validate_object(doc: Any) -> None:
     """Check a post-like object fetched on its own (so it needs its own ``@context``)."""
     mapping = _require_mapping(doc, "")
     check_limits(mapping)
+    check_type(mapping, NOTE_TYPES, POST_TYPE_DESCRIPTION)
     run_schema("object", mapping, top_level=True)

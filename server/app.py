@@ -23,9 +23,9 @@ from server.config import Config
 from server.db import ReadSessions, make_engine, make_sessionmaker
 from server.errors import ApiError, TooManyRequests, ValidationFailed
 from server.federation import FEDERATION
-from server.runner import running_federation
 from server.logs import request_id_var
 from server.metrics import METRICS, Metrics
+from server.runner import running_federation
 from server.web import CONFIG, READ_SESSIONS, REQUEST_ID, SESSIONS, Handler, json_response
 
 log = logging.getLogger(__name__)

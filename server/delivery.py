@@ -260,7 +260,8 @@ class DeliveryWorker:
                 return
             attempts = row.attempts + 1
             retry_after = policy.parse_retry_after(result.retry_after, moment)
-            when = policy.next_attempt(attempts, moment, jitter=random.random(), retry_after=retry_after)
+            jitter = random.random()  # noqa: S311 - spreads retries; not a secret
+            when = policy.next_attempt(attempts, moment, jitter=jitter, retry_after=retry_after)
             if when is None:
                 await self._finish(session, row, "failed", status=result.status, error="retries_exhausted")
                 return

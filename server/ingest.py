@@ -37,10 +37,9 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from federation.inbound import AS_PUBLIC, Incoming, InvalidActivity, RemoteNote, parse_activity, parse_note
 from federation.content import html_to_text, normalize_hashtag
+from federation.inbound import AS_PUBLIC, Incoming, InvalidActivity, RemoteNote, parse_activity, parse_note
 from server import groups, relationships, statuses
-from server.entities import account_uri
 from server.federation import Federation, host_of
 from server.ids import new_id
 from server.models import (
@@ -243,6 +242,7 @@ async def on_follow(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> No
         source = await session.get(Account, ctx.actor.id)
         assert source is not None
         state: str | None
+        row: Follow | None
         try:
             if target.is_group:
                 if source.is_group:
@@ -464,8 +464,6 @@ async def store_note(
         await session.execute(
             update(Status).where(Status.id == parent.id).values(replies_count=Status.replies_count + 1)
         )
-        if parent.local and parent.account_id != author.id and not mentioned:
-            pass  # replies notify through the mention Mastodon-style senders always add
     # Stitch children that arrived before this parent.
     await session.execute(
         update(Status)
@@ -479,9 +477,7 @@ async def store_note(
     )
     members_only = False
     if status.group_id is not None:
-        members_only = bool(
-            await session.scalar(select(Group.members_only).where(Group.account_id == status.group_id))
-        )
+        members_only = bool(await session.scalar(select(Group.members_only).where(Group.account_id == status.group_id)))
     for person in mentioned:
         if members_only and not await groups.is_member(session, status.group_id or 0, person.id):
             continue
@@ -499,7 +495,9 @@ async def on_create(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> No
     async with fed.sessions() as session:
         group = await _group_of(session, fed, parse_note(obj), incoming)
         followers = [group.followers_url] if group is not None and group.followers_url else []
-        note = parse_note(obj, followers_collections=[*followers, *([ctx.actor.followers_url] if ctx.actor.followers_url else [])])
+        note = parse_note(
+            obj, followers_collections=[*followers, *([ctx.actor.followers_url] if ctx.actor.followers_url else [])]
+        )
         author = await session.get(Account, ctx.actor.id)
         assert author is not None
         if note.attributed_to != author.uri:
@@ -614,9 +612,13 @@ async def on_delete(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> No
             assert account is not None
             account.deleted_at = now()
             await session.execute(
-                update(Status).where(Status.account_id == account.id, Status.deleted_at.is_(None)).values(deleted_at=now())
+                update(Status)
+                .where(Status.account_id == account.id, Status.deleted_at.is_(None))
+                .values(deleted_at=now())
             )
-            await session.execute(delete(Follow).where((Follow.account_id == account.id) | (Follow.target_account_id == account.id)))
+            await session.execute(
+                delete(Follow).where((Follow.account_id == account.id) | (Follow.target_account_id == account.id))
+            )
             await session.commit()
             return
         status = await _status_by_uri(session, fed, target)
@@ -624,7 +626,11 @@ async def on_delete(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> No
             raise Ignored("delete_of_unknown_post")
         group_id = status.group_id
         if status.account_id != ctx.actor.id:
-            raise Ignored("delete_by_non_author")
+            # Lemmy moderators delete others' posts in a group (research §2.4, Moderators).
+            group = await session.get(Account, group_id) if group_id is not None else None
+            if group is None or not group.local:
+                raise Ignored("delete_by_non_author")
+            await _require_moderator(session, group, ctx.actor)
         await statuses.delete_status(session, status)
         if ctx.announced_by is None and group_id is not None:
             await _reannounce_if_local_group(session, ctx, group_id, raw)
@@ -662,7 +668,12 @@ async def on_announce(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> 
             if not isinstance(author_uri, str):
                 raise Ignored("announced_object_without_author")
             author = await resolve_actor(fed, author_uri)
-            wrapped = {"id": f"{inner_raw.get('id')}#create", "type": "Create", "actor": author_uri, "object": inner_raw}
+            wrapped = {
+                "id": f"{inner_raw.get('id')}#create",
+                "type": "Create",
+                "actor": author_uri,
+                "object": inner_raw,
+            }
             sub = Context(fed=fed, item=ctx.item, document=ctx.document, actor=author, announced_by=ctx.actor)
             sub.raw_inner = wrapped
             await on_create(sub, parse_activity_loose(wrapped, incoming), wrapped)
@@ -729,7 +740,11 @@ async def on_announce(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> 
         )
         if original.local:
             await notify(
-                session, recipient_id=original.account_id, from_account_id=ctx.actor.id, type="reblog", status_id=original.id
+                session,
+                recipient_id=original.account_id,
+                from_account_id=ctx.actor.id,
+                type="reblog",
+                status_id=original.id,
             )
         await session.commit()
 
@@ -887,5 +902,3 @@ HANDLERS: Mapping[str, Any] = {
     "Move": on_move,
     "Flag": on_flag,
 }
-
-_ = (account_uri,)

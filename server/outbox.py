@@ -21,10 +21,9 @@ indexed query per post.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -107,7 +106,9 @@ async def note_for(session: AsyncSession, config: Config, status: Status, author
         )
     )
     tags = list(
-        await session.scalars(select(Tag).join(StatusTag, StatusTag.tag_id == Tag.id).where(StatusTag.status_id == status.id))
+        await session.scalars(
+            select(Tag).join(StatusTag, StatusTag.tag_id == Tag.id).where(StatusTag.status_id == status.id)
+        )
     )
     parent_uri = None
     if status.in_reply_to_id is not None:
@@ -125,10 +126,7 @@ async def note_for(session: AsyncSession, config: Config, status: Status, author
         mentions=mention_ids,
     )
     mention_tags: list[docs.MentionTag | docs.HashtagTag] = [
-        docs.MentionTag(
-            href=actor_id(config, a), name=f"@{a.username}@{a.domain or config.domain}"
-        )
-        for a in mentioned
+        docs.MentionTag(href=actor_id(config, a), name=f"@{a.username}@{a.domain or config.domain}") for a in mentioned
     ]
     hashtags = [docs.HashtagTag(href=tag_url(config, t.name), name=t.display_name) for t in tags]
     return docs.note_document(
@@ -150,7 +148,9 @@ async def note_for(session: AsyncSession, config: Config, status: Status, author
     )
 
 
-async def _sign_proof(session: AsyncSession, config: Config, author: Account, activity: dict[str, Any]) -> dict[str, Any]:
+async def _sign_proof(
+    session: AsyncSession, config: Config, author: Account, activity: dict[str, Any]
+) -> dict[str, Any]:
     """Add the author's FEP-8b32 ``eddsa-jcs-2022`` proof (the group redistributes it as is)."""
     keys = await local_keys(session, config, author)
     return sign_object(activity, PrivateKey.from_pem(keys.ed25519_private_pem), keys.ed25519_key_id, now())
@@ -171,7 +171,9 @@ async def _post_recipients(
     if group is None or not members_only:
         if status.visibility in ("public", "unlisted", "private") and group is None:
             inboxes += await remote_follower_inboxes(session, [author.id])
-    mentioned_ids = [r[0] for r in await session.execute(select(Mention.account_id).where(Mention.status_id == status.id))]
+    mentioned_ids = [
+        r[0] for r in await session.execute(select(Mention.account_id).where(Mention.status_id == status.id))
+    ]
     people = await _remote_accounts(session, mentioned_ids)
     if members_only and group is not None:
         members = set(
@@ -198,9 +200,29 @@ async def _group_inboxes(session: AsyncSession, group: Account) -> list[str]:
     return await remote_follower_inboxes(session, [group.id])
 
 
+async def _anyone_remote(session: AsyncSession, status: Status, author: Account) -> bool:
+    """One query: could this post have any remote recipient at all? (Most posts on a
+    small instance have none, and then federating costs nothing more.)"""
+    targets = [author.id] + ([status.group_id] if status.group_id is not None else [])
+    remote_follower = exists().where(
+        Follow.target_account_id.in_(targets), Follow.remote.is_(True), Follow.state == "accepted"
+    )
+    remote_mention = exists().where(
+        Mention.status_id == status.id, Mention.account_id == Account.id, Account.domain != ""
+    )
+    remote_context = exists().where(
+        Account.id.in_([i for i in (status.group_id, status.in_reply_to_account_id) if i is not None] or [0]),
+        Account.domain != "",
+    )
+    found = await session.scalar(select(or_(remote_follower, remote_mention, remote_context)))
+    return bool(found)
+
+
 async def federate_post(session: AsyncSession, config: Config, status: Status, author: Account) -> None:
     """Send the ``Create`` of a new local post (and its group's ``Announce``)."""
     if not config.get("federation", "enabled") or status.reblog_of_id is not None:
+        return
+    if not await _anyone_remote(session, status, author):
         return
     inboxes, group, group_local = await _post_recipients(session, config, status, author)
     group_inboxes = await _group_inboxes(session, group) if group is not None and group_local else []
@@ -314,13 +336,19 @@ async def federate_like(session: AsyncSession, config: Config, liker: Account, s
             inboxes.append(group.inbox_url)
             audience = group.uri
     like = docs.like_activity(
-        f"{actor_id(config, liker)}#likes/{status.id}", actor_id(config, liker), status.uri, to=[author.uri or ""], audience=audience
+        f"{actor_id(config, liker)}#likes/{status.id}",
+        actor_id(config, liker),
+        status.uri,
+        to=[author.uri or ""],
+        audience=audience,
     )
     activity = docs.undo_activity(activity_uri(config), actor_id(config, liker), like) if undo else like
     await enqueue(session, config.base_url, actor_account_id=liker.id, activity=activity, inboxes=inboxes)
 
 
-async def federate_boost(session: AsyncSession, config: Config, booster: Account, boost: Status, original: Status) -> None:
+async def federate_boost(
+    session: AsyncSession, config: Config, booster: Account, boost: Status, original: Status
+) -> None:
     if not config.get("federation", "enabled"):
         return
     inboxes = await remote_follower_inboxes(session, [booster.id])
@@ -335,7 +363,8 @@ async def federate_boost(session: AsyncSession, config: Config, booster: Account
         actor_id(config, booster),
         original_uri,
         [docs.PUBLIC],
-        [followers_of(config, booster)] + ([author.uri] if author is not None and author.uri and not author.local else []),
+        [followers_of(config, booster)]
+        + ([author.uri] if author is not None and author.uri and not author.local else []),
         boost.created_at,
     )
     await enqueue(session, config.base_url, actor_account_id=booster.id, activity=announce, inboxes=inboxes)
@@ -382,7 +411,9 @@ async def federate_follow(session: AsyncSession, config: Config, follower: Accou
     await enqueue(session, config.base_url, actor_account_id=follower.id, activity=follow, inboxes=[target.inbox_url])
 
 
-async def federate_unfollow(session: AsyncSession, config: Config, follower: Account, target: Account, follow_uri: str | None) -> None:
+async def federate_unfollow(
+    session: AsyncSession, config: Config, follower: Account, target: Account, follow_uri: str | None
+) -> None:
     if not config.get("federation", "enabled") or target.local or not target.inbox_url or not target.uri:
         return
     follow = docs.follow_activity(follow_uri or activity_uri(config), actor_id(config, follower), target.uri)
@@ -414,7 +445,9 @@ async def send_reject(
     await enqueue(session, config.base_url, actor_account_id=target.id, activity=reject, inboxes=[follower.inbox_url])
 
 
-async def answer_follow(session: AsyncSession, config: Config, target: Account, follower_id: int, *, accepted: bool) -> None:
+async def answer_follow(
+    session: AsyncSession, config: Config, target: Account, follower_id: int, *, accepted: bool
+) -> None:
     """A local person or group decided on a remote follow request: send Accept or Reject.
 
     Called before the local change is made (a rejected request's row is about to go).
@@ -436,16 +469,22 @@ async def answer_follow(session: AsyncSession, config: Config, target: Account, 
         await send_reject(session, config, target, follower, follow)
 
 
-async def federate_block(session: AsyncSession, config: Config, blocker: Account, target: Account, *, undo: bool) -> None:
+async def federate_block(
+    session: AsyncSession, config: Config, blocker: Account, target: Account, *, undo: bool
+) -> None:
     """Mastodon sends ``Block`` to the blocked actor so its server hides the blocker's posts."""
     if not config.get("federation", "enabled") or target.local or not target.inbox_url or not target.uri:
         return
-    block = docs.block_activity(f"{actor_id(config, blocker)}#blocks/{target.id}", actor_id(config, blocker), target.uri)
+    block = docs.block_activity(
+        f"{actor_id(config, blocker)}#blocks/{target.id}", actor_id(config, blocker), target.uri
+    )
     activity = docs.undo_activity(activity_uri(config), actor_id(config, blocker), block) if undo else block
     await enqueue(session, config.base_url, actor_account_id=blocker.id, activity=activity, inboxes=[target.inbox_url])
 
 
-async def federate_actor_update(session: AsyncSession, config: Config, account: Account, document: Mapping[str, Any]) -> None:
+async def federate_actor_update(
+    session: AsyncSession, config: Config, account: Account, document: Mapping[str, Any]
+) -> None:
     """``Update`` of the actor (profile change, key rotation) to every remote follower."""
     if not config.get("federation", "enabled"):
         return
@@ -473,7 +512,9 @@ async def federate_account_deleted(session: AsyncSession, config: Config, accoun
     if not inboxes:
         return
     me = actor_id(config, account)
-    delete = docs.delete_activity(activity_uri(config), me, me, [docs.PUBLIC], [followers_of(config, account)], published=now())
+    delete = docs.delete_activity(
+        activity_uri(config), me, me, [docs.PUBLIC], [followers_of(config, account)], published=now()
+    )
     await enqueue(session, config.base_url, actor_account_id=account.id, activity=delete, inboxes=inboxes)
 
 
@@ -502,6 +543,3 @@ async def schedule_thread_fetch(fed: Federation, uri: str, depth: int = 0) -> No
             await session.commit()
         except IntegrityError:
             await session.rollback()
-
-
-_ = (or_, timedelta)

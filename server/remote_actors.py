@@ -86,7 +86,9 @@ async def _store_keys(session: AsyncSession, account: Account, actor: RemoteActo
             wanted[key_id] = (key.kind, key.to_pem())
         except KeyFormatError:
             log.info("assertion key refused: account=%s reason=key_format", account.id)
-    existing = {row.key_id: row for row in (await session.scalars(select(ActorKey).where(ActorKey.account_id == account.id)))}
+    existing = {
+        row.key_id: row for row in (await session.scalars(select(ActorKey).where(ActorKey.account_id == account.id)))
+    }
     for key_id, (kind, pem) in wanted.items():
         row = existing.get(key_id)
         if row is None:
@@ -187,7 +189,9 @@ async def resolve_handle(fed: Federation, username: str, domain: str) -> Account
         )
         if known is not None and known.fetched_at is not None and now() - known.fetched_at < ACTOR_TTL:
             return known
-    scheme = urlsplit(fed.config.base_url).scheme if fed.config.get("federation", "allow_private_addresses") else "https"
+    scheme = (
+        urlsplit(fed.config.base_url).scheme if fed.config.get("federation", "allow_private_addresses") else "https"
+    )
     url = f"{scheme}://{domain}/.well-known/webfinger?resource=acct:{username}@{domain}"
     try:
         jrd = await fed.transport.fetch_json(url, sign=False, check_id=False, accept="application/jrd+json")

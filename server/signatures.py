@@ -29,6 +29,7 @@ from server.web import now
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True, slots=True)
 class Signer:
     """Who signed a request: the key, its owning actor and that actor's account row."""

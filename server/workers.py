@@ -55,7 +55,7 @@ async def claim(
             .order_by(model.next_attempt_at, model.id)
             .limit(limit)
         )
-        if session.bind.dialect.name == "postgresql":
+        if session.get_bind().dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True)
         claimed = await session.execute(
             update(model)
@@ -131,4 +131,3 @@ async def run_loop(
 def backoff(attempts: int, base: float = 10.0, cap: float = 6 * 3600.0) -> timedelta:
     """Retry delay for inbox items and jobs (not deliveries: those follow federation.delivery)."""
     return timedelta(seconds=min(cap, base * (4 ** max(0, attempts - 1))))
-

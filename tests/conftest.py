@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import os
 import shutil
 import socket
 import tempfile
@@ -92,7 +93,7 @@ async def new_database(kind: str, folder: Path, pg: PgServer | None) -> str:
             template = Path(tmp) / "template.sqlite3"
             await _migrated(f"sqlite+aiosqlite:///{template}")
             _templates["sqlite"] = template
-        folder.mkdir(parents=True, exist_ok=True)
+        os.makedirs(folder, exist_ok=True)
         target = folder / "hearthside.sqlite3"
         shutil.copyfile(template, target)
         return f"sqlite+aiosqlite:///{target}"

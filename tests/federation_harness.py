@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from conftest import PgServer, TestUser, create_user_with_token, drop_database, make_config, new_database
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,7 +28,6 @@ from server.app import create_app
 from server.config import Config
 from server.db import make_engine, make_sessionmaker
 from server.devdb import free_port
-from conftest import PgServer, TestUser, create_user_with_token, drop_database, make_config, new_database
 
 
 @dataclass
@@ -94,9 +95,9 @@ class Instance:
         return rows[0]
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 15.0, what: str = "condition") -> Any:
+async def eventually(check: Callable[[], Awaitable[Any]], *, within: float = 15.0, what: str = "condition") -> Any:
     """Poll ``check`` until it returns something truthy (federation is asynchronous)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     last: Any = None
     while time.monotonic() < deadline:
         last = await check()
@@ -109,7 +110,7 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 15
 async def make_instance(
     name: str, host: str, kind: str, folder: Path, pg: PgServer | None, **sections: dict[str, Any]
 ) -> Instance:
-    folder.mkdir(parents=True, exist_ok=True)
+    os.makedirs(folder, exist_ok=True)
     url = await new_database(kind, folder, pg)
     port = free_port()
     overrides: dict[str, dict[str, Any]] = {

@@ -13,7 +13,6 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 
 from crypto.keys import generate_rsa
@@ -23,7 +22,7 @@ from server.accounts import new_account
 from server.actor_keys import instance_keys, local_keys, rotate_keys
 from server.db import make_sessionmaker
 from server.ids import new_id
-from server.models import Account, ActorKey, Follow
+from server.models import Account, ActorKey, Follow, Status
 from server.web import now
 
 BASE = "http://127.0.0.1:8080"
@@ -117,31 +116,31 @@ async def accepted_follow(engine: Any, follower_id: int, target_id: int) -> None
 # ---------------------------------------------------------------------------- actors
 
 
-@pytest.mark.parametrize(
-    "accept",
-    [
-        "application/activity+json",
-        'application/ld+json; profile="https://www.w3.org/ns/activitystreams"',
-        "application/ld+json",
-        "application/json",
-        "application/activity+json, application/ld+json",
-        "*/*",
-    ],
+ACTIVITYPUB_ACCEPTS = (
+    "application/activity+json",
+    'application/ld+json; profile="https://www.w3.org/ns/activitystreams"',
+    "application/ld+json",
+    "application/json",
+    "application/activity+json, application/ld+json",
+    "*/*",
 )
-async def test_actor__person_served_for_every_activitypub_accept(client: Any, make_user: Any, accept: str) -> None:
+
+
+async def test_actor__person_served_for_every_activitypub_accept(client: Any, make_user: Any) -> None:
     await make_user("alice")
-    actor = await get_ap(client, "/users/alice", headers={"Accept": accept})
-    assert actor["id"] == f"{BASE}/users/alice"
-    assert actor["type"] == "Person"
-    assert actor["preferredUsername"] == "alice"
-    for name in ("inbox", "outbox", "followers", "following", "endpoints", "publicKey", "assertionMethod"):
-        assert name in actor, name
-    assert actor["endpoints"]["sharedInbox"] == f"{BASE}/inbox"
-    key = actor["publicKey"]
-    assert key["id"] == f"{BASE}/users/alice#main-key" and key["owner"] == actor["id"]
-    assert PublicKey.from_pem(key["publicKeyPem"]).kind == "rsa"
-    (multikey,) = actor["assertionMethod"]
-    assert PublicKey.from_multibase(multikey["publicKeyMultibase"]).kind == "ed25519"
+    for accept in ACTIVITYPUB_ACCEPTS:
+        actor = await get_ap(client, "/users/alice", headers={"Accept": accept})
+        assert actor["id"] == f"{BASE}/users/alice", accept
+        assert actor["type"] == "Person"
+        assert actor["preferredUsername"] == "alice"
+        for name in ("inbox", "outbox", "followers", "following", "endpoints", "publicKey", "assertionMethod"):
+            assert name in actor, name
+        assert actor["endpoints"]["sharedInbox"] == f"{BASE}/inbox"
+        key = actor["publicKey"]
+        assert key["id"] == f"{BASE}/users/alice#main-key" and key["owner"] == actor["id"]
+        assert PublicKey.from_pem(key["publicKeyPem"]).kind == "rsa"
+        (multikey,) = actor["assertionMethod"]
+        assert PublicKey.from_multibase(multikey["publicKeyMultibase"]).kind == "ed25519"
 
 
 async def test_actor__browser_gets_escaped_html(client: Any, make_user: Any) -> None:
@@ -313,6 +312,35 @@ async def test_status__reply_and_group_post_shapes(client: Any, make_user: Any) 
     assert replied["audience"] == f"{BASE}/groups/circle"
     create = await get_ap(client, f"/users/alice/statuses/{first['id']}/activity")
     assert create["audience"] == f"{BASE}/groups/circle"
+    by_mention = await post(client, alice, "@circle hello")
+    mentioned = await get_ap(client, f"/users/alice/statuses/{by_mention['id']}")
+    assert mentioned["to"] == [f"{BASE}/groups/circle", PUBLIC]
+    assert mentioned["cc"] == [f"{BASE}/users/alice/followers"]
+
+
+async def test_status__served_note_equals_the_delivered_one(
+    client: Any, make_user: Any, engine: Any, config: Any
+) -> None:
+    """What a fetch returns and what server.outbox delivers must be the same object."""
+    from server.outbox import note_for
+
+    alice = await make_user("alice")
+    await make_user("bob")
+    group = await new_group(client, alice, "circle")
+    cases = [
+        await post(client, alice, "hi @bob #calm", spoiler_text="cw", language="en"),
+        await post(client, alice, "quiet @bob", visibility="unlisted"),
+        await post(client, alice, "in the circle @bob", group_id=group["id"]),
+    ]
+    cases.append(await post(client, alice, "reply", in_reply_to_id=cases[2]["id"]))
+    async with make_sessionmaker(engine)() as session:
+        author = await session.get(Account, alice.account_id)
+        for case in cases:
+            status = await session.get(Status, int(case["id"]))
+            assert author is not None and status is not None
+            delivered = await note_for(session, config, status, author)
+            served = await get_ap(client, f"/users/alice/statuses/{case['id']}")
+            assert served == delivered, case["content"]
 
 
 async def test_status__unlisted_is_served_with_public_in_cc(client: Any, make_user: Any) -> None:

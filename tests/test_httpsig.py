@@ -19,11 +19,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import base58
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from http_message_signatures import HTTPMessageSigner, HTTPMessageVerifier, MappingKeyResolver
+from http_message_signatures import InvalidSignature as OracleInvalid
 from http_message_signatures.algorithms import ED25519, RSA_V1_5_SHA256
 from httpsig.sign import HeaderSigner
 from httpsig.verify import HeaderVerifier
@@ -185,9 +187,7 @@ def test_keys__rsa_signature_is_pkcs1v15_sha256_only() -> None:
     raw = serialization.load_pem_private_key(rsa_pems()[0].encode(), password=None)
     assert isinstance(raw, rsa.RSAPrivateKey)
     sha512_sig = raw.sign(b"message", padding.PKCS1v15(), hashes.SHA512())
-    pss_sig = raw.sign(
-        b"message", padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256()
-    )
+    pss_sig = raw.sign(b"message", padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
     for signature in (sha512_sig, pss_sig):
         with pytest.raises(VerificationError):
             rsa_public().verify(signature, b"message")
@@ -224,15 +224,11 @@ def test_keys__multibase_ed25519_vector() -> None:
     assert (key.kind, key.to_multibase()) == ("ed25519", fep)
     rfc_key = PublicKey.from_pem(pem_blocks(VECTORS / "rfc9421-test-key-ed25519.pem")[0])
     raw = base64.b64decode("JrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=")[-32:]  # B.1.4 JWK "x"
-    import base58
-
     assert rfc_key.to_multibase() == "z" + base58.b58encode(b"\xed\x01" + raw).decode()
     assert PublicKey.from_multibase(rfc_key.to_multibase()) == rfc_key
 
 
 def test_keys__multibase_rsa_accepted_but_not_emitted() -> None:
-    import base58
-
     raw = serialization.load_pem_public_key(rsa_pems()[1].encode())
     assert isinstance(raw, rsa.RSAPublicKey)
     der = raw.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
@@ -296,7 +292,13 @@ def test_sign_request__get_covers_accept() -> None:
     assert "Digest" not in request.headers
     assert accepted(request).scheme == "cavage"
     own = sign_request(
-        "GET", URL, headers={"accept": "application/activity+json"}, body=None, key=rsa_private(), key_id=KEY_ID, now=NOW
+        "GET",
+        URL,
+        headers={"accept": "application/activity+json"},
+        body=None,
+        key=rsa_private(),
+        key_id=KEY_ID,
+        now=NOW,
     )
     assert own["Accept"] == "application/activity+json" and "accept" not in own
 
@@ -341,8 +343,7 @@ def test_cavage__request_target_without_query_is_accepted() -> None:
 def test_cavage__hs2019_with_created_and_no_date() -> None:
     request = cavage_signed(
         with_headers(unsigned_post(), Date=None),
-        f'keyId="{KEY_ID}",algorithm="hs2019",created={CREATED},'
-        'headers="(request-target) (created) host digest"',
+        f'keyId="{KEY_ID}",algorithm="hs2019",created={CREATED},headers="(request-target) (created) host digest"',
     )
     assert accepted(request).created == NOW
 
@@ -486,6 +487,22 @@ def test_cavage__covered_header_absent_refused() -> None:
     assert refused(with_headers(request, X_A=None)).reason == "missing_header"
     dateless = with_headers(signed(), Date=None)
     assert refused(dateless).reason == "missing_header"
+
+
+def test_cavage__host_of_another_server_refused() -> None:
+    """A request signed for another server, replayed to us with its Host, is refused."""
+    request = cavage_signed(
+        with_headers(unsigned_post(), Host="127.0.0.9:8080"),
+        f'keyId="{KEY_ID}",algorithm="rsa-sha256",headers="(request-target) host date digest"',
+    )
+    error = refused(request)
+    assert error.reason == "host_mismatch" and "127.0.0.9:8080" in str(error)
+    same = with_headers(unsigned_post(), Host="127.0.0.2:8080")
+    default_port = cavage_signed(
+        dataclasses.replace(with_headers(same, Host="Example.COM:443"), url="https://example.com/users/alice/inbox"),
+        f'keyId="{KEY_ID}",algorithm="rsa-sha256",headers="(request-target) host date digest"',
+    )
+    assert accepted(default_port)
 
 
 def test_cavage__unparsable_date_refused() -> None:
@@ -854,7 +871,10 @@ def test_cavage__httpsig_signature_verifies_with_ours() -> None:
     assert accepted(dataclasses.replace(base, headers=dict(headers))).key_id == KEY_ID
     # httpsig's Authorization form carries the "Signature " prefix that Mastodon tolerates.
     authorization = HeaderSigner(
-        key_id=KEY_ID, secret=rsa_pems()[0], algorithm="rsa-sha256", headers=["(request-target)", "host", "date", "digest"]
+        key_id=KEY_ID,
+        secret=rsa_pems()[0],
+        algorithm="rsa-sha256",
+        headers=["(request-target)", "host", "date", "digest"],
     ).sign(dict(base.headers), method="POST", path="/users/alice/inbox")["authorization"]
     assert authorization.startswith("Signature keyId=")
     assert accepted(with_headers(base, Signature=authorization))
@@ -885,8 +905,6 @@ def test_rfc9421__our_signature_verifies_with_http_message_signatures() -> None:
             _Message("POST", URL, headers), body=BODY, require_components=("@method", "@target-uri", "content-digest")
         )
         assert results[0].parameters["keyid"] == name
-        from http_message_signatures import InvalidSignature as OracleInvalid
-
         with pytest.raises(OracleInvalid):
             verifier.verify(_Message("POST", URL + "?x", headers), body=BODY)
 
@@ -933,7 +951,7 @@ _paths = st.lists(_path_segment, min_size=1, max_size=4).map(lambda parts: "/" +
 _queries = st.one_of(st.none(), st.text(alphabet="abc=&123", min_size=0, max_size=10))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(path=_paths, query=_queries, body=st.binary(max_size=300), data=st.data())
 def test_property__sign_read_verify_round_trips_and_body_changes_fail(
     path: str, query: str | None, body: bytes, data: st.DataObject

@@ -210,8 +210,7 @@ def test_verify_object__context_must_start_with_the_proof_context() -> None:
 
 def test_verify_object__expiry_needs_now_and_is_honoured() -> None:
     document = {"@context": "https://www.w3.org/ns/activitystreams", "type": "Note", "content": "x"}
-    signed = sign_object(document, fep_private(), METHOD, CREATED)
-    # expires is covered by the proof, so it must be added before signing: re-sign by hand.
+    # sign_object never sets expires; apsig signs proof options that carry one.
     signed = ProofSigner(vector()["secret_key_multibase"]).sign(
         document,
         {

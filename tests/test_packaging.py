@@ -25,6 +25,12 @@ def test_import_name__resolves_to_this_checkout(name: str) -> None:
     assert Path(module.__file__).resolve().parent == ROOT / name
 
 
-def test_pycryptodome__not_installed() -> None:
-    # pycryptodome's `Crypto` would be one letter away from our `crypto` (STYLE.md).
-    assert "Crypto" not in importlib.metadata.packages_distributions()
+def test_pycryptodome__never_a_runtime_dependency() -> None:
+    # pycryptodome's `Crypto` is one letter away from our `crypto` (STYLE.md). It is present
+    # in the test environment only because `httpsig`, the independent draft-cavage oracle the
+    # federation issue asks for, needs it; nothing we ship may depend on it, and our `crypto`
+    # must stay ours (checked above).
+    runtime = [r for r in importlib.metadata.requires("hearthside") or [] if "extra ==" not in r]
+    assert not [r for r in runtime if r.lower().startswith(("pycryptodome", "httpsig"))]
+    owners = importlib.metadata.packages_distributions().get("Crypto", [])
+    assert set(owners) <= {"pycryptodome"}

@@ -50,7 +50,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
@@ -82,7 +81,9 @@ from server.actor_keys import existing_keys, instance_keys, local_keys
 from server.config import Config
 from server.entities import account_uri, account_url
 from server.errors import BadRequest, NotFound
+from server.federation import host_of
 from server.models import Account, Follow, Group, GroupRole, Mention, Status, StatusTag, Tag
+from server.signatures import fetch_signer
 from server.statuses import PUBLICISH, available, status_uri, tag_url, visible_clause
 from server.web import CONFIG, READ_SESSIONS, SESSIONS, Routes
 
@@ -145,31 +146,21 @@ def _wants_html(request: web.Request) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    """The authenticated signer of a GET: its account row (if known) and its domain."""
+    """The authenticated signer of a GET: its account row (if known) and its domain
+    (``host[:port]``, the form ``accounts.domain`` holds for remote actors)."""
 
     account_id: int | None
     domain: str
 
 
-def _domain_of(url: str) -> str:
-    """``host[:port]``, lowercased: the form ``accounts.domain`` stores for remote actors."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    return f"{host}:{parts.port}" if parts.port else host
-
-
 async def _viewer(request: web.Request) -> Viewer | None:
     """Who signed this request, or None when unsigned. A bad signature is 401 (raised)."""
-    if "Signature" not in request.headers and "Signature-Input" not in request.headers:
-        return None
-    from server.signatures import fetch_signer  # imported on use: it pulls in the whole transport
-
     signer = await fetch_signer(request)
     if signer is None:
         return None
     async with request.app[READ_SESSIONS]() as session:
         account_id = (await session.execute(select(Account.id).where(Account.uri == signer))).scalar_one_or_none()
-    return Viewer(account_id, _domain_of(signer))
+    return Viewer(account_id, host_of(signer))
 
 
 def _members_only_group_ids() -> Any:
@@ -336,7 +327,7 @@ class _Related:
     mentions: dict[int, list[Account]]
     tags: dict[int, list[Tag]]
     parents: dict[int, str]
-    groups: dict[int, tuple[Account, Group]]
+    groups: dict[int, tuple[Account, Group | None]]  # a remote group has no settings row
 
 
 async def _related(session: Any, statuses: Sequence[Status]) -> _Related:
@@ -344,7 +335,7 @@ async def _related(session: Any, statuses: Sequence[Status]) -> _Related:
     mentions: dict[int, list[Account]] = defaultdict(list)
     tags: dict[int, list[Tag]] = defaultdict(list)
     parents: dict[int, str] = {}
-    groups: dict[int, tuple[Account, Group]] = {}
+    groups: dict[int, tuple[Account, Group | None]] = {}
     if not ids:
         return _Related(mentions, tags, parents, groups)
     for status_id, account in await session.execute(
@@ -370,7 +361,7 @@ async def _related(session: Any, statuses: Sequence[Status]) -> _Related:
     group_ids = {s.group_id for s in statuses if s.group_id is not None}
     if group_ids:
         for account, settings in await session.execute(
-            select(Account, Group).join(Group, Group.account_id == Account.id).where(Account.id.in_(group_ids))
+            select(Account, Group).outerjoin(Group, Group.account_id == Account.id).where(Account.id.in_(group_ids))
         ):
             groups[account.id] = (account, settings)
     return _Related(mentions, tags, parents, groups)
@@ -387,8 +378,12 @@ def _note_and_create(
     if status.group_id is not None and status.group_id in related.groups:
         group_account, settings = related.groups[status.group_id]
         group_uri = account_uri(config, group_account)
-        group_followers = ActorUrls.of(group_uri).followers
-        members_only = settings.members_only
+        if settings is not None:
+            group_followers = ActorUrls.of(group_uri).followers
+            members_only = settings.members_only
+        else:  # a remote group: what its actor document said (as server.outbox addresses it)
+            group_followers = group_account.followers_url or f"{group_uri}/followers"
+            members_only = group_account.locked
     mentioned = related.mentions.get(status.id, [])
     to, cc = addressing(
         status.visibility,
@@ -396,7 +391,8 @@ def _note_and_create(
         group=group_uri,
         group_followers=group_followers,
         group_members_only=members_only,
-        mentions=[account_uri(config, a) for a in mentioned],
+        # A mentioned group is the post's group (server.statuses), addressed as such above.
+        mentions=[account_uri(config, a) for a in mentioned if not a.is_group],
     )
     tags: list[MentionTag | HashtagTag] = [MentionTag(account_uri(config, a), _handle(config, a)) for a in mentioned]
     tags += [HashtagTag(tag_url(config, t.name), t.display_name or t.name) for t in related.tags.get(status.id, [])]

