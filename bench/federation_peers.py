@@ -14,7 +14,8 @@ Each runs as its own process (``python -m bench.federation_peers KIND ...``) so 
              activity's type, id and inner object id, whether a ``Signature`` header came, and
              when (``time.monotonic()``: CLOCK_MONOTONIC, the same clock in every process on
              Linux, so the benchmark process can compare it with its own).
-             ``GET /_receipts`` (on any site) returns the records; ``POST /_reset`` clears them.
+             ``GET /_receipts`` (on any site) returns how many arrived, with ``?full=1`` the
+             records too; ``POST /_reset`` clears them.
 
 Every process prints ``ready`` on stdout once all its sites listen.
 """
@@ -171,8 +172,10 @@ def receivers_app() -> web.Application:
         )
         return web.Response(status=202)
 
-    async def receipts(_request: web.Request) -> web.Response:
-        return web.json_response({"count": len(records), "records": records})
+    async def receipts(request: web.Request) -> web.Response:
+        if request.query.get("full") == "1":
+            return web.json_response({"count": len(records), "records": records})
+        return web.json_response({"count": len(records)})
 
     async def reset(_request: web.Request) -> web.Response:
         records.clear()

@@ -92,9 +92,9 @@ def instrument() -> None:
     import server.api.inbox as inbox
     import server.app
     import server.delivery as delivery
+    import server.ingest
     import server.outbox as outbox
     import server.signatures as signatures
-    import server.ingest
     import server.transport
 
     # Request path outside the inbox handler.

@@ -85,6 +85,9 @@ class Instance:
                 assert response.status == expect, f"{method} {path}: {response.status} {text[:500]}"
             return json.loads(text) if text and response.content_type.endswith("json") else text
 
+    def session(self) -> Any:
+        return make_sessionmaker(self.engine)()
+
     async def rows(self, model: Any, *where: Any) -> list[Any]:
         async with make_sessionmaker(self.engine)() as session:
             return list((await session.scalars(select(model).where(*where))).all())
@@ -143,3 +146,34 @@ async def instances(
     finally:
         for instance in started:
             await close_instance(instance, pg)
+
+
+async def post_as(inst: Instance, username: str, inbox_url: str, activity: dict[str, Any]) -> int:
+    """POST ``activity`` to ``inbox_url`` signed (draft-cavage) with the key of ``username``
+    on ``inst`` — to send what Hearthside's own outbox never sends (moderation activities,
+    reports), exactly as a remote server would."""
+    from datetime import UTC, datetime
+
+    from crypto.signing import PrivateKey
+    from federation.httpsig import sign_request
+    from server.actor_keys import local_keys
+    from server.models import Account
+
+    async with make_sessionmaker(inst.engine)() as session:
+        account = await session.scalar(select(Account).where(Account.username == username, Account.domain == ""))
+        assert account is not None, username
+        keys = await local_keys(session, inst.config, account)
+        await session.commit()
+    body = json.dumps(activity).encode()
+    headers = sign_request(
+        "POST",
+        inbox_url,
+        headers={"Content-Type": "application/activity+json"},
+        body=body,
+        key=PrivateKey.from_pem(keys.rsa_private_pem),
+        key_id=keys.rsa_key_id,
+        now=datetime.now(UTC),
+    )
+    assert inst.http is not None
+    async with inst.http.post(inbox_url, data=body, headers=headers) as response:
+        return response.status

@@ -179,6 +179,7 @@ class Recorder:
         body = await request.read()  # cached: the inbox handler reads the same bytes
         with contextlib.suppress(ValueError, AttributeError):
             self.arrivals[str(json.loads(body).get("id"))] += 1
+            print('A', round(time.monotonic(),3), request.host)
         if self.delay:
             await asyncio.sleep(self.delay)
         response: web.StreamResponse = await handler(request)

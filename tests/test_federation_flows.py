@@ -1,0 +1,211 @@
+"""Federation flows beyond the basic round trip, between real instances on loopback:
+thread stitching, account deletion, domain suspension, blocks, remote group moderation and
+remote reports. SQLite here (the PostgreSQL path of the same code runs in
+test_federation_e2e.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from federation_harness import Instance, eventually, instances, post_as
+
+from server.ids import new_id
+from server.models import Account, Block, Delivery, DomainBlock, Follow, GroupRole, Report, Status
+from server.web import now
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+async def pair(tmp_path: Path) -> AsyncIterator[list[Instance]]:
+    async for started in instances("sqlite", tmp_path, None):
+        yield started
+
+
+async def resolve(inst: Instance, user: Any, handle: str) -> dict[str, Any]:
+    found = await inst.api("GET", "/api/v2/search", user, params={"q": handle, "resolve": "true", "type": "accounts"})
+    assert found["accounts"], f"{handle} did not resolve"
+    account: dict[str, Any] = found["accounts"][0]
+    return account
+
+
+async def follow_remote(inst: Instance, user: Any, handle: str) -> dict[str, Any]:
+    remote = await resolve(inst, user, handle)
+    await inst.api("POST", f"/api/v1/accounts/{remote['id']}/follow", user)
+
+    async def accepted() -> bool:
+        rels = await inst.api("GET", "/api/v1/accounts/relationships", user, params={"id[]": remote["id"]})
+        return bool(rels[0]["following"])
+
+    await eventually(accepted, what=f"follow of {handle} accepted")
+    return remote
+
+
+async def status_on(inst: Instance, uri: str) -> Status | None:
+    rows = await inst.rows(Status, Status.uri == uri)
+    return rows[0] if rows else None
+
+
+async def test_reply_to_an_unseen_post_fetches_and_stitches_the_thread(pair: list[Instance]) -> None:
+    a, b = pair
+    alice = await a.user("alice")
+    dave = await a.user("dave")
+    bob = await b.user("bob")
+    await follow_remote(b, bob, f"@alice@{a.domain}")
+    root = await a.api("POST", "/api/v1/statuses", dave, json={"status": "Does anyone else find mornings hard?"})
+    reply = await a.api(
+        "POST", "/api/v1/statuses", alice, json={"status": "Yes, every day.", "in_reply_to_id": root["id"]}
+    )
+
+    async def stitched() -> bool:
+        child = await status_on(b, reply["uri"])
+        parent = await status_on(b, root["uri"])
+        return child is not None and parent is not None and child.in_reply_to_id == parent.id
+
+    await eventually(stitched, what="the parent fetched and the reply stitched on B")
+    child = await status_on(b, reply["uri"])
+    assert child is not None
+    thread = await b.api("GET", f"/api/v1/statuses/{child.id}/context", bob)
+    assert [s["uri"] for s in thread["ancestors"]] == [root["uri"]]
+
+
+async def test_account_deletion_reaches_followers(pair: list[Instance]) -> None:
+    a, b = pair
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+    await follow_remote(b, bob, f"@alice@{a.domain}")
+    post = await a.api("POST", "/api/v1/statuses", alice, json={"status": "Signing off for good."})
+
+    async def arrived() -> Status | None:
+        return await status_on(b, post["uri"])
+
+    await eventually(arrived, what="post on B")
+    await a.api("POST", "/api/v1/hearthside/account/delete", alice, json={"password": alice.password})
+
+    async def gone() -> bool:
+        [account] = await b.rows(Account, Account.uri == a.actor("alice"))
+        copy = await status_on(b, post["uri"])
+        return account.deleted_at is not None and copy is not None and copy.deleted_at is not None
+
+    await eventually(gone, what="alice and her post deleted on B")
+    assert not await b.rows(Follow)
+
+
+async def test_suspended_domain_gets_nothing_and_is_refused(pair: list[Instance]) -> None:
+    a, b = pair
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+    await follow_remote(b, bob, f"@alice@{a.domain}")
+    await follow_remote(a, alice, f"@bob@{b.domain}")
+    async with b.session() as session:
+        session.add(
+            DomainBlock(id=new_id(), domain=a.host, severity="suspend", created_at=now(), updated_at=now())
+        )
+        await session.commit()
+
+    # A's delivery to B is refused (403): a final answer, not retried.
+    post = await a.api("POST", "/api/v1/statuses", alice, json={"status": "Hello from A"})
+
+    async def refused() -> list[Delivery]:
+        rows = await a.rows(Delivery, Delivery.state == "failed", Delivery.last_status == 403)
+        return rows
+
+    await eventually(refused, what="A's delivery refused by B")
+    assert await status_on(b, post["uri"]) is None
+    # B sends nothing to A any more, even to a follower there.
+    before = len(await b.rows(Delivery))
+    await b.api("POST", "/api/v1/statuses", bob, json={"status": "Hello from B"})
+    assert len(await b.rows(Delivery)) == before
+
+
+async def test_block_federates_and_severs_follows(pair: list[Instance]) -> None:
+    a, b = pair
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+    await follow_remote(b, bob, f"@alice@{a.domain}")
+    [bob_on_a] = await a.rows(Account, Account.uri == b.actor("bob"))
+    await a.api("POST", f"/api/v1/accounts/{bob_on_a.id}/block", alice)
+
+    async def blocked_on_b() -> bool:
+        blocks = await b.rows(Block)
+        return bool(blocks) and not await b.rows(Follow)
+
+    await eventually(blocked_on_b, what="block recorded and follow severed on B")
+
+
+async def test_remote_moderator_removes_a_post_in_a_local_group(pair: list[Instance]) -> None:
+    a, b = pair
+    alice = await a.user("alice")
+    carol = await a.user("carol")
+    bob = await b.user("bob")
+    dan = await b.user("dan")
+    group = await a.api("POST", "/api/v1/hearthside/groups", alice, json={"name": "support"})
+    await a.api("POST", f"/api/v1/hearthside/groups/{group['id']}/join", carol)
+    await follow_remote(b, bob, f"@support@{a.domain}")
+    await follow_remote(b, dan, f"@support@{a.domain}")
+    [bob_on_a] = await a.rows(Account, Account.uri == b.actor("bob"))
+    async with a.session() as session:
+        session.add(
+            GroupRole(id=new_id(), group_id=int(group["id"]), account_id=bob_on_a.id, role="moderator", created_at=now())
+        )
+        await session.commit()
+    post = await a.api("POST", "/api/v1/statuses", carol, json={"status": "A post to remove", "group_id": group["id"]})
+    group_actor = a.actor("support", group=True)
+
+    def remove_by(who: str) -> dict[str, Any]:
+        return {
+            "@context": "https://www.w3.org/ns/activitystreams",
+            "id": f"{b.actor(who)}/activities/remove-{new_id()}",
+            "type": "Remove",
+            "actor": b.actor(who),
+            "object": post["uri"],
+            "target": group_actor,
+            "audience": group_actor,
+        }
+
+    # A member who is not a moderator: accepted by the inbox, ignored by the group.
+    assert await post_as(b, "dan", f"{a.base_url}/inbox", remove_by("dan")) == 202
+    # The listed moderator: the post goes, and the group announces the removal.
+    assert await post_as(b, "bob", f"{a.base_url}/inbox", remove_by("bob")) == 202
+
+    async def removed() -> bool:
+        row = await status_on(a, post["uri"])
+        return row is not None and row.deleted_at is not None
+
+    await eventually(removed, what="post removed by the remote moderator")
+    async with a.session() as session:
+        from sqlalchemy import select
+
+        from server.models import InboxItem
+
+        errors = {i.actor_uri: i.error for i in (await session.scalars(select(InboxItem))).all()}
+    assert errors.get(b.actor("dan")) == "moderation_by_non_moderator"
+
+
+async def test_remote_flag_becomes_a_report(pair: list[Instance]) -> None:
+    a, b = pair
+    alice = await a.user("alice")
+    await b.user("bob")
+    post = await a.api("POST", "/api/v1/statuses", alice, json={"status": "something reported"})
+    flag = {
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": f"{b.actor('bob')}/flags/{new_id()}",
+        "type": "Flag",
+        "actor": b.actor("bob"),
+        "object": [a.actor("alice"), post["uri"]],
+        "content": "Please look at this",
+    }
+    assert await post_as(b, "bob", f"{a.base_url}/inbox", flag) == 202
+
+    async def reported() -> list[Report]:
+        return await a.rows(Report)
+
+    [report] = await eventually(reported, what="a report on A")
+    [alice_account] = await a.rows(Account, Account.username == "alice", Account.domain == "")
+    assert report.target_account_id == alice_account.id
+    assert report.status_ids == [int(post["id"])]
+    assert report.origin_domain == b.domain and report.reporter_account_id is None
+    assert report.comment == "Please look at this"
