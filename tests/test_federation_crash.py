@@ -179,7 +179,7 @@ class Recorder:
         body = await request.read()  # cached: the inbox handler reads the same bytes
         with contextlib.suppress(ValueError, AttributeError):
             self.arrivals[str(json.loads(body).get("id"))] += 1
-            print('A', round(time.monotonic(),3), request.host)
+            print("A", round(time.monotonic(), 3), request.host)
         if self.delay:
             await asyncio.sleep(self.delay)
         response: web.StreamResponse = await handler(request)
@@ -312,14 +312,18 @@ POSTS = 60
 
 async def test_crash__kill9_mid_delivery_then_every_delivery_completes_once_at_the_receivers(world: World) -> None:
     served, (peer_a, peer_b), (rec_a, rec_b) = world.served, world.peers, world.recorders
-    print('T', time.monotonic(), 'await served.start()')
+    print("T", time.monotonic(), "await served.start()")
     await served.start()
     poster = await create_user_with_token(world.engine, world.config, "poster")
     poster_uri = f"{served.base_url}/users/poster"
 
     # Three remote followers on two domains (two share peer A's shared inbox): each post makes
     # exactly two deliveries (research/federation.md §8.3: shared inboxes deduplicated).
-    followers = [(peer_a, await peer_a.user("ada")), (peer_a, await peer_a.user("abe")), (peer_b, await peer_b.user("bo"))]
+    followers = [
+        (peer_a, await peer_a.user("ada")),
+        (peer_a, await peer_a.user("abe")),
+        (peer_b, await peer_b.user("bo")),
+    ]
     for peer, user in followers:
         remote = await resolve(peer, user, f"@poster@{served.domain}")
         await peer.api("POST", f"/api/v1/accounts/{remote['id']}/follow", user)
@@ -332,12 +336,12 @@ async def test_crash__kill9_mid_delivery_then_every_delivery_completes_once_at_t
                 return False
         return True
 
-    print('T', time.monotonic(), 'await eventually(all')
+    print("T", time.monotonic(), "await eventually(all")
     await eventually(all_following, within=20, what="three remote follows accepted")
 
     # Hold each delivery a second at the receivers while the posts are written, so a backlog
     # builds whatever the machine's speed (at most CONCURRENCY per second get through).
-    print('T', time.monotonic(), 'rec_a.delay = rec_b.')
+    print("T", time.monotonic(), "rec_a.delay = rec_b.")
     rec_a.delay = rec_b.delay = 1.0
     texts = [f"crash test post {i}" for i in range(POSTS)]
     posted = await gather_limited(
@@ -357,14 +361,14 @@ async def test_crash__kill9_mid_delivery_then_every_delivery_completes_once_at_t
     assert total == 2 * POSTS
 
     # Now let them flow (20 ms each) and kill -9 with part delivered, part pending.
-    print('T', time.monotonic(), 'rec_a.delay = rec_b.')
+    print("T", time.monotonic(), "rec_a.delay = rec_b.")
     rec_a.delay = rec_b.delay = 0.02
 
     async def some_delivered() -> bool:
         return await count(world.engine, Delivery, *ours(Delivery.state == "delivered")) >= total // 4
 
     await until(some_delivered, within=60, what="a quarter of the deliveries done")
-    print('T', time.monotonic(), 'served.kill9()')
+    print("T", time.monotonic(), "served.kill9()")
     served.kill9()
     await asyncio.sleep(0.3)  # let the receivers read whatever the dead process had sent
     at_kill = {row.id: row for row in await rows(world.engine, Delivery, *ours())}
@@ -391,7 +395,7 @@ async def test_crash__kill9_mid_delivery_then_every_delivery_completes_once_at_t
 
     # Restart on the same data directory. Rows nobody had claimed go out at once; the dead
     # process's claims are left alone while their lease lasts (no double claim).
-    print('T', time.monotonic(), 'await served.start()')
+    print("T", time.monotonic(), "await served.start()")
     await served.start()
     if free_at_kill:
 
@@ -412,18 +416,21 @@ async def test_crash__kill9_mid_delivery_then_every_delivery_completes_once_at_t
     async def all_delivered() -> bool:
         return await count(world.engine, Delivery, Delivery.state != "delivered") == 0
 
-    print('T', time.monotonic(), 'await until(all_deli')
+    print("T", time.monotonic(), "await until(all_deli")
     await until(all_delivered, within=60, what="every delivery delivered after the restart", every=0.1)
     final = {row.id: row for row in await rows(world.engine, Delivery, *ours())}
     assert len(final) == total
     assert all(row.attempts == 1 for i, row in final.items() if i in delivered_at_kill)
 
-    print('T', time.monotonic(), '# At each receiver')
+    print("T", time.monotonic(), "# At each receiver")
     # At each receiver: every activity stored once, and applied once (one status per post).
     for peer, recorder in ((peer_a, rec_a), (peer_b, rec_b)):
 
         async def applied(peer: Instance = peer) -> bool:
-            return await count(peer.engine, InboxItem, InboxItem.activity_id.in_(create_uris), InboxItem.state == "done") == POSTS
+            return (
+                await count(peer.engine, InboxItem, InboxItem.activity_id.in_(create_uris), InboxItem.state == "done")
+                == POSTS
+            )
 
         await eventually(applied, within=30, what=f"{peer.name} processed every Create")
         items = await peer.rows(InboxItem, InboxItem.activity_id.in_(create_uris))

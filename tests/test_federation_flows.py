@@ -101,9 +101,7 @@ async def test_suspended_domain_gets_nothing_and_is_refused(pair: list[Instance]
     await follow_remote(b, bob, f"@alice@{a.domain}")
     await follow_remote(a, alice, f"@bob@{b.domain}")
     async with b.session() as session:
-        session.add(
-            DomainBlock(id=new_id(), domain=a.host, severity="suspend", created_at=now(), updated_at=now())
-        )
+        session.add(DomainBlock(id=new_id(), domain=a.host, severity="suspend", created_at=now(), updated_at=now()))
         await session.commit()
 
     # A's delivery to B is refused (403): a final answer, not retried.
@@ -148,9 +146,10 @@ async def test_remote_moderator_removes_a_post_in_a_local_group(pair: list[Insta
     await follow_remote(b, dan, f"@support@{a.domain}")
     [bob_on_a] = await a.rows(Account, Account.uri == b.actor("bob"))
     async with a.session() as session:
-        session.add(
-            GroupRole(id=new_id(), group_id=int(group["id"]), account_id=bob_on_a.id, role="moderator", created_at=now())
+        role = GroupRole(
+            id=new_id(), group_id=int(group["id"]), account_id=bob_on_a.id, role="moderator", created_at=now()
         )
+        session.add(role)
         await session.commit()
     post = await a.api("POST", "/api/v1/statuses", carol, json={"status": "A post to remove", "group_id": group["id"]})
     group_actor = a.actor("support", group=True)

@@ -367,12 +367,18 @@ async def test_fedify_verifies_hearthside_fep8b32_proof_without_http_signature__
 
     unsigned_doc = note_activity(hearth.actor("bob"), peer.actor_url)
     import os
+
     if os.environ.get("DI"):
-        unsigned_doc["@context"] = ["https://www.w3.org/ns/activitystreams", "https://w3id.org/security/data-integrity/v1"]
+        unsigned_doc["@context"] = [
+            "https://www.w3.org/ns/activitystreams",
+            "https://w3id.org/security/data-integrity/v1",
+        ]
     good = sign_object(unsigned_doc, key, keys.ed25519_key_id, datetime.now(UTC))
     if os.environ.get("DUMP"):
         actor_doc = await hearth.api("GET", "/users/bob", headers={"Accept": AP})
-        Path("/tmp/fi-actor.json").write_text(json.dumps(actor_doc if isinstance(actor_doc, dict) else json.loads(actor_doc)))
+        Path("/tmp/fi-actor.json").write_text(
+            json.dumps(actor_doc if isinstance(actor_doc, dict) else json.loads(actor_doc))
+        )
         Path("/tmp/fi-doc.json").write_text(json.dumps(good))
     status, text = await post_signed(peer.inbox_url, json.dumps(good).encode(), headers)
     assert status == 202, text

@@ -337,7 +337,13 @@ async def test_inbox__member_post_in_local_group_is_accepted_and_applied(
     hearth = live_hearth
     await make_group(hearth)
     group = group_uri(hearth)
-    follow = {"@context": AS_CONTEXT, "id": _fresh(alice, "follows"), "type": "Follow", "actor": alice.uri, "object": group}
+    follow = {
+        "@context": AS_CONTEXT,
+        "id": _fresh(alice, "follows"),
+        "type": "Follow",
+        "actor": alice.uri,
+        "object": group,
+    }
     answer = await deliver_signed(hearth, alice, follow, path="/groups/circle/inbox")
     assert answer.status == 202, answer.body
 
@@ -380,7 +386,9 @@ async def test_inbox__accepts_rfc9421_ed25519_signature_with_assertion_key(
 ) -> None:
     """Ed25519 via the FEP-521a key (Mastodon 4.7 verifies these, research/federation.md §2.6)."""
     activity = post_in_group(hearth, alice)
-    answer = await deliver_signed(hearth, alice, activity, rfc9421=True, key=alice.ed25519, key_id=alice.assertion_key_id)
+    answer = await deliver_signed(
+        hearth, alice, activity, rfc9421=True, key=alice.ed25519, key_id=alice.assertion_key_id
+    )
     row = await assert_accepted(hearth, answer, activity)
     assert row.signer_key_id == alice.assertion_key_id
 
@@ -816,7 +824,13 @@ async def test_inbox__delete_or_update_of_unknown_actor_is_202_without_fetch(
     ghost = peer.actor("ghost", keys.rsa[2], keys.ed25519[2])
     before = await snapshot(hearth)
     obj: Any = ghost.uri if verb == "Delete" else ghost.document()
-    activity = {"@context": AS_CONTEXT, "id": f"{ghost.uri}#{verb.lower()}", "type": verb, "actor": ghost.uri, "object": obj}
+    activity = {
+        "@context": AS_CONTEXT,
+        "id": f"{ghost.uri}#{verb.lower()}",
+        "type": verb,
+        "actor": ghost.uri,
+        "object": obj,
+    }
     if verb == "Delete":
         activity["to"] = [AS_PUBLIC]
     answer = await deliver_signed(hearth, ghost, activity)
@@ -833,7 +847,13 @@ async def test_inbox__delete_from_known_actor_with_bad_signature_is_refused(
     first = post_in_group(hearth, alice)
     await assert_accepted(hearth, await deliver_signed(hearth, alice, first), first)
     before = await snapshot(hearth)
-    delete = {"@context": AS_CONTEXT, "id": f"{alice.uri}#delete", "type": "Delete", "actor": alice.uri, "object": alice.uri}
+    delete = {
+        "@context": AS_CONTEXT,
+        "id": f"{alice.uri}#delete",
+        "type": "Delete",
+        "actor": alice.uri,
+        "object": alice.uri,
+    }
     answer = await deliver_signed(hearth, alice, delete, key=keys.rsa[3])
     await assert_refused(hearth, answer, before, status=401, names=["did not verify"], may_cache=[alice])
     [account] = await hearth.rows(Account, Account.uri == alice.uri)
