@@ -295,6 +295,12 @@ def _check(activity: Incoming) -> OriginVerdict:
                 return OriginVerdict(False, verdict.reason, activity.inner.id, moderator_action=True)
             return verdict
         if embedded is not None and activity.object_id is not None:
+            # An object is only ever authored on its own origin (Lemmy's
+            # verify_domains_match(id, attributedTo)): a group cannot vouch for a post it
+            # claims someone elsewhere wrote.
+            authors = all_authors(embedded.get("attributedTo"))
+            if any(not same_origin(activity.object_id, author) for author in authors):
+                return _refuse("attribution_origin")
             if same_origin(activity.object_id, activity.actor):
                 return _ACCEPT
             return OriginVerdict(False, "object_unverified", activity.object_id)

@@ -101,7 +101,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         headers = {}
         if isinstance(exc, TooManyRequests):
             headers["Retry-After"] = str(exc.retry_after)
-        if exc.status == 401:
+        if exc.status == 401 and request.path.startswith(("/api/", "/oauth/")):
             headers["WWW-Authenticate"] = 'Bearer realm="hearthside", error="invalid_token"'
         body = _error_body(request, exc.status, exc.message, exc.oauth_error)
         if isinstance(exc, ValidationFailed):

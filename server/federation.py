@@ -8,7 +8,6 @@ that wake the inbox and delivery workers when new rows are committed.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -53,9 +52,6 @@ class Federation:
             ),
             signer=self.sign_as_instance,
         )
-        self.delivery_wakeup = asyncio.Event()
-        self.inbox_wakeup = asyncio.Event()
-        self.jobs_wakeup = asyncio.Event()
 
     @property
     def enabled(self) -> bool:

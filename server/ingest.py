@@ -38,7 +38,15 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.content import html_to_text, normalize_hashtag
-from federation.inbound import AS_PUBLIC, Incoming, InvalidActivity, RemoteNote, parse_activity, parse_note
+from federation.inbound import (
+    AS_PUBLIC,
+    Incoming,
+    InvalidActivity,
+    RemoteNote,
+    parse_activity,
+    parse_note,
+    same_origin,
+)
 from server import groups, relationships, statuses
 from server.federation import Federation, host_of
 from server.ids import new_id
@@ -65,7 +73,7 @@ from server.workers import backoff, claim, run_loop
 
 log = logging.getLogger(__name__)
 
-INBOX = "inbox"
+INBOX = "inbox"  # the worker's wake-up name
 MAX_ATTEMPTS = 6
 LEASE = timedelta(minutes=2)
 BATCH = 50
@@ -174,7 +182,15 @@ async def apply_item(fed: Federation, item: InboxItem) -> None:
     document = json.loads(item.body)
     if item.refetch_uri:
         # No FEP-8b32 proof on a cross-origin object: trust only its origin's copy (FEP-fe34).
-        fresh = await fed.transport.fetch_json(item.refetch_uri)
+        if item.refetch_uri == document.get("id"):
+            raise Ignored("refetch_of_the_activity_itself")
+        fresh = await fed.transport.fetch_json(item.refetch_uri)  # id == final URL is checked
+        claimed = fresh.get("actor") or fresh.get("attributedTo")
+        authors = claimed if isinstance(claimed, list) else [claimed]
+        for author in authors:
+            author_id = author.get("id") if isinstance(author, dict) else author
+            if not isinstance(author_id, str) or not same_origin(author_id, item.refetch_uri):
+                raise Ignored("refetched_object_not_from_its_author_origin")
         if not _replace_embedded(document, item.refetch_uri, fresh):
             raise Ignored("refetch_target_missing")
     actor = await resolve_actor(fed, item.actor_uri)
@@ -419,6 +435,9 @@ async def store_note(
     existing = await session.scalar(select(Status).where(Status.uri == note.id))
     if existing is not None:
         return existing
+    if author.uri is None or not same_origin(note.id, author.uri):
+        # A post lives on its author's server; anything else is someone else's claim.
+        raise Ignored("post_not_on_its_author_origin")
     if note.visibility not in ("public", "unlisted", "private"):
         # Plaintext direct messages are refused: private messages are end-to-end encrypted.
         raise Ignored("direct_message_refused")

@@ -11,6 +11,7 @@ The result is the authenticated signer, or an error: 401 for a bad or missing si
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -76,6 +77,22 @@ async def _fetched_key(fed: Federation, key_id: str) -> tuple[PublicKey, str, in
     return found
 
 
+REFETCH_COOLDOWN = 60.0  # seconds between refetches of one key: forged floods cost one fetch
+_last_refetch: dict[str, float] = {}
+
+
+def _may_refetch(key_id: str) -> bool:
+    """At most one refetch per key per cooldown (Mastodon guards this path the same way)."""
+    moment = time.monotonic()
+    last = _last_refetch.get(key_id)
+    if last is not None and moment - last < REFETCH_COOLDOWN:
+        return False
+    if len(_last_refetch) > 10_000:
+        _last_refetch.clear()
+    _last_refetch[key_id] = moment
+    return True
+
+
 async def authenticate(fed: Federation, pending: PendingSignature) -> Signer:
     """Find the key of ``pending`` and verify it, refetching the actor once on failure."""
     domain = host_of(pending.key_id)
@@ -87,9 +104,9 @@ async def authenticate(fed: Federation, pending: PendingSignature) -> Signer:
         key, owner, account_id = cached
         try:
             return Signer(pending.key_id, owner, account_id, pending.verify(key))
-        except SignatureError:
-            if fed.is_local(pending.key_id):
-                raise Unauthorized("signature did not verify") from None
+        except SignatureError as exc:
+            if fed.is_local(pending.key_id) or not _may_refetch(pending.key_id):
+                raise Unauthorized(str(exc)) from None
             log.info("signature failed with cached key; refetching actor")
     key, owner, account_id = await _fetched_key(fed, pending.key_id)
     try:

@@ -26,7 +26,6 @@ from typing import Any
 
 from aiohttp import web
 
-
 from crypto.keys import generate_ed25519, generate_rsa
 from crypto.signing import PrivateKey, sha256
 from federation.httpsig import RequestToVerify, sign_request, sign_request_rfc9421, signature_base

@@ -23,9 +23,14 @@ the post in the group. The inbox worker is off in the other tests so that rows s
 wrote them (the worker is the only code that applies an ``inbox_items`` row, so a refusal that
 writes no row cannot have an effect).
 
-Storage assertions that depend on the database (deduplication by a unique constraint, key
-caching and refetch, domain blocks, ``refetch_uri``) run on SQLite and PostgreSQL; the purely
-structural refusals run on SQLite only, to keep the file fast.
+Tests whose outcome depends on the database run on SQLite and PostgreSQL: the row a good
+delivery writes, deduplication by the unique activity id (also under concurrent deliveries),
+key caching and the refetch-once rule, domain blocks. The others run on SQLite only, to keep
+the file fast: they differ from a positive control by a header or a field, not by storage.
+
+Three tests guard holes this file found: signer ≠ actor must be refused (not stored for a
+refetch), a refetched object must come from its author's origin, and a group cannot vouch for a
+post it claims someone on another server wrote.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from sqlalchemy import func, select
 
 from crypto.integrity import sign_object
 from federation.httpsig import sign_request
+from server import signatures
 from server.db import make_sessionmaker
 from server.ids import new_id
 from server.models import (
@@ -366,6 +372,13 @@ async def test_inbox__member_post_in_local_group_is_accepted_and_applied(
     circle = await hearth.one(Account, Account.username == "circle", Account.domain == "")
     assert status.group_id == circle.id and status.text.startswith("Checking in")
 
+    # FEP-1b12: the group redistributes the activity exactly as received, to its members.
+    async def announced() -> list[dict[str, Any]]:
+        return [d for d in peer.received if d.get("type") == "Announce" and d.get("object") == activity]
+
+    [redistributed] = await eventually(announced, what="the group's Announce delivered to alice")
+    assert redistributed["actor"] == group
+
 
 @BOTH_DATABASES
 @pytest.mark.parametrize("scheme", ["cavage", "rfc9421"])
@@ -673,7 +686,10 @@ async def test_inbox__rejects_rfc9421_signature_missing_covered_component(
 
 
 @pytest.mark.parametrize("scheme", ["cavage", "rfc9421"])
-@pytest.mark.parametrize(("shift", "word"), [(-timedelta(hours=2), "old"), (timedelta(hours=2), "future")])
+@pytest.mark.parametrize(
+    ("shift", "word"),
+    [pytest.param(-timedelta(hours=2), "old", id="stale"), pytest.param(timedelta(hours=2), "future", id="future")],
+)
 async def test_inbox__rejects_stale_or_future_signature(
     hearth: Instance, peer: RemoteServer, alice: RemoteActor, scheme: str, shift: timedelta, word: str
 ) -> None:
@@ -751,11 +767,6 @@ async def test_inbox__rejects_forged_signature_claiming_a_local_key(
 # ============================================================================ who may say what
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/api/inbox.py receive(): signer != actor is stored with refetch_uri=<activity id> "
-    "(202) instead of refused with 401",
-)
 async def test_inbox__rejects_activity_whose_signer_is_not_its_actor(
     hearth: Instance, peer: RemoteServer, alice: RemoteActor, bob: RemoteActor
 ) -> None:
@@ -898,6 +909,15 @@ async def test_inbox__refetches_rotated_key_exactly_once(
     forged = post_in_group(hearth, alice)
     answer = await deliver_signed(hearth, alice, forged, key=keys.rsa[3])
     await assert_refused(hearth, answer, before, status=401, names=["did not verify"], may_cache=[alice])
+    # The key was refetched moments ago: within the cooldown a bad signature costs no fetch
+    # (a flood of forged requests must not become a flood of fetches).
+    assert peer.gets(alice.path) == 2
+
+    signatures._last_refetch.clear()  # the cooldown has passed
+    before = await snapshot(hearth)
+    forged = post_in_group(hearth, alice)
+    answer = await deliver_signed(hearth, alice, forged, key=keys.rsa[3])
+    await assert_refused(hearth, answer, before, status=401, names=["did not verify"], may_cache=[alice])
     assert peer.gets(alice.path) == 3  # one refetch for the failing request, not more
 
     # With the fresh key cached again, a good signature needs no fetch at all.
@@ -962,11 +982,30 @@ async def test_inbox__cross_origin_announce_with_invalid_proof_is_marked_for_ref
     assert row.refetch_uri == post["id"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/api/inbox.py receive() + server/ingest.py apply_item(): signer != actor is stored for "
-    "refetch, and the refetched copy is applied as the claimed actor's without re-checking its origin",
-)
+def mentioning(note_id: str, author: str, local: str) -> dict[str, Any]:
+    """A public Note by ``author`` that mentions the local account ``local`` (so it concerns us)."""
+    return {
+        "id": note_id,
+        "type": "Note",
+        "attributedTo": author,
+        "content": "<p>Words of the author.</p>",
+        "to": [AS_PUBLIC],
+        "cc": [local],
+        "tag": [{"type": "Mention", "href": local, "name": "@carol"}],
+        "published": now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+async def all_processed(hearth: Instance, answers: Iterable[Answer]) -> None:
+    """Wait until the inbox worker has finished every stored row (when anything was stored)."""
+    if any(answer.status == 202 for answer in answers):
+
+        async def processed() -> bool:
+            return all(row.state != "pending" for row in await inbox_rows(hearth))
+
+        await eventually(processed, what="inbox rows processed")
+
+
 async def test_inbox__signer_not_actor_cannot_forge_a_post_through_refetch(
     live_hearth: Instance,
     peer: RemoteServer,
@@ -976,77 +1015,54 @@ async def test_inbox__signer_not_actor_cannot_forge_a_post_through_refetch(
 ) -> None:
     """mallory (another origin) signs a Create claiming to be alice's, whose object id is the
     activity id on mallory's server; mallory serves the "original" there. Nothing may end up
-    stored as alice's post, and the inbox should refuse the delivery outright."""
+    stored as alice's post, and the inbox should refuse the delivery outright.
+
+    Control: mallory's own post, built the same way, is stored (so the forged one is not
+    dropped for some unrelated reason)."""
     hearth = live_hearth
     carol = hearth.actor((await hearth.user("carol")).username)
     mallory = other_peer.actor("mallory", keys.rsa[3], keys.ed25519[2])
+
+    own = mentioning(f"{mallory.uri}/statuses/1", mallory.uri, carol)
+    control = await deliver_signed(hearth, mallory, create(mallory, own))
+
     forged_id = f"{other_peer.base_url}/forged/1"
-    forged_note = {
-        "@context": AS_CONTEXT,
-        "id": forged_id,
-        "type": "Note",
-        "attributedTo": alice.uri,
-        "content": "<p>Words alice never wrote.</p>",
-        "to": [AS_PUBLIC],
-        "cc": [carol],
-        "tag": [{"type": "Mention", "href": carol, "name": "@carol"}],
-        "published": now().strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-    other_peer.objects["/forged/1"] = forged_note
-    activity = {
-        "@context": AS_CONTEXT,
-        "id": forged_id,
-        "type": "Create",
-        "actor": alice.uri,
-        "to": [AS_PUBLIC],
-        "cc": [carol],
-        "object": {key: value for key, value in forged_note.items() if key != "@context"},
-    }
-    answer = await deliver_signed(hearth, mallory, activity)
-    if answer.status == 202:
+    forged_note = mentioning(forged_id, alice.uri, carol)
+    other_peer.objects["/forged/1"] = {"@context": AS_CONTEXT, **forged_note}
+    forged = {**create(alice, forged_note), "id": forged_id}  # the object id is the activity id
+    answer = await deliver_signed(hearth, mallory, forged)
 
-        async def processed() -> bool:
-            return all(row.state != "pending" for row in await inbox_rows(hearth))
-
-        await eventually(processed, what="the forged activity processed")
+    await all_processed(hearth, [control, answer])
+    assert control.status == 202 and await hearth.rows(Status, Status.uri == own["id"])
     assert await hearth.rows(Status, Status.uri == forged_id) == [], "a post forged as alice's was stored"
     assert answer.status == 401, answer.body
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no check that an object's id is on its author's origin: federation/inbound.py _check (Announce "
-    "of a same-origin object) accepts it and server/ingest.py on_announce/store_note stores it as alice's",
-)
 async def test_inbox__group_cannot_forge_a_post_by_announcing_it_from_its_own_origin(
     live_hearth: Instance,
     peer: RemoteServer,
     other_peer: RemoteServer,
     alice: RemoteActor,
     lemmy_group: RemoteActor,
+    keys: KeyRing,
 ) -> None:
     """A group announces a Note that lives on the group's origin but claims alice (another
     origin) as its author. Only alice's origin or alice's FEP-8b32 proof can vouch for that
-    (FEP-fe34); nothing may be stored as alice's post."""
+    (FEP-fe34); nothing may be stored as alice's post.
+
+    Control: the group's announce of a post by one of its own server's members is stored."""
     hearth = live_hearth
     carol = hearth.actor((await hearth.user("carol")).username)
-    forged = {
-        "id": f"{other_peer.base_url}/notes/1",
-        "type": "Note",
-        "attributedTo": alice.uri,
-        "content": "<p>Words alice never wrote.</p>",
-        "to": [AS_PUBLIC],
-        "cc": [carol],
-        "tag": [{"type": "Mention", "href": carol, "name": "@carol"}],
-        "published": now().strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-    other_peer.objects["/notes/1"] = {"@context": AS_CONTEXT, **forged}
-    activity = announce(lemmy_group, forged)
-    answer = await deliver_signed(hearth, lemmy_group, activity)
-    if answer.status == 202:
+    gardener = other_peer.actor("gardener", keys.rsa[1], keys.ed25519[1])
 
-        async def processed() -> bool:
-            return all(row.state != "pending" for row in await inbox_rows(hearth))
+    own = mentioning(f"{other_peer.base_url}/notes/1", gardener.uri, carol)
+    other_peer.objects["/notes/1"] = {"@context": AS_CONTEXT, **own}
+    control = await deliver_signed(hearth, lemmy_group, announce(lemmy_group, own))
 
-        await eventually(processed, what="the announce processed")
+    forged = mentioning(f"{other_peer.base_url}/notes/2", alice.uri, carol)
+    other_peer.objects["/notes/2"] = {"@context": AS_CONTEXT, **forged}
+    answer = await deliver_signed(hearth, lemmy_group, announce(lemmy_group, forged))
+
+    await all_processed(hearth, [control, answer])
+    assert control.status == 202 and await hearth.rows(Status, Status.uri == own["id"])
     assert await hearth.rows(Status, Status.uri == forged["id"]) == [], "a post forged as alice's was stored"

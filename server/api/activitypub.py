@@ -225,6 +225,7 @@ def _profile(config: Config, account: Account) -> ActorProfile:
         summary=account.note,
         url=account_url(config, account),
         shared_inbox=shared_inbox_url(config.base_url),
+        # The day only, as the client API shows it: the exact sign-up time identifies people.
         published=account.created_at.replace(hour=0, minute=0, second=0, microsecond=0),
         icon_url=f"{config.base_url}/static/avatar.png",
         image_url=f"{config.base_url}/static/header.png",

@@ -41,10 +41,12 @@ from server.domains import is_suspended
 from server.errors import ApiError, BadRequest, Forbidden, NotFound, Unauthorized
 from server.federation import FEDERATION, Federation, host_of
 from server.ids import new_id
+from server.ingest import INBOX
 from server.models import Account, InboxItem
 from server.remote_actors import account_by_uri
 from server.signatures import Signer, _cached_key, _fetched_key, authenticate, is_signed, read_pending
 from server.web import Routes, json_response, now
+from server.workers import WAKEUPS
 
 log = logging.getLogger(__name__)
 routes = Routes()
@@ -149,6 +151,12 @@ async def receive(request: web.Request, kind: str | None = None) -> web.Response
     signer: Signer = await authenticate(fed, pending)
     refetch: str | None = None
     verdict = check_origins(incoming, signer.actor_uri)
+    if not verdict.ok and verdict.reason == "signer_not_actor":
+        # Relayed by someone else: only the actor's own FEP-8b32 proof on the activity itself
+        # vouches for it (FEP-fe34); a refetch of an activity id proves nothing.
+        if not await _has_valid_proof(fed, document):
+            raise Unauthorized(f"activity refused: signed by {signer.actor_uri}, but its actor is {incoming.actor}")
+        verdict = check_origins(incoming, incoming.actor)
     if not verdict.ok and not verdict.moderator_action:
         if verdict.needs_proof_or_fetch is None:
             raise Unauthorized(f"activity refused: {verdict.reason}")
@@ -183,7 +191,7 @@ async def receive(request: web.Request, kind: str | None = None) -> web.Response
             await session.rollback()
             log.info("inbox duplicate activity ignored")
             return json_response({}, status=202)
-    fed.inbox_wakeup.set()
+    WAKEUPS.notify(INBOX)
     return json_response({}, status=202)
 
 
