@@ -34,7 +34,7 @@ from server.federation import Federation, host_of
 from server.ids import new_id
 from server.models import Account, ActorKey, Delivery, DomainHealth, OutboxActivity
 from server.web import now
-from server.workers import WAKEUPS, claim, run_loop
+from server.workers import POLL_SECONDS, WAKEUPS, claim
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,9 @@ async def enqueue(
         if suspended[domain]:
             continue
         targets.append(inbox)
+    existing = await session.scalar(select(OutboxActivity).where(OutboxActivity.uri == str(activity["id"])))
+    if existing is not None:
+        return existing  # sent already (an activity re-applied after a crash): nothing new
     moment = now()
     row = OutboxActivity(
         id=new_id(),
@@ -182,9 +185,56 @@ class DeliveryWorker:
         self._bodies: dict[int, tuple[str, int | None]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
-        await run_loop(DELIVERY, self.step, stop)
+        """Keep up to ``delivery_concurrency`` deliveries in flight, claiming one row per free
+        slot: every claimed row starts at once, so each finishes well inside its lease (a
+        batch waiting behind slow peers could outlive its lease and be sent twice)."""
+        wake = WAKEUPS.register(DELIVERY)
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set():
+                wake.clear()
+                free = self.concurrency - len(in_flight)
+                claimed: list[Delivery] = []
+                if free > 0:
+                    try:
+                        claimed = await claim(self.fed.sessions, Delivery, limit=min(free, BATCH), lease=self.lease)
+                    except Exception as exc:  # the database may be restarting: retry after a pause
+                        log.warning("delivery claim failed: %s", type(exc).__name__)
+                for row in claimed:
+                    task = asyncio.create_task(self._deliver_logged(row))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                if claimed and len(in_flight) < self.concurrency:
+                    continue  # there may be more due rows
+                waiters: set[asyncio.Future[Any]] = {
+                    asyncio.ensure_future(stop.wait()),
+                    asyncio.ensure_future(wake.wait()),
+                    *in_flight,
+                }
+                timeout = None if len(in_flight) >= self.concurrency else POLL_SECONDS
+                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in waiters:
+                    if waiter not in in_flight and not waiter.done():
+                        waiter.cancel()
+        finally:
+            WAKEUPS.unregister(DELIVERY, wake)
+            if in_flight:
+                # Give running POSTs a moment; what is cut off keeps its lease and is retried.
+                _done, pending = await asyncio.wait(in_flight, timeout=3)
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _deliver_logged(self, row: Delivery) -> None:
+        try:
+            await self.deliver(row)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # one bad row must not stop the worker; its lease expires
+            log.exception("delivery failed unexpectedly: delivery=%s (%s)", row.id, type(exc).__name__)
 
     async def step(self) -> int:
+        """Claim and deliver one batch, waiting for all of it (tests use this directly)."""
         rows = await claim(self.fed.sessions, Delivery, limit=BATCH, lease=self.lease)
         if not rows:
             return 0

@@ -75,8 +75,11 @@ log = logging.getLogger(__name__)
 
 INBOX = "inbox"  # the worker's wake-up name
 MAX_ATTEMPTS = 6
-LEASE = timedelta(minutes=2)
-BATCH = 50
+# A claimed batch is processed one item after another (order matters: a Create before its
+# Update); each item may fetch a few documents (15 s each at worst), so batches stay small
+# enough to finish well inside the lease.
+LEASE = timedelta(minutes=5)
+BATCH = 8
 NOTE_TYPES = ("Note", "Page", "Article", "Question")
 
 
@@ -244,6 +247,17 @@ def _object_uri(incoming: Incoming) -> str | None:
     return incoming.object_id
 
 
+async def commit_applied(ctx: Context, session: AsyncSession) -> None:
+    """Commit an activity's effect together with its item's ``done`` mark: a crash can never
+    leave an effect applied but its item pending (which would apply it twice)."""
+    await session.execute(
+        update(InboxItem)
+        .where(InboxItem.id == ctx.item.id, InboxItem.state == "pending")
+        .values(state="done", body=None, locked_until=None, processed_at=now(), error=None)
+    )
+    await session.commit()
+
+
 # ---------------------------------------------------------------------------- follows
 
 
@@ -279,13 +293,13 @@ async def on_follow(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> No
                 raise
             await session.rollback()
             await outbox.send_reject(session, fed, target, ctx.actor, raw)
-            await session.commit()
+            await commit_applied(ctx, session)
             return
         if row is not None:
             row.uri = incoming.id
         if state == "accepted":
             await outbox.send_accept(session, fed, target, ctx.actor, raw)
-        await session.commit()
+        await commit_applied(ctx, session)
 
 
 def _is_refusal(exc: Exception) -> bool:
@@ -319,7 +333,7 @@ async def on_accept(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> No
         if row.state != "accepted":
             row.state = "accepted"
             await relationships.bump_follow_counters(session, row.account_id, row.target_account_id, +1)
-        await session.commit()
+        await commit_applied(ctx, session)
 
 
 async def on_reject(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None:
@@ -328,7 +342,7 @@ async def on_reject(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> No
         if row is None:
             raise Ignored("reject_unknown_follow")
         await relationships.sever_follow(session, row.account_id, row.target_account_id)
-        await session.commit()
+        await commit_applied(ctx, session)
 
 
 async def on_undo(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None:
@@ -374,7 +388,7 @@ async def on_undo(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None
                 await _group_moderation_undo_block(session, ctx, inner)
         else:
             raise Ignored(f"undo_unsupported_{inner.type[:20]}")
-        await session.commit()
+        await commit_applied(ctx, session)
 
 
 # ---------------------------------------------------------------------------- posts
@@ -484,7 +498,7 @@ async def store_note(
             update(Status).where(Status.id == parent.id).values(replies_count=Status.replies_count + 1)
         )
     # Stitch children that arrived before this parent.
-    await session.execute(
+    stitched = await session.execute(
         update(Status)
         .where(Status.in_reply_to_uri == note.id)
         .values(
@@ -493,7 +507,11 @@ async def store_note(
             in_reply_to_uri=None,
             thread_root_id=status.thread_root_id or status.id,
         )
+        .returning(Status.id, Status.deleted_at)
     )
+    children = sum(1 for _id, deleted_at in stitched if deleted_at is None)
+    if children:
+        status.replies_count += children
     members_only = False
     if status.group_id is not None:
         members_only = bool(await session.scalar(select(Group.members_only).where(Group.account_id == status.group_id)))
@@ -532,7 +550,7 @@ async def on_create(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> No
             status = await store_note(session, fed, note, author, group=group)
             # FEP-1b12: the group announces the activity exactly as received.
             await outbox.group_announce(session, fed, group, ctx.raw_inner or raw, members_only=view.group.members_only)
-            await session.commit()
+            await commit_applied(ctx, session)
             return
         if group is not None and not group.local:
             if ctx.announced_by is None or ctx.announced_by.id != group.id:
@@ -545,7 +563,7 @@ async def on_create(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> No
         elif not await _concerns_us(session, fed, author, note):
             raise Ignored("not_addressed_to_anyone_here")
         status = await store_note(session, fed, note, author, group=group)
-        await session.commit()
+        await commit_applied(ctx, session)
     if status is not None and status.in_reply_to_uri:
         await outbox.schedule_thread_fetch(fed, status.in_reply_to_uri)
 
@@ -610,7 +628,7 @@ async def on_update(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> No
         status.edited_at = moment
         if ctx.announced_by is None and status.group_id is not None:
             await _reannounce_if_local_group(session, ctx, status.group_id, raw)
-        await session.commit()
+        await commit_applied(ctx, session)
 
 
 async def _reannounce_if_local_group(session: AsyncSession, ctx: Context, group_id: int, raw: dict[str, Any]) -> None:
@@ -638,7 +656,7 @@ async def on_delete(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> No
             await session.execute(
                 delete(Follow).where((Follow.account_id == account.id) | (Follow.target_account_id == account.id))
             )
-            await session.commit()
+            await commit_applied(ctx, session)
             return
         status = await _status_by_uri(session, fed, target)
         if status is None or status.deleted_at is not None:
@@ -653,7 +671,7 @@ async def on_delete(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> No
         await statuses.delete_status(session, status)
         if ctx.announced_by is None and group_id is not None:
             await _reannounce_if_local_group(session, ctx, group_id, raw)
-        await session.commit()
+        await commit_applied(ctx, session)
 
 
 async def on_like(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None:
@@ -663,7 +681,9 @@ async def on_like(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None
         if status is None or status.deleted_at is not None:
             raise Ignored("like_of_unknown_post")
         if not status.local and ctx.announced_by is None:
-            raise Ignored("like_of_remote_post")
+            group = await session.get(Account, status.group_id) if status.group_id is not None else None
+            if group is None or not group.local:
+                raise Ignored("like_of_remote_post")
         await statuses.favourite(session, ctx.actor.id, status)
         row = await session.scalar(
             select(Favourite).where(Favourite.account_id == ctx.actor.id, Favourite.status_id == status.id)
@@ -672,13 +692,16 @@ async def on_like(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None
             row.uri = incoming.id
         if ctx.announced_by is None and status.group_id is not None:
             await _reannounce_if_local_group(session, ctx, status.group_id, raw)
-        await session.commit()
+        await commit_applied(ctx, session)
 
 
 async def on_announce(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None:
     fed = ctx.fed
     if ctx.actor.is_group:
         inner_raw = raw.get("object")
+        if isinstance(inner_raw, str):
+            # Announce by id (Mbin boosts): the object comes from its own origin, id checked.
+            inner_raw = await fed.transport.fetch_json(inner_raw)
         if isinstance(inner_raw, dict) and inner_raw.get("type") in NOTE_TYPES:
             # Lemmy's Announce(Page): the group redistributes the object itself.
             author_uri = inner_raw.get("attributedTo")
@@ -698,11 +721,7 @@ async def on_announce(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> 
             await on_create(sub, parse_activity_loose(wrapped, incoming), wrapped)
             return
         if not isinstance(inner_raw, dict):
-            if isinstance(inner_raw, str):
-                fetched = await fed.transport.fetch_json(inner_raw)
-                inner_raw = fetched
-            else:
-                raise Ignored("announce_without_object")
+            raise Ignored("announce_without_object")
         inner = parse_activity(inner_raw)
         inner_actor_uri = inner.actor
         inner_actor = await resolve_actor(fed, inner_actor_uri)
@@ -765,7 +784,7 @@ async def on_announce(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> 
                 type="reblog",
                 status_id=original.id,
             )
-        await session.commit()
+        await commit_applied(ctx, session)
 
 
 def parse_activity_loose(wrapped: dict[str, Any], outer: Incoming) -> Incoming:
@@ -789,7 +808,7 @@ async def on_block(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> Non
             )
             if exists is None:
                 session.add(Block(id=new_id(), account_id=ctx.actor.id, target_account_id=target.id, created_at=now()))
-            await session.commit()
+            await commit_applied(ctx, session)
             return
         group = await _local_by_uri(session, fed, incoming.target)
         if group is None or not group.is_group:
@@ -799,9 +818,9 @@ async def on_block(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> Non
         if victim is None:
             raise Ignored("block_of_unknown_account")
         view = await groups.load_group(session, group.id)
-        await groups.ban(session, view, victim, by=ctx.actor)
+        await groups.ban(session, view, victim, by=ctx.actor, reason=(incoming.summary or "")[:1000])
         await _announce_moderation(session, ctx, group, raw)
-        await session.commit()
+        await commit_applied(ctx, session)
 
 
 async def _require_moderator(session: AsyncSession, group: Account, actor: Account) -> None:
@@ -848,7 +867,7 @@ async def on_remove(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> No
         await statuses.delete_status(session, status)
         if group.local:
             await _announce_moderation(session, ctx, group, raw)
-        await session.commit()
+        await commit_applied(ctx, session)
 
 
 async def on_move(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None:
@@ -861,7 +880,7 @@ async def on_move(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None
         raise Ignored("move_target_does_not_alias")
     async with fed.sessions() as session:
         await session.execute(update(Account).where(Account.id == ctx.actor.id).values(moved_to_account_id=new.id))
-        await session.commit()
+        await commit_applied(ctx, session)
 
 
 async def on_flag(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None:
@@ -903,7 +922,7 @@ async def on_flag(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None
                 created_at=now(),
             )
         )
-        await session.commit()
+        await commit_applied(ctx, session)
 
 
 HANDLERS: Mapping[str, Any] = {

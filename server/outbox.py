@@ -20,6 +20,7 @@ indexed query per post.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -47,6 +48,12 @@ JOBS = "jobs"
 
 def activity_uri(config: Config, activity_id: int | None = None) -> str:
     return f"{config.base_url}/activities/{activity_id or new_id()}"
+
+
+def derived_uri(actor: str, kind: str, source: Any) -> str:
+    """A stable activity id for an answer to ``source`` (an Accept of a Follow, a group's
+    Announce of an activity): the same source always yields the same id."""
+    return f"{actor}/{kind}/{hashlib.sha256(str(source).encode()).hexdigest()[:32]}"
 
 
 def _inbox(account: Account) -> str | None:
@@ -302,7 +309,11 @@ async def _announce(
 ) -> None:
     followers = followers_of(config, group)
     to, cc = ([followers], []) if members_only else ([docs.PUBLIC], [followers])
-    announce = docs.announce_activity(activity_uri(config), actor_id(config, group), inner, to, cc, now())
+    inner_id = inner.get("id") if isinstance(inner, Mapping) else None
+    # One Announce per inner activity, whatever happens: re-applying it (after a crash)
+    # finds the same id and sends nothing new.
+    announce_id = derived_uri(actor_id(config, group), "announces", inner_id) if inner_id else activity_uri(config)
+    announce = docs.announce_activity(announce_id, actor_id(config, group), inner, to, cc, now())
     await enqueue(session, config.base_url, actor_account_id=group.id, activity=announce, inboxes=inboxes)
 
 
@@ -431,7 +442,11 @@ async def send_accept(
     config = fed.config if isinstance(fed, Federation) else fed
     if not follower.inbox_url:
         return
-    accept = docs.accept_activity(activity_uri(config), actor_id(config, target), follow)
+    accept = docs.accept_activity(
+        derived_uri(actor_id(config, target), "accepts", follow.get("id") or activity_uri(config)),
+        actor_id(config, target),
+        follow,
+    )
     await enqueue(session, config.base_url, actor_account_id=target.id, activity=accept, inboxes=[follower.inbox_url])
 
 
@@ -441,7 +456,11 @@ async def send_reject(
     config = fed.config if isinstance(fed, Federation) else fed
     if not follower.inbox_url:
         return
-    reject = docs.reject_activity(activity_uri(config), actor_id(config, target), follow)
+    reject = docs.reject_activity(
+        derived_uri(actor_id(config, target), "rejects", follow.get("id") or activity_uri(config)),
+        actor_id(config, target),
+        follow,
+    )
     await enqueue(session, config.base_url, actor_account_id=target.id, activity=reject, inboxes=[follower.inbox_url])
 
 

@@ -43,7 +43,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import PgServer, _pg_admin, create_user_with_token, make_config, new_database
+from conftest import PgServer, _pg_admin, create_user_with_token, drop_database, make_config, new_database
 from conftest import TestUser as Member
 from federation_harness import Instance, close_instance, eventually
 from sqlalchemy import func, select, update
@@ -93,11 +93,15 @@ class Served:
         self.config_path.chmod(0o600)
         return load_config(self.config_path)
 
-    async def start(self, command: str = "serve") -> subprocess.Popen[bytes]:
-        log = (self.data / f"{command}.log").open("ab")
-        proc = subprocess.Popen([*HEARTHSIDE, command, "--config", str(self.config_path)], stdout=log, stderr=log)
-        log.close()
+    def spawn(self, command: str) -> subprocess.Popen[bytes]:
+        with (self.data / f"{command}.log").open("ab") as log:
+            proc = subprocess.Popen([*HEARTHSIDE, command, "--config", str(self.config_path)], stdout=log, stderr=log)
         self.procs[command] = proc
+        return proc
+
+    async def start(self, command: str = "serve") -> subprocess.Popen[bytes]:
+        """Start ``hearthside serve`` (returns once /readyz answers) or ``hearthside worker``."""
+        proc = self.spawn(command)
         if command == "serve":
             await wait_for_http(f"{self.base_url}/readyz", proc)
         return proc
@@ -238,6 +242,7 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         for peer in peers:
             await close_instance(peer, pg)
         await engine.dispose()
+        await drop_database(config.database_url, pg)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -319,8 +324,12 @@ async def test_crash__kill9_mid_delivery_then_every_delivery_completes_once_at_t
     poster_uri = f"{served.base_url}/users/poster"
 
     # Three remote followers on two domains (two share peer A's shared inbox): each post makes
-    # exactly two deliveries (research/federation.md §8.3: shared inboxes deduplicated).
-    followers = [(peer_a, await peer_a.user("ada")), (peer_a, await peer_a.user("abe")), (peer_b, await peer_b.user("bo"))]
+    # exactly two deliveries (DESIGN.md "Delivery": shared inboxes deduplicated; AP §7.1.3).
+    followers = [
+        (peer_a, await peer_a.user("ada")),
+        (peer_a, await peer_a.user("abe")),
+        (peer_b, await peer_b.user("bo")),
+    ]
     for peer, user in followers:
         remote = await resolve(peer, user, f"@poster@{served.domain}")
         await peer.api("POST", f"/api/v1/accounts/{remote['id']}/follow", user)
@@ -376,15 +385,18 @@ async def test_crash__kill9_mid_delivery_then_every_delivery_completes_once_at_t
     assert leased_at_kill, "the kill must leave claimed rows behind"
     assert {row.state for row in at_kill.values()} <= {"delivered", "pending"}, "no delivery failed"
     activity_uri = {row.id: row.uri for row in creates}
-    # POSTs the receivers got for rows still pending: sent, but the outcome never recorded.
+
+    def recorder_of(row: Delivery) -> Recorder:
+        return rec_a if peer_a.host in row.inbox_url else rec_b
+
+    # POSTs a receiver got for rows still pending: sent, but the outcome never recorded.
     in_flight: set[tuple[str, str]] = set()  # (activity uri, inbox)
     for i in leased_at_kill:
         row = at_kill[i]
-        uri = activity_uri[row.activity_id]
-        recorder = rec_a if peer_a.host in row.inbox_url else rec_b
-        if recorder.arrivals[uri] >= 1:
-            in_flight.add((uri, row.inbox_url))
+        if recorder_of(row).arrivals[activity_uri[row.activity_id]] >= 1:
+            in_flight.add((activity_uri[row.activity_id], row.inbox_url))
     assert len(in_flight) <= CONCURRENCY
+    assert all(recorder_of(at_kill[i]).arrivals[activity_uri[at_kill[i].activity_id]] == 0 for i in free_at_kill)
 
     # Restart on the same data directory. Rows nobody had claimed go out at once; the dead
     # process's claims are left alone while their lease lasts (no double claim).
@@ -417,7 +429,10 @@ async def test_crash__kill9_mid_delivery_then_every_delivery_completes_once_at_t
     for peer, recorder in ((peer_a, rec_a), (peer_b, rec_b)):
 
         async def applied(peer: Instance = peer) -> bool:
-            return await count(peer.engine, InboxItem, InboxItem.activity_id.in_(create_uris), InboxItem.state == "done") == POSTS
+            return (
+                await count(peer.engine, InboxItem, InboxItem.activity_id.in_(create_uris), InboxItem.state == "done")
+                == POSTS
+            )
 
         await eventually(applied, within=30, what=f"{peer.name} processed every Create")
         items = await peer.rows(InboxItem, InboxItem.activity_id.in_(create_uris))
@@ -452,22 +467,18 @@ async def test_crash__kill9_worker_mid_inbox_then_every_item_done_and_applied_on
     ``hearthside worker`` process applies the items; the worker is killed mid-batch."""
     served, peers = world.served, world.peers
     world.config = served.configure(server={"workers": False})
-    print('T', time.monotonic(), 'await served.start()')
     await served.start()
     host = await create_user_with_token(world.engine, world.config, "host")
     post = await api(served.base_url, "POST", "/api/v1/statuses", host, json={"status": "How is everyone today?"})
 
     # Two members on each peer find host's post, favourite it and reply to it; every Like and
     # Create lands in the served instance's inbox as a pending item (no worker runs yet).
-    print('T', time.monotonic(), 'members = [')
     members = [(peer, await peer.user(name)) for peer in peers for name in (f"{peer.name}x", f"{peer.name}y")]
-    print('T', time.monotonic(), 'parents: list')
     parents: list[str] = []
     for peer, user in members:
         copy = await resolve(peer, user, post["uri"], kind="statuses")
         await peer.api("POST", f"/api/v1/statuses/{copy['id']}/favourite", user)
         parents.append(copy["id"])
-    print('T', time.monotonic(), 'replies = await')
     replies = await gather_limited(
         [
             lambda peer=peer, user=user, i=i, parent=parent: peer.api(
@@ -479,7 +490,6 @@ async def test_crash__kill9_worker_mid_inbox_then_every_item_done_and_applied_on
         8,
     )
     reply_uris = {reply["uri"] for reply in replies}
-    print('T', time.monotonic(), 'expected = len')
     expected = len(members) * (REPLIES_EACH + 1)
 
     async def all_received() -> bool:
@@ -488,14 +498,12 @@ async def test_crash__kill9_worker_mid_inbox_then_every_item_done_and_applied_on
     await eventually(all_received, within=30, what=f"{expected} inbox items at the served instance")
     assert await count(world.engine, InboxItem, InboxItem.state != "pending") == 0
 
-    print('T', time.monotonic(), 'await served.start("')
     await served.start("worker")
 
     async def some_done() -> bool:
         return await count(world.engine, InboxItem, InboxItem.state == "done") >= 5
 
     await until(some_done, within=30, what="the worker to start on the items", every=0.005)
-    print('T', time.monotonic(), 'served.kill9("worker')
     served.kill9("worker")
     moment = now()
     at_kill = {row.id: row for row in await rows(world.engine, InboxItem)}
@@ -507,7 +515,6 @@ async def test_crash__kill9_worker_mid_inbox_then_every_item_done_and_applied_on
     assert 0 < len(done_at_kill) < expected, "the kill must land mid-processing"
     assert leased_at_kill, "the kill must leave claimed items behind"
 
-    print('T', time.monotonic(), 'await served.start("')
     await served.start("worker")
     if free_at_kill:
 
@@ -516,7 +523,6 @@ async def test_crash__kill9_worker_mid_inbox_then_every_item_done_and_applied_on
             return all(row.state == "done" for row in got)
 
         await until(free_done, within=30, what="unclaimed items processed after the restart")
-    print('T', time.monotonic(), 'await asyncio.sleep(')
     await asyncio.sleep(1.5)  # more than a worker's poll interval
     still = await rows(world.engine, InboxItem, InboxItem.id.in_(leased_at_kill))
     assert all(row.state == "pending" for row in still), "a live lease of the dead worker was taken over"
@@ -526,9 +532,7 @@ async def test_crash__kill9_worker_mid_inbox_then_every_item_done_and_applied_on
     async def all_done() -> bool:
         return await count(world.engine, InboxItem, InboxItem.state != "done") == 0
 
-    print('T', time.monotonic(), 'await until(all_done')
     await until(all_done, within=30, what="every inbox item done after the restart", every=0.1)
-    print('T', time.monotonic(), 'items = await')
     items = await rows(world.engine, InboxItem)
     assert all(item.error is None and item.body is None for item in items)
 
@@ -544,7 +548,9 @@ async def test_crash__kill9_worker_mid_inbox_then_every_item_done_and_applied_on
         [author] = await rows(world.engine, Account, Account.username == user.username, Account.domain != "")
         assert author.statuses_count == REPLIES_EACH
     host_account = (await rows(world.engine, Account, Account.username == "host", Account.domain == ""))[0]
-    favourites = await rows(world.engine, Notification, Notification.account_id == host_account.id, Notification.type == "favourite")
+    favourites = await rows(
+        world.engine, Notification, Notification.account_id == host_account.id, Notification.type == "favourite"
+    )
     assert len(favourites) == len(members)
     print(
         f"\ninbox crash: {len(done_at_kill)}/{expected} done at kill, {len(leased_at_kill)} leased, "
@@ -552,14 +558,14 @@ async def test_crash__kill9_worker_mid_inbox_then_every_item_done_and_applied_on
     )
 
 
-# ---------------------------------------------------------------------------- the window between effect and "done"
+# ---------------------------------------------------------------------------- no window between effect and "done"
 #
-# The inbox worker commits an activity's effect (inside the handler, server/ingest.py) and
-# then, in a second transaction, marks the item done (InboxWorker._finish). A kill -9 between
-# the two leaves the effect committed and the item pending under its lease: it is applied a
-# second time after the lease. A real kill lands in that window only by chance, so these
-# tests put an instance exactly there: claim the item, apply it (its transaction commits),
-# and stop before "done" — what the dead process leaves — then let a worker take it again.
+# The inbox worker commits an activity's effect and its item's "done" mark in one transaction
+# (server/ingest.py commit_applied): a kill -9 either loses both (the item is applied again
+# after its lease, from scratch) or keeps both. These tests step the worker by hand: after one
+# application the item is already done, and nothing can apply it a second time. Answers a
+# group sends (its Announce of an activity, an Accept) have ids derived from what they answer,
+# so even a repeated application would send nothing new.
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -599,7 +605,8 @@ async def run_workers(instance: Instance) -> None:
 
 
 async def apply_then_die(instance: Instance, activity_type: str) -> InboxItem:
-    """Claim A's pending item of ``activity_type`` and apply it, stopping before "done"."""
+    """Claim A's pending item of ``activity_type`` and apply it, as a worker about to die
+    would; the item is done in the very transaction that applied it."""
     from server.ingest import LEASE, apply_item
     from server.workers import claim
 
@@ -607,10 +614,11 @@ async def apply_then_die(instance: Instance, activity_type: str) -> InboxItem:
     pending = await instance.rows(InboxItem, InboxItem.state == "pending")
     assert [item.activity_type for item in pending] == [activity_type]
     [item] = await claim(fed.sessions, InboxItem, limit=10, lease=LEASE)
-    await apply_item(fed, item)  # the effect's transaction commits here; the process "dies" next
+    await apply_item(fed, item)  # the process "dies" right after this commit
     [left] = await instance.rows(InboxItem, InboxItem.id == item.id)
-    assert left.state == "pending" and left.locked_until is not None and left.locked_until > now()
-    assert await expire_leases(instance.engine, InboxItem) == 1
+    assert left.state == "done" and left.body is None  # effect and mark committed together
+    await expire_leases(instance.engine, InboxItem)
+    assert await claim(fed.sessions, InboxItem, limit=10, lease=LEASE) == []  # nothing to redo
     return item
 
 
@@ -632,7 +640,7 @@ async def joined(a: Instance, b: Instance, bob: Member, group_name: str) -> dict
     return remote
 
 
-async def test_crash__reply_and_like_applied_twice_after_crash_before_done_count_once(
+async def test_crash__effect_and_done_commit_together_so_reply_and_like_count_once(
     stepped: tuple[Instance, Instance],
 ) -> None:
     a, b = stepped
@@ -662,16 +670,7 @@ async def test_crash__reply_and_like_applied_twice_after_crash_before_done_count
     assert bob_on_a.statuses_count == 1
 
 
-GROUP_REANNOUNCE = (
-    "server/ingest.py on_create (local-group branch) calls outbox.group_announce unconditionally after "
-    "store_note, which returns the already-stored status on a second application; outbox._announce mints a "
-    "fresh activity_uri(config) each time, so an inbox item re-applied after a crash between the effect's "
-    "commit and InboxWorker._finish makes a second Announce (new id, new deliveries to every member instance)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=GROUP_REANNOUNCE)
-async def test_crash__group_post_applied_twice_after_crash_before_done_is_announced_once(
+async def test_crash__group_post_is_announced_once_even_if_announced_again(
     stepped: tuple[Instance, Instance],
 ) -> None:
     a, b = stepped
@@ -696,3 +695,20 @@ async def test_crash__group_post_applied_twice_after_crash_before_done_is_announ
         if create.activity_id in row.body
     ]
     assert len(announces) == 1, f"{len(announces)} Announces of one Create"
+    # Announcing the same activity again (what a repeated application would do) adds nothing:
+    # the Announce's id is derived from the Create's.
+    from server import outbox
+
+    fed = federation_of(a)
+    deliveries_before = len(await a.rows(Delivery))
+    async with fed.sessions() as session:
+        group = await session.get(Account, stored.group_id)
+        assert group is not None
+        await outbox.group_announce(session, fed, group, json.loads(announces[0].body)["object"], members_only=False)
+        await session.commit()
+    again = [
+        row
+        for row in await a.rows(OutboxActivity, OutboxActivity.activity_type == "Announce")
+        if create.activity_id in row.body
+    ]
+    assert len(again) == 1 and len(await a.rows(Delivery)) == deliveries_before
