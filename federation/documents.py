@@ -71,8 +71,20 @@ EXTENSION_CONTEXT: JSON = {
     "joinPolicy": "hearthside:joinPolicy",
 }
 
-ACTOR_CONTEXT: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, DATA_INTEGRITY_CONTEXT, MULTIKEY_CONTEXT, EXTENSION_CONTEXT]
-OBJECT_CONTEXT: list[Any] = [AS_CONTEXT, EXTENSION_CONTEXT]
+DID_CONTEXT = "https://www.w3.org/ns/did/v1"
+# JSON-LD consumers (Fedify) only see terms their contexts define: ``assertionMethod`` comes from
+# did/v1 (FEP-521a's example context lacks it) and ``proof`` from data-integrity/v1; without them
+# the Ed25519 key and FEP-8b32 proofs are silently dropped (found against the Fedify peer). The
+# order is Fedify's own for actors.
+ACTOR_CONTEXT: list[Any] = [
+    AS_CONTEXT,
+    SECURITY_CONTEXT,
+    DATA_INTEGRITY_CONTEXT,
+    DID_CONTEXT,
+    MULTIKEY_CONTEXT,
+    EXTENSION_CONTEXT,
+]
+OBJECT_CONTEXT: list[Any] = [AS_CONTEXT, DATA_INTEGRITY_CONTEXT, EXTENSION_CONTEXT]
 
 NODEINFO_SCHEMA = "http://nodeinfo.diaspora.software/ns/schema/{version}"
 NodeInfoVersion = Literal["2.0", "2.1"]
@@ -302,18 +314,21 @@ def _lrdd_template(base_url: str) -> str:
 
 
 def host_meta_xml(base_url: str) -> str:
-    """RFC 6415 host-meta (XRD) with the LRDD template: Mastodon's WebFinger fallback."""
+    """RFC 6415 host-meta (XRD) with the LRDD template: Mastodon's WebFinger fallback.
+
+    Like Mastodon's, the link has no ``type``: consumers read the template only.
+    """
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<XRD xmlns="http://docs.oasis-open.org/ns/xri/xrd-1.0">\n'
-        f'  <Link rel="lrdd" type="application/jrd+json" template={quoteattr(_lrdd_template(base_url))}/>\n'
+        f'  <Link rel="lrdd" template={quoteattr(_lrdd_template(base_url))}/>\n'
         "</XRD>\n"
     )
 
 
 def host_meta_json(base_url: str) -> JSON:
     """The JSON form of host-meta (RFC 6415 appendix A)."""
-    return {"links": [{"rel": "lrdd", "type": "application/jrd+json", "template": _lrdd_template(base_url)}]}
+    return {"links": [{"rel": "lrdd", "template": _lrdd_template(base_url)}]}
 
 
 # ---------------------------------------------------------------------------- NodeInfo

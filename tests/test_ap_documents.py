@@ -17,6 +17,7 @@ from federation.documents import (
     ACTOR_CONTEXT,
     AS_CONTEXT,
     DATA_INTEGRITY_CONTEXT,
+    DID_CONTEXT,
     MULTIKEY_CONTEXT,
     PUBLIC,
     SECURITY_CONTEXT,
@@ -153,8 +154,9 @@ def test_person_document__has_every_field_mastodon_and_lemmy_need() -> None:
     doc = person_document(profile_for(ALICE, "alice"), keys_for(ALICE), verified_professional=True)
     for name in REQUIRED_ACTOR_FIELDS:
         assert name in doc, name
-    assert doc["@context"][:4] == [AS_CONTEXT, SECURITY_CONTEXT, DATA_INTEGRITY_CONTEXT, MULTIKEY_CONTEXT]
-    assert isinstance(doc["@context"][4], dict) and doc["@context"][4]["postingRestrictedToMods"]
+    # did/v1 defines assertionMethod for JSON-LD consumers (Fedify drops the key without it).
+    assert doc["@context"][:5] == [AS_CONTEXT, SECURITY_CONTEXT, DATA_INTEGRITY_CONTEXT, DID_CONTEXT, MULTIKEY_CONTEXT]
+    assert isinstance(doc["@context"][5], dict) and doc["@context"][5]["postingRestrictedToMods"]
     assert doc["type"] == "Person"
     assert doc["id"] == ALICE
     assert doc["preferredUsername"] == "alice"

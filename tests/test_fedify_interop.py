@@ -18,8 +18,8 @@ Fedify's two first-knock settings where the scheme matters:
 How the scheme is read. Fedify authenticates an inbox POST by Linked Data signature, then
 FEP-8b32 proof, and only then the HTTP signature (README "Fedify behaviour worth knowing"); its
 ``signature`` event field says which one it relied on. Hearthside signs with draft-cavage
-``rsa-sha256`` only, and Fedify cannot use Hearthside's FEP-8b32 proofs yet (xfail below), so
-Fedify's ``signature`` is draft-cavage on everything Hearthside sends. The other way, Hearthside
+``rsa-sha256``, and adds FEP-8b32 proofs to the activities its groups redistribute (Fedify
+verifies those too: a test below sends one with no HTTP signature at all). The other way, Hearthside
 always requires a valid HTTP signature (research/federation.md §8.4 item 20), so Fedify's
 outbound log showing one attempt with the first knock, answered 2xx, means Hearthside verified
 that scheme: RFC 9421 ``rsa-v1_5-sha256`` (research/federation.md §3.3) or draft-cavage.
@@ -52,15 +52,6 @@ CAVAGE = "draft-cavage-http-signatures-12"
 RFC9421 = "rfc9421"
 AS_PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 AP = "application/activity+json"
-PROOF_CONTEXTS = (
-    "Fedify never sees Hearthside's FEP-8b32 proofs. (1) federation/documents.py: activities carry OBJECT_CONTEXT "
-    "= [activitystreams, EXTENSION_CONTEXT], which does not define `proof`, so Fedify's JSON-LD parse drops it "
-    "(no key fetch is even tried); it needs https://w3id.org/security/data-integrity/v1. (2) ACTOR_CONTEXT "
-    "(activitystreams, security/v1, data-integrity/v1, multikey/v1, extensions) defines no top-level "
-    "`assertionMethod` (only did/v1 or cid/v1 do), so Fedify's Person.getAssertionMethods() is empty and the "
-    "key fetch ends 'returned an Person, but has no key matching ...#ed25519-key'. With both contexts added, "
-    "Fedify 2.3.6 verifyObject() accepts crypto/integrity.py's proof unchanged."
-)
 
 
 @pytest.fixture
@@ -226,8 +217,7 @@ async def test_fedify_joins_public_group__receives_signed_announces_and_posts_in
     assert deliveries(peer, mine["id"]) == [(first_knock, 202)]
 
     # The owner replies: the reply stays in the group and reaches alice directly, as a Create
-    # carrying the owner's proof. Fedify cannot use that proof yet and falls back to the HTTP
-    # signature; once it can, it relies on the proof (the xfail test below pins that down).
+    # carrying the owner's proof, which Fedify checks before the HTTP signature.
     reply = await hearth.api(
         "POST", "/api/v1/statuses", owner, json={"status": "Welcome, glad you came.", "in_reply_to_id": str(copy.id)}
     )
@@ -239,7 +229,6 @@ async def test_fedify_joins_public_group__receives_signed_announces_and_posts_in
     assert not [e for e in peer.events() if e["event"] in ("rejected", "inbox_error")]
 
 
-@pytest.mark.xfail(strict=True, reason=PROOF_CONTEXTS)
 async def test_fedify_verifies_proof_of_hearthside_group_post__without_http_signature(
     hearth: Instance, fedify: StartPeer
 ) -> None:
