@@ -183,6 +183,40 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    """Replace an actor's RSA and Ed25519 keys and announce the new ones with ``Update``.
+
+    Old keys stay in the database marked revoked (their ids renamed), so what they signed can
+    be explained but never verifies again.
+    """
+    from sqlalchemy import select
+
+    from server import outbox
+    from server.actor_keys import rotate_keys
+    from server.models import Account
+
+    config = _load(args)
+
+    async def run(engine: Any) -> str:
+        from server.db import make_sessionmaker
+
+        async with make_sessionmaker(engine)() as session:
+            account = await session.scalar(
+                select(Account).where(Account.username_lower == args.username.lower(), Account.domain == "")
+            )
+            if account is None or account.deleted_at is not None:
+                raise CliError(f"no local account or group named {args.username!r}")
+            keys = await rotate_keys(session, config, account)
+            await session.flush()
+            await outbox.federate_profile(session, config, account)
+            await session.commit()
+            return keys.rsa_key_id
+
+    key_id: str = asyncio.run(_with_engine(config, run))
+    print(f"new keys for {args.username}: {key_id} (Update queued for remote followers)")
+    return 0
+
+
 async def _schema_problem(config: Config) -> str | None:
     from sqlalchemy import text
 
@@ -410,6 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.set_defaults(fn=cmd_serve)
     with_config(sub.add_parser("worker", help="run the background workers only")).set_defaults(fn=cmd_worker)
+    keys = sub.add_parser("keys", help="actor signing keys").add_subparsers(dest="keys_command", required=True)
+    p = with_config(keys.add_parser("rotate", help="replace an actor's keys and announce them"))
+    p.add_argument("username")
+    p.set_defaults(fn=cmd_keys_rotate)
 
     with_config(sub.add_parser("migrate", help="bring the database schema up to date")).set_defaults(fn=cmd_migrate)
     with_config(sub.add_parser("doctor", help="check config, database, keys and port")).set_defaults(fn=cmd_doctor)

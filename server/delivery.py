@@ -143,37 +143,46 @@ async def note_inbound(session: AsyncSession, domain: str) -> None:
 
 @dataclass
 class _Signers:
+    """Parsed private keys by actor. Each use checks (one indexed query) that the cached key is
+    still the actor's active one, so a rotation — possibly by another process — takes effect
+    on the next delivery; parsing a PEM is what is cached, not the decision."""
+
     fed: Federation
-    keys: dict[int | None, tuple[PrivateKey, str]]
+    keys: dict[int | None, tuple[int, PrivateKey, str]]
 
     async def get(self, session: AsyncSession, account_id: int | None) -> tuple[PrivateKey, str]:
-        if account_id in self.keys:
-            return self.keys[account_id]
         if account_id is None:
-            pair = (PrivateKey.from_pem(self.fed.instance.rsa_private_pem), self.fed.instance.rsa_key_id)
-        else:
-            row = await session.scalar(
-                select(ActorKey).where(
-                    ActorKey.account_id == account_id,
-                    ActorKey.kind == "rsa",
-                    ActorKey.private_pem.is_not(None),
-                    ActorKey.revoked_at.is_(None),
-                )
+            cached = self.keys.get(None)
+            if cached is None:
+                cached = (0, PrivateKey.from_pem(self.fed.instance.rsa_private_pem), self.fed.instance.rsa_key_id)
+                self.keys[None] = cached
+            return cached[1], cached[2]
+        active = (
+            select(ActorKey.id)
+            .where(
+                ActorKey.account_id == account_id,
+                ActorKey.kind == "rsa",
+                ActorKey.private_pem.is_not(None),
+                ActorKey.revoked_at.is_(None),
             )
-            if row is None or row.private_pem is None:
-                from server.actor_keys import local_keys
+            .limit(1)
+        )
+        row_id = await session.scalar(active)
+        cached = self.keys.get(account_id)
+        if cached is not None and cached[0] == row_id:
+            return cached[1], cached[2]
+        from server.actor_keys import local_keys
 
-                account = await session.get(Account, account_id)
-                if account is None:
-                    raise LookupError("actor of the activity is gone")
-                keys = await local_keys(session, self.fed.config, account)
-                pair = (PrivateKey.from_pem(keys.rsa_private_pem), keys.rsa_key_id)
-            else:
-                pair = (PrivateKey.from_pem(row.private_pem), row.key_id)
+        account = await session.get(Account, account_id)
+        if account is None:
+            raise LookupError("actor of the activity is gone")
+        keys = await local_keys(session, self.fed.config, account)
+        row_id = await session.scalar(active)
         if len(self.keys) > 1000:
             self.keys.clear()
-        self.keys[account_id] = pair
-        return pair
+        entry = (row_id or 0, PrivateKey.from_pem(keys.rsa_private_pem), keys.rsa_key_id)
+        self.keys[account_id] = entry
+        return entry[1], entry[2]
 
 
 class DeliveryWorker:

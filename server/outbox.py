@@ -516,6 +516,19 @@ async def federate_actor_update(
     await enqueue(session, config.base_url, actor_account_id=account.id, activity=update, inboxes=inboxes)
 
 
+async def federate_profile(session: AsyncSession, config: Config, account: Account) -> None:
+    """Send the current actor document to remote followers (profile edit, key rotation)."""
+    if not config.get("federation", "enabled") or not account.local:
+        return
+    if not await remote_follower_inboxes(session, [account.id]):
+        return
+    from server.actor_documents import actor_document
+
+    keys = await local_keys(session, config, account)
+    settings = await session.get(Group, account.id) if account.is_group else None
+    await federate_actor_update(session, config, account, actor_document(config, account, keys, settings))
+
+
 async def federate_account_deleted(session: AsyncSession, config: Config, account: Account) -> None:
     """``Delete`` of the actor to every remote follower and followee (before rows go)."""
     if not config.get("federation", "enabled"):

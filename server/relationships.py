@@ -178,6 +178,13 @@ async def authorize_request(session: AsyncSession, followed: Account, follower_i
     await _drop_request_notification(session, follower_id, followed.id)
 
 
+async def pending_request_ids(session: AsyncSession, followed_id: int) -> list[int]:
+    rows = await session.execute(
+        select(Follow.account_id).where(Follow.target_account_id == followed_id, Follow.state == "pending")
+    )
+    return [r[0] for r in rows]
+
+
 async def authorize_all_requests(session: AsyncSession, followed: Account) -> None:
     """Accept every pending request (an account that stops being locked, as Mastodon does)."""
     pending = await session.execute(

@@ -25,6 +25,12 @@ async def pair(tmp_path: Path) -> AsyncIterator[list[Instance]]:
         yield started
 
 
+@pytest.fixture
+async def trio(tmp_path: Path) -> AsyncIterator[list[Instance]]:
+    async for started in instances("sqlite", tmp_path, None, hosts=("127.0.0.2", "127.0.0.3", "127.0.0.4")):
+        yield started
+
+
 async def resolve(inst: Instance, user: Any, handle: str) -> dict[str, Any]:
     found = await inst.api("GET", "/api/v2/search", user, params={"q": handle, "resolve": "true", "type": "accounts"})
     assert found["accounts"], f"{handle} did not resolve"
@@ -208,3 +214,89 @@ async def test_remote_flag_becomes_a_report(pair: list[Instance]) -> None:
     assert report.status_ids == [int(post["id"])]
     assert report.origin_domain == b.domain and report.reporter_account_id is None
     assert report.comment == "Please look at this"
+
+
+async def test_profile_edit_and_key_rotation_are_announced_with_update(pair: list[Instance]) -> None:
+    from server import outbox
+    from server.actor_keys import rotate_keys
+    from server.models import ActorKey
+
+    a, b = pair
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+    await follow_remote(b, bob, f"@alice@{a.domain}")
+    await a.api("PATCH", "/api/v1/accounts/update_credentials", alice, json={"display_name": "Alice (she/her)"})
+
+    async def renamed() -> bool:
+        [copy] = await b.rows(Account, Account.uri == a.actor("alice"))
+        return copy.display_name == "Alice (she/her)"
+
+    await eventually(renamed, what="profile Update applied on B")
+
+    key_id = f"{a.actor('alice')}#main-key"
+    [old] = await b.rows(ActorKey, ActorKey.key_id == key_id)
+    async with a.session() as session:
+        [account] = await a.rows(Account, Account.username == "alice", Account.domain == "")
+        account = await session.get(Account, account.id)
+        fresh = await rotate_keys(session, a.config, account)
+        await session.flush()
+        await outbox.federate_profile(session, a.config, account)
+        await session.commit()
+    assert fresh.rsa_public_pem != old.public_pem
+
+    async def rotated() -> bool:
+        [row] = await b.rows(ActorKey, ActorKey.key_id == key_id)
+        return row.public_pem.strip() == fresh.rsa_public_pem.strip()
+
+    await eventually(rotated, what="B holds alice's new key after the Update")
+    post = await a.api("POST", "/api/v1/statuses", alice, json={"status": "Signed with my new key"})
+
+    async def arrived() -> Status | None:
+        return await status_on(b, post["uri"])
+
+    await eventually(arrived, what="a post signed with the new key accepted on B")
+
+
+async def test_members_only_objects_only_for_instances_with_a_member(trio: list[Instance]) -> None:
+    """A members-only group's post is served to a signed fetch from an instance with an
+    approved member, and to nobody else: not unsigned, not to a non-member instance."""
+    from server.federation import FEDERATION
+    from server.transport import FetchError
+
+    a, b, c = trio
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+    group = await a.api(
+        "POST",
+        "/api/v1/hearthside/groups",
+        alice,
+        json={"name": "circle", "join_policy": "approval", "members_only": True},
+    )
+    remote = await resolve(b, bob, f"@circle@{a.domain}")
+    await b.api("POST", f"/api/v1/accounts/{remote['id']}/follow", bob)
+
+    async def requested() -> list[Any]:
+        return await a.api("GET", f"/api/v1/hearthside/groups/{group['id']}/requests", alice)
+
+    [request] = await eventually(requested, what="bob's request on A")
+    await a.api("POST", f"/api/v1/hearthside/groups/{group['id']}/requests/{request['id']}/approve", alice)
+    post = await a.api("POST", "/api/v1/statuses", alice, json={"status": "For members", "group_id": group["id"]})
+
+    assert c.runner is not None and b.runner is not None
+    member_instance = b.runner.app[FEDERATION]
+    stranger = c.runner.app[FEDERATION]
+
+    async def served_to_member() -> bool:
+        try:
+            document = await member_instance.transport.fetch_json(post["uri"])
+        except FetchError:
+            return False
+        return document["id"] == post["uri"]
+
+    await eventually(served_to_member, what="members-only post served to the member's instance")
+    with pytest.raises(FetchError) as refused:
+        await stranger.transport.fetch_json(post["uri"])
+    assert refused.value.reason == "not_found"
+    assert c.http is not None
+    async with c.http.get(post["uri"], headers={"Accept": "application/activity+json"}) as answer:
+        assert answer.status == 404

@@ -310,7 +310,10 @@ async def update_credentials(request: web.Request) -> web.Response:
             account.note = await _note_html(session, config, note)
         if locked is not None:
             if account.locked and not locked:
+                pending = await rel.pending_request_ids(session, account.id)
                 await rel.authorize_all_requests(session, account)
+                for follower_id in pending:
+                    await outbox.answer_follow(session, config, account, follower_id, accepted=True)
             account.locked = locked
         if bot is not None:
             account.bot = bot
@@ -319,6 +322,7 @@ async def update_credentials(request: web.Request) -> web.Response:
         if fields is not None:
             account.fields = [{"name": n, "value": _field_html(v), "verified_at": None} for n, v in fields]
         account.updated_at = now()
+        await outbox.federate_profile(session, config, account)
         await _commit(session)
         body = await _credential(session, config, account, user.role)
     return json_response(body)

@@ -59,7 +59,6 @@ from federation.content import html_to_text
 from federation.documents import (
     ACTIVITY_JSON,
     PUBLIC,
-    ActorProfile,
     ActorUrls,
     HashtagTag,
     MentionTag,
@@ -67,19 +66,17 @@ from federation.documents import (
     announce_activity,
     application_document,
     create_activity,
-    group_document,
     instance_actor_url,
     note_document,
     ordered_collection,
     ordered_collection_page,
-    person_document,
     prefers_html,
-    shared_inbox_url,
     tombstone,
 )
+from server.actor_documents import actor_document
 from server.actor_keys import existing_keys, instance_keys, local_keys
 from server.config import Config
-from server.entities import account_uri, account_url
+from server.entities import account_uri
 from server.errors import BadRequest, NotFound
 from server.federation import host_of
 from server.models import Account, Follow, Group, GroupRole, Mention, Status, StatusTag, Tag
@@ -216,25 +213,6 @@ async def _group_settings(session: Any, account: Account) -> Group:
     return settings
 
 
-def _profile(config: Config, account: Account) -> ActorProfile:
-    actor = account_uri(config, account)
-    return ActorProfile(
-        id=actor,
-        username=account.username,
-        name=account.display_name or account.username,
-        summary=account.note,
-        url=account_url(config, account),
-        shared_inbox=shared_inbox_url(config.base_url),
-        # The day only, as the client API shows it: the exact sign-up time identifies people.
-        published=account.created_at.replace(hour=0, minute=0, second=0, microsecond=0),
-        icon_url=f"{config.base_url}/static/avatar.png",
-        image_url=f"{config.base_url}/static/header.png",
-        fields=[(str(f.get("name", "")), str(f.get("value", ""))) for f in account.fields or [] if isinstance(f, dict)],
-        discoverable=account.discoverable,
-        manually_approves_followers=account.locked,
-    )
-
-
 def _handle(config: Config, account: Account) -> str:
     return f"@{account.username}@{config.domain if account.local else account.domain}"
 
@@ -288,24 +266,7 @@ async def _actor_document(request: web.Request, actor_type: str) -> web.Response
         async with request.app[SESSIONS]() as session:
             keys = await local_keys(session, config, account)
             await session.commit()
-    profile = _profile(config, account)
-    if settings is not None:
-        document = group_document(
-            profile,
-            keys.public(),
-            join_policy=settings.join_policy,
-            members_only=settings.members_only,
-            suspended=suspended,
-        )
-    else:
-        document = person_document(
-            profile,
-            keys.public(),
-            bot=account.bot,
-            verified_professional=account.verified_professional,
-            suspended=suspended,
-        )
-    return _ap(document)
+    return _ap(actor_document(config, account, keys, settings))
 
 
 @routes.get(PERSON)

@@ -349,6 +349,8 @@ async def update(request: web.Request) -> web.Response:
         view = await _local_group(session, request, viewer)
         await _require_moderator(session, view, viewer)
         await rules.update_settings(session, view, **changes)
+        await session.flush()
+        await outbox.federate_profile(session, request.app[CONFIG], view.account)
         await session.commit()
         relationship = await _viewer_relationship(session, view.account.id, viewer)
     log.info("group %s settings changed by account %s", view.account.id, viewer.account_id)
