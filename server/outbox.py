@@ -38,8 +38,9 @@ from server.delivery import enqueue
 from server.entities import account_uri
 from server.federation import Federation
 from server.ids import new_id
-from server.models import Account, Follow, Group, Job, Mention, Status, StatusTag, Tag
-from server.statuses import status_uri, status_url, tag_url
+from server.models import Account, Follow, Group, Job, Mention, Status
+from server.notes import load_related, note_and_create
+from server.statuses import status_uri
 from server.web import now
 from server.workers import WAKEUPS
 
@@ -100,59 +101,10 @@ def followers_of(config: Config, account: Account) -> str:
 
 
 async def note_for(session: AsyncSession, config: Config, status: Status, author: Account) -> dict[str, Any]:
-    """The ``Note`` of a local post, addressed for its visibility and group."""
-    group = await session.get(Account, status.group_id) if status.group_id is not None else None
-    members_only = False
-    if group is not None and group.local:
-        members_only = bool(await session.scalar(select(Group.members_only).where(Group.account_id == group.id)))
-    elif group is not None:
-        members_only = group.locked
-    mentioned = list(
-        await session.scalars(
-            select(Account).join(Mention, Mention.account_id == Account.id).where(Mention.status_id == status.id)
-        )
-    )
-    tags = list(
-        await session.scalars(
-            select(Tag).join(StatusTag, StatusTag.tag_id == Tag.id).where(StatusTag.status_id == status.id)
-        )
-    )
-    parent_uri = None
-    if status.in_reply_to_id is not None:
-        parent = await session.get(Status, status.in_reply_to_id)
-        if parent is not None:
-            parent_author = await session.get(Account, parent.account_id)
-            parent_uri = parent.uri or (status_uri(config, parent_author, parent.id) if parent_author else None)
-    mention_ids = [actor_id(config, a) for a in mentioned if not a.is_group]
-    to, cc = docs.addressing(
-        status.visibility if status.visibility in ("public", "unlisted", "private") else "private",
-        author_followers=followers_of(config, author),
-        group=actor_id(config, group) if group is not None else None,
-        group_followers=followers_of(config, group) if group is not None else None,
-        group_members_only=members_only,
-        mentions=mention_ids,
-    )
-    mention_tags: list[docs.MentionTag | docs.HashtagTag] = [
-        docs.MentionTag(href=actor_id(config, a), name=f"@{a.username}@{a.domain or config.domain}") for a in mentioned
-    ]
-    hashtags = [docs.HashtagTag(href=tag_url(config, t.name), name=t.display_name) for t in tags]
-    return docs.note_document(
-        id=status.uri or status_uri(config, author, status.id),
-        attributed_to=actor_id(config, author),
-        content=status.content,
-        published=status.created_at,
-        to=to,
-        cc=cc,
-        url=status.url or status_url(config, author, status.id),
-        source=status.text,
-        language=status.language,
-        summary=status.spoiler_text or None,
-        sensitive=status.sensitive,
-        updated=status.edited_at,
-        in_reply_to=parent_uri,
-        tags=[*mention_tags, *hashtags],
-        audience=actor_id(config, group) if group is not None else None,
-    )
+    """The ``Note`` of a local post, addressed for its visibility and group (the same document
+    a GET of its id serves: ``server.notes``)."""
+    note, _create = note_and_create(config, status, author, await load_related(session, [status]))
+    return note
 
 
 async def _sign_proof(

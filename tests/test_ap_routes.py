@@ -575,3 +575,23 @@ async def test_group_outbox__public_group_posts_as_creates(client: Any, make_use
     assert item["type"] == "Create"
     assert item["object"]["id"] == f"{BASE}/users/owner/statuses/{in_group['id']}"
     assert item["audience"] == f"{BASE}/groups/circle"
+
+
+async def test_profile_and_status_urls__redirect_to_the_negotiating_ids(client: Any, make_user: Any) -> None:
+    """The ``url`` fields Hearthside publishes (``/@name``, ``/@name/id``, ``/g/name``) resolve."""
+    alice = await make_user("alice")
+    post = await (await client.post("/api/v1/statuses", json={"status": "hello"}, headers=alice.headers)).json()
+    for url, target in (
+        ("/@alice", "/users/alice"),
+        (f"/@alice/{post['id']}", f"/users/alice/statuses/{post['id']}"),
+        ("/g/circle", "/groups/circle"),
+    ):
+        answer = await client.get(url, allow_redirects=False)
+        assert answer.status == 302, url
+        assert answer.headers["Location"].endswith(target)
+    # (The test server is not at the configured base_url: follow the path by hand.)
+    location = (await client.get(f"/@alice/{post['id']}", allow_redirects=False)).headers["Location"]
+    path = "/" + location.split("/", 3)[3]
+    followed = await client.get(path, headers={"Accept": "application/activity+json"})
+    assert followed.status == 200 and (await followed.json())["id"] == post["uri"]
+    assert (await client.get("/@not-a-name!", allow_redirects=False)).status == 404

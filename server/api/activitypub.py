@@ -45,7 +45,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -60,14 +59,9 @@ from federation.documents import (
     ACTIVITY_JSON,
     PUBLIC,
     ActorUrls,
-    HashtagTag,
-    MentionTag,
-    addressing,
     announce_activity,
     application_document,
-    create_activity,
     instance_actor_url,
-    note_document,
     ordered_collection,
     ordered_collection_page,
     prefers_html,
@@ -79,9 +73,10 @@ from server.config import Config
 from server.entities import account_uri
 from server.errors import BadRequest, NotFound
 from server.federation import host_of
-from server.models import Account, Follow, Group, GroupRole, Mention, Status, StatusTag, Tag
+from server.models import Account, Follow, Group, GroupRole, Status
+from server.notes import handle, load_related, note_and_create
 from server.signatures import fetch_signer
-from server.statuses import PUBLICISH, available, status_uri, tag_url, visible_clause
+from server.statuses import PUBLICISH, available, status_uri, visible_clause
 from server.web import CONFIG, READ_SESSIONS, SESSIONS, Routes
 
 routes = Routes()
@@ -213,10 +208,6 @@ async def _group_settings(session: Any, account: Account) -> Group:
     return settings
 
 
-def _handle(config: Config, account: Account) -> str:
-    return f"@{account.username}@{config.domain if account.local else account.domain}"
-
-
 # ---------------------------------------------------------------------------- actors
 
 
@@ -255,10 +246,10 @@ async def _actor_document(request: web.Request, actor_type: str) -> web.Response
         suspended = account.suspended_at is not None
         if _wants_html(request):
             if suspended:
-                return _html(_handle(config, account), ["This account is suspended."], actor)
+                return _html(handle(config, account), ["This account is suspended."], actor)
             return _html(
                 account.display_name or account.username,
-                [_handle(config, account), html_to_text(account.note)],
+                [handle(config, account), html_to_text(account.note)],
                 actor,
             )
         keys = await existing_keys(session, config, account)
@@ -280,104 +271,6 @@ async def group_actor(request: web.Request) -> web.Response:
 
 
 # ---------------------------------------------------------------------------- notes
-
-
-@dataclass(frozen=True, slots=True)
-class _Related:
-    """What rendering a batch of statuses needs besides their rows (a few queries per batch)."""
-
-    mentions: dict[int, list[Account]]
-    tags: dict[int, list[Tag]]
-    parents: dict[int, str]
-    groups: dict[int, tuple[Account, Group | None]]  # a remote group has no settings row
-
-
-async def _related(session: Any, statuses: Sequence[Status]) -> _Related:
-    ids = [s.id for s in statuses]
-    mentions: dict[int, list[Account]] = defaultdict(list)
-    tags: dict[int, list[Tag]] = defaultdict(list)
-    parents: dict[int, str] = {}
-    groups: dict[int, tuple[Account, Group | None]] = {}
-    if not ids:
-        return _Related(mentions, tags, parents, groups)
-    for status_id, account in await session.execute(
-        select(Mention.status_id, Account)
-        .join(Account, Account.id == Mention.account_id)
-        .where(Mention.status_id.in_(ids))
-    ):
-        mentions[status_id].append(account)
-    for status_id, tag in await session.execute(
-        select(StatusTag.status_id, Tag).join(Tag, Tag.id == StatusTag.tag_id).where(StatusTag.status_id.in_(ids))
-    ):
-        tags[status_id].append(tag)
-    parent_ids = {s.in_reply_to_id for s in statuses if s.in_reply_to_id is not None}
-    if parent_ids:
-        found = dict((await session.execute(select(Status.id, Status.uri).where(Status.id.in_(parent_ids)))).all())
-        for s in statuses:
-            uri = found.get(s.in_reply_to_id)
-            if uri:
-                parents[s.id] = uri
-    for s in statuses:
-        if s.id not in parents and s.in_reply_to_uri:
-            parents[s.id] = s.in_reply_to_uri
-    group_ids = {s.group_id for s in statuses if s.group_id is not None}
-    if group_ids:
-        for account, settings in await session.execute(
-            select(Account, Group).outerjoin(Group, Group.account_id == Account.id).where(Account.id.in_(group_ids))
-        ):
-            groups[account.id] = (account, settings)
-    return _Related(mentions, tags, parents, groups)
-
-
-def _note_and_create(
-    config: Config, status: Status, author: Account, related: _Related
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The Note for a local status and the ``Create`` that carries it."""
-    author_uri = account_uri(config, author)
-    group_uri: str | None = None
-    group_followers: str | None = None
-    members_only = False
-    if status.group_id is not None and status.group_id in related.groups:
-        group_account, settings = related.groups[status.group_id]
-        group_uri = account_uri(config, group_account)
-        if settings is not None:
-            group_followers = ActorUrls.of(group_uri).followers
-            members_only = settings.members_only
-        else:  # a remote group: what its actor document said (as server.outbox addresses it)
-            group_followers = group_account.followers_url or f"{group_uri}/followers"
-            members_only = group_account.locked
-    mentioned = related.mentions.get(status.id, [])
-    to, cc = addressing(
-        status.visibility,
-        author_followers=ActorUrls.of(author_uri).followers,
-        group=group_uri,
-        group_followers=group_followers,
-        group_members_only=members_only,
-        # A mentioned group is the post's group (server.statuses), addressed as such above.
-        mentions=[account_uri(config, a) for a in mentioned if not a.is_group],
-    )
-    tags: list[MentionTag | HashtagTag] = [MentionTag(account_uri(config, a), _handle(config, a)) for a in mentioned]
-    tags += [HashtagTag(tag_url(config, t.name), t.display_name or t.name) for t in related.tags.get(status.id, [])]
-    note_id = status.uri or status_uri(config, author, status.id)
-    note = note_document(
-        id=note_id,
-        attributed_to=author_uri,
-        content=status.content,
-        published=status.created_at,
-        to=to,
-        cc=cc,
-        url=status.url,
-        source=status.text,
-        language=status.language,
-        summary=status.spoiler_text or None,
-        sensitive=status.sensitive,
-        updated=status.edited_at,
-        in_reply_to=related.parents.get(status.id),
-        tags=tags,
-        audience=group_uri,
-    )
-    create = create_activity(f"{note_id}/activity", author_uri, note, to, cc, status.created_at)
-    return note, create
 
 
 def _announce(config: Config, boost: Status, booster: Account, original: Status, original_author: Account) -> Any:
@@ -439,13 +332,13 @@ async def _status_response(request: web.Request, *, activity: bool) -> web.Respo
             if original_author is None:
                 raise NotFound("Record not found")
             return _ap(_announce(config, status, author, original, original_author))
-        related = await _related(session, [status])
-    note, create = _note_and_create(config, status, author, related)
+        related = await load_related(session, [status])
+    note, create = note_and_create(config, status, author, related)
     private = not _was_public(status, members_only_group)
     if _wants_html(request) and not private:
         lines = [status.spoiler_text] if status.spoiler_text else []
         lines.append(html_to_text(status.content))
-        return _html(f"A post by {_handle(config, author)}", lines, note["id"])
+        return _html(f"A post by {handle(config, author)}", lines, note["id"])
     return _ap(create if activity else note, private=private)
 
 
@@ -514,8 +407,8 @@ async def _outbox(
     if rows:
         found = await session.execute(select(Account).where(Account.id.in_({s.account_id for s in rows})))
         authors = {a.id: a for a in found.scalars()}
-    related = await _related(session, rows)
-    items = [_note_and_create(config, s, authors[s.account_id], related)[1] for s in rows if s.account_id in authors]
+    related = await load_related(session, rows)
+    items = [note_and_create(config, s, authors[s.account_id], related)[1] for s in rows if s.account_id in authors]
     if query.max_id is not None:
         page_id = f"{outbox}?max_id={query.max_id}&page=true"
     elif query.min_id is not None:
@@ -622,3 +515,37 @@ async def group_moderators(request: web.Request) -> web.Response:
         moderators = [account_uri(config, account) for account in rows]
     collection_id = ActorUrls.of(account_uri(config, group)).moderators
     return _ap(ordered_collection(collection_id, len(moderators), items=moderators))
+
+
+# ---------------------------------------------------------------------------- profile URLs
+
+
+def _see_other(location: str) -> web.Response:
+    return web.Response(status=302, headers={"Location": location, "Vary": "Accept"})
+
+
+@routes.get("/@{username}")
+async def profile_url(request: web.Request) -> web.Response:
+    """``url`` of a person (Mastodon's ``/@name``): the actor, which negotiates HTML or JSON."""
+    username = request.match_info["username"]
+    if not _USERNAME.match(username):
+        raise NotFound("Record not found")
+    return _see_other(f"{request.app[CONFIG].base_url}/users/{username}")
+
+
+@routes.get("/@{username}/{id}")
+async def status_url(request: web.Request) -> web.Response:
+    """``url`` of a post: the post's id, which negotiates HTML or JSON (and checks access)."""
+    username, raw_id = request.match_info["username"], request.match_info["id"]
+    if not _USERNAME.match(username) or not _ID.match(raw_id):
+        raise NotFound("Record not found")
+    return _see_other(f"{request.app[CONFIG].base_url}/users/{username}/statuses/{raw_id}")
+
+
+@routes.get("/g/{username}")
+async def group_url(request: web.Request) -> web.Response:
+    """``url`` of a group: its actor."""
+    username = request.match_info["username"]
+    if not _USERNAME.match(username):
+        raise NotFound("Record not found")
+    return _see_other(f"{request.app[CONFIG].base_url}/groups/{username}")
