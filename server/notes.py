@@ -119,5 +119,3 @@ def note_and_create(
     )
     create = create_activity(f"{note_id}/activity", author_uri, note, to, cc, status.created_at)
     return note, create
-
-
