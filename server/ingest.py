@@ -66,7 +66,7 @@ from server.models import (
     Tag,
 )
 from server.notify import notify
-from server.remote_actors import ActorUnavailable, account_by_uri, resolve_actor
+from server.remote_actors import ActorUnavailable, account_by_uri, local_account_by_uri, resolve_actor
 from server.transport import FetchError
 from server.web import now
 from server.workers import backoff, claim, run_loop
@@ -213,22 +213,9 @@ async def apply(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None:
 
 
 async def _local_by_uri(session: AsyncSession, fed: Federation, uri: str | None) -> Account | None:
-    """The local account whose actor URI is ``uri`` (people at /users/, groups at /groups/)."""
     if not uri or not fed.is_local(uri):
         return None
-    base = fed.config.base_url
-    for prefix, is_group in (("/users/", False), ("/groups/", True)):
-        if uri.startswith(base + prefix):
-            name = uri[len(base + prefix) :]
-            if "/" in name or "#" in name or not name:
-                return None
-            account = await session.scalar(
-                select(Account).where(Account.username_lower == name.lower(), Account.domain == "")
-            )
-            if account is None or account.is_group != is_group or account.deleted_at is not None:
-                return None
-            return account
-    return None
+    return await local_account_by_uri(session, fed.config.base_url, uri)
 
 
 async def _status_by_uri(session: AsyncSession, fed: Federation, uri: str | None) -> Status | None:
@@ -378,6 +365,8 @@ async def on_undo(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None
             if boost is None or boost.account_id != ctx.actor.id or boost.reblog_of_id is None:
                 raise Ignored("undo_announce_unknown")
             await statuses.delete_status(session, boost)
+        elif inner.type == "Lock":
+            await _set_lock(session, ctx, inner, raw, locked=False)
         elif inner.type == "Block":
             target = await _local_by_uri(session, fed, inner.object_id)
             if target is not None:
@@ -456,6 +445,8 @@ async def store_note(
         # Plaintext direct messages are refused: private messages are end-to-end encrypted.
         raise Ignored("direct_message_refused")
     parent = await _status_by_uri(session, fed, note.in_reply_to)
+    if parent is not None and parent.replies_locked:
+        raise Ignored("thread_locked")
     moment = now()
     status = Status(
         id=new_id(),
@@ -870,6 +861,30 @@ async def on_remove(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> No
         await commit_applied(ctx, session)
 
 
+async def _set_lock(
+    session: AsyncSession, ctx: Context, incoming: Incoming, raw: dict[str, Any], *, locked: bool
+) -> None:
+    """Lemmy's Lock / Undo(Lock) of a post in a group, by one of the group's moderators."""
+    status = await _status_by_uri(session, ctx.fed, incoming.object_id)
+    if status is None or status.group_id is None or status.deleted_at is not None:
+        raise Ignored("lock_of_unknown_post")
+    group = await session.get(Account, status.group_id)
+    assert group is not None
+    if group.local:
+        await _require_moderator(session, group, ctx.actor)
+    elif ctx.announced_by is None or ctx.announced_by.id != group.id:
+        raise Ignored("lock_not_announced_by_group")
+    status.replies_locked = locked
+    if group.local:
+        await _announce_moderation(session, ctx, group, raw)
+
+
+async def on_lock(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None:
+    async with ctx.fed.sessions() as session:
+        await _set_lock(session, ctx, incoming, raw, locked=True)
+        await commit_applied(ctx, session)
+
+
 async def on_move(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None:
     """Mastodon's Move: valid only if the new actor lists the old one in ``alsoKnownAs``."""
     fed = ctx.fed
@@ -937,6 +952,7 @@ HANDLERS: Mapping[str, Any] = {
     "Like": on_like,
     "Block": on_block,
     "Remove": on_remove,
+    "Lock": on_lock,
     "Move": on_move,
     "Flag": on_flag,
 }

@@ -296,6 +296,8 @@ class Status(Base):
     replies_count: Mapped[int] = mapped_column(Integer, default=0)
     reblogs_count: Mapped[int] = mapped_column(Integer, default=0)
     favourites_count: Mapped[int] = mapped_column(Integer, default=0)
+    # A group moderator closed the thread to new replies (Lemmy's Lock, FEP-1b12 moderation).
+    replies_locked: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
     edited_at: Mapped[datetime | None] = mapped_column(default=None)
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -156,9 +156,34 @@ async def fetch_actor_document(fed: Federation, uri: str) -> RemoteActor:
         raise ActorUnavailable(exc.reason, f"actor {uri}: {exc}") from None
 
 
+async def local_account_by_uri(session: AsyncSession, base_url: str, uri: str | None) -> Account | None:
+    """The local account whose actor URI is ``uri`` (people at /users/, groups at /groups/);
+    local rows store no ``uri``: theirs derive from ``base_url``."""
+    if not uri:
+        return None
+    for prefix, is_group in (("/users/", False), ("/groups/", True)):
+        if uri.startswith(base_url + prefix):
+            name = uri[len(base_url + prefix) :]
+            if "/" in name or "#" in name or not name:
+                return None
+            account = await session.scalar(
+                select(Account).where(Account.username_lower == name.lower(), Account.domain == "")
+            )
+            if account is None or account.is_group != is_group or account.deleted_at is not None:
+                return None
+            return account
+    return None
+
+
 async def resolve_actor(fed: Federation, uri: str, *, refresh: bool = False) -> Account:
     """The account for actor ``uri``: from the database, fetched when unknown or stale."""
     uri = strip_fragment(uri)
+    if fed.is_local(uri):
+        async with fed.sessions() as session:
+            local = await local_account_by_uri(session, fed.config.base_url, uri)
+        if local is None:
+            raise ActorUnavailable("not_found", f"no local actor {uri}")
+        return local
     async with fed.sessions() as session:
         account = await account_by_uri(session, uri)
         if account is not None and (account.local or account.deleted_at is not None):

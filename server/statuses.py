@@ -425,6 +425,8 @@ async def create_status(
                 parent = await load_visible(session, parent.reblog_of_id, author.id)
         except NotFound:
             raise NotFound(REPLY_NOT_FOUND) from None
+        if parent.replies_locked:
+            raise Forbidden("this thread is locked by the group's moderators")
     rendered, mentioned = await render_content(session, config, text)
     group_id = _choose_group(draft, parent, mentioned)
     members_only = False
@@ -474,6 +476,7 @@ async def create_status(
         "replies_count": 0,
         "reblogs_count": 0,
         "favourites_count": 0,
+        "replies_locked": False,
         "created_at": moment,
         "edited_at": None,
         "deleted_at": None,

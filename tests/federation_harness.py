@@ -148,7 +148,9 @@ async def instances(
             await close_instance(instance, pg)
 
 
-async def post_as(inst: Instance, username: str, inbox_url: str, activity: dict[str, Any]) -> int:
+async def post_as(
+    inst: Instance, username: str, inbox_url: str, activity: dict[str, Any], *, prove: bool = False
+) -> int:
     """POST ``activity`` to ``inbox_url`` signed (draft-cavage) with the key of ``username``
     on ``inst`` — to send what Hearthside's own outbox never sends (moderation activities,
     reports), exactly as a remote server would."""
@@ -164,6 +166,12 @@ async def post_as(inst: Instance, username: str, inbox_url: str, activity: dict[
         assert account is not None, username
         keys = await local_keys(session, inst.config, account)
         await session.commit()
+    if prove:  # the actor's FEP-8b32 proof, so a group can redistribute it verifiably
+        from crypto.integrity import sign_object
+
+        activity = sign_object(
+            activity, PrivateKey.from_pem(keys.ed25519_private_pem), keys.ed25519_key_id, datetime.now(UTC)
+        )
     body = json.dumps(activity).encode()
     headers = sign_request(
         "POST",

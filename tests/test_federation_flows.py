@@ -300,3 +300,91 @@ async def test_members_only_objects_only_for_instances_with_a_member(trio: list[
     assert c.http is not None
     async with c.http.get(post["uri"], headers={"Accept": "application/activity+json"}) as answer:
         assert answer.status == 404
+
+
+async def test_remote_moderator_locks_and_unlocks_a_thread(pair: list[Instance]) -> None:
+    """Lemmy's Lock: a listed moderator on another instance closes a thread to replies; the group
+    announces it, so the member instance closes its copy too; Undo(Lock) opens it again."""
+    a, b = pair
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+    group = await a.api("POST", "/api/v1/hearthside/groups", alice, json={"name": "support"})
+    await follow_remote(b, bob, f"@support@{a.domain}")
+    [bob_on_a] = await a.rows(Account, Account.uri == b.actor("bob"))
+    async with a.session() as session:
+        role = GroupRole(
+            id=new_id(), group_id=int(group["id"]), account_id=bob_on_a.id, role="moderator", created_at=now()
+        )
+        session.add(role)
+        await session.commit()
+    post = await a.api("POST", "/api/v1/statuses", alice, json={"status": "A heated thread", "group_id": group["id"]})
+    group_actor = a.actor("support", group=True)
+    lock = {
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": f"{b.actor('bob')}/activities/lock-{new_id()}",
+        "type": "Lock",
+        "actor": b.actor("bob"),
+        "object": post["uri"],
+        "audience": group_actor,
+    }
+    assert await post_as(b, "bob", f"{a.base_url}/inbox", lock, prove=True) == 202
+
+    async def locked_on_both() -> bool:
+        mine, theirs = await status_on(a, post["uri"]), await status_on(b, post["uri"])
+        return bool(mine and mine.replies_locked and theirs and theirs.replies_locked)
+
+    await eventually(locked_on_both, what="thread locked on A and, through the group's Announce, on B")
+    answer = await a.api(
+        "POST", "/api/v1/statuses", alice, json={"status": "one more", "in_reply_to_id": post["id"]}, expect=403
+    )
+    assert "locked" in answer["error"]
+    undo = {
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": f"{b.actor('bob')}/activities/unlock-{new_id()}",
+        "type": "Undo",
+        "actor": b.actor("bob"),
+        "object": lock,
+        "audience": group_actor,
+    }
+    assert await post_as(b, "bob", f"{a.base_url}/inbox", undo, prove=True) == 202
+
+    async def unlocked() -> bool:
+        mine = await status_on(a, post["uri"])
+        return bool(mine and not mine.replies_locked)
+
+    await eventually(unlocked, what="thread unlocked on A")
+    await a.api("POST", "/api/v1/statuses", alice, json={"status": "thanks", "in_reply_to_id": post["id"]})
+
+
+async def test_sent_activities_are_served_only_where_they_were_delivered(trio: list[Instance]) -> None:
+    """A Follow (a membership, for a group) is dereferenceable by the server it was sent to and
+    by nobody else; a public group Announce by anyone."""
+    from server.federation import FEDERATION
+    from server.models import OutboxActivity
+    from server.transport import FetchError
+
+    a, b, c = trio
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+    await a.api("POST", "/api/v1/hearthside/groups", alice, json={"name": "support"})
+    await follow_remote(b, bob, f"@support@{a.domain}")
+    [follow] = await b.rows(OutboxActivity, OutboxActivity.activity_type == "Follow")
+    assert a.runner is not None and c.runner is not None
+    fetched = await a.runner.app[FEDERATION].transport.fetch_json(follow.uri)
+    assert fetched["type"] == "Follow" and fetched["object"] == a.actor("support", group=True)
+    with pytest.raises(FetchError) as refused:
+        await c.runner.app[FEDERATION].transport.fetch_json(follow.uri)
+    assert refused.value.reason == "not_found"
+    assert c.http is not None
+    async with c.http.get(follow.uri, headers={"Accept": "application/activity+json"}) as answer:
+        assert answer.status == 404
+
+    post = await a.api("POST", "/api/v1/statuses", alice, json={"status": "in the group @support"})
+    assert post["uri"]
+
+    async def announced() -> list[OutboxActivity]:
+        return await a.rows(OutboxActivity, OutboxActivity.activity_type == "Announce")
+
+    [announce] = await eventually(announced, what="the group's Announce recorded on A")
+    async with c.http.get(announce.uri, headers={"Accept": "application/activity+json"}) as answer:
+        assert answer.status == 200 and (await answer.json())["type"] == "Announce"

@@ -73,7 +73,7 @@ from server.config import Config
 from server.entities import account_uri
 from server.errors import BadRequest, NotFound
 from server.federation import host_of
-from server.models import Account, Follow, Group, GroupRole, Status
+from server.models import Account, Delivery, Follow, Group, GroupRole, OutboxActivity, Status
 from server.notes import handle, load_related, note_and_create
 from server.signatures import fetch_signer
 from server.statuses import PUBLICISH, available, status_uri, visible_clause
@@ -549,3 +549,48 @@ async def group_url(request: web.Request) -> web.Response:
     if not _USERNAME.match(username):
         raise NotFound("Record not found")
     return _see_other(f"{request.app[CONFIG].base_url}/groups/{username}")
+
+
+# ---------------------------------------------------------------------------- sent activities
+
+
+async def _sent_activity(request: web.Request) -> web.Response:
+    """An activity Hearthside sent (a Follow, an Accept, a group's Announce, ...), by its id.
+
+    Some servers dereference activity ids before trusting them (Fedify refetches objects from
+    their origin; FEP-fe34). A public activity is served to anyone; any other only to a signed
+    fetch from a domain it was delivered to, so follows, blocks and members-only traffic are
+    never shown to third parties. Everything else: 404.
+    """
+    config = request.app[CONFIG]
+    uri = config.base_url + request.path
+    signer = await fetch_signer(request)
+    async with request.app[READ_SESSIONS]() as session:
+        row = await session.scalar(select(OutboxActivity).where(OutboxActivity.uri == uri))
+        if row is None:
+            raise NotFound("Record not found")
+        activity = json.loads(row.body)
+        addressed = [*_as_list(activity.get("to")), *_as_list(activity.get("cc"))]
+        public = PUBLIC in addressed and activity.get("type") not in ("Block", "Flag")
+        if not public:
+            if signer is None:
+                raise NotFound("Record not found")
+            delivered = await session.scalar(
+                select(Delivery.id).where(Delivery.activity_id == row.id, Delivery.domain == host_of(signer)).limit(1)
+            )
+            if delivered is None:
+                raise NotFound("Record not found")
+    return _ap(activity, private=not public)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value] if value is not None else []
+
+
+for _path in (
+    "/activities/{id:[0-9]{1,19}}",
+    "/users/{username}/follows/{id:[0-9]{1,19}}",
+    "/users/{username}/{kind:announces|accepts|rejects}/{hash:[0-9a-f]{32}}",
+    "/groups/{username}/{kind:announces|accepts|rejects}/{hash:[0-9a-f]{32}}",
+):
+    routes.get(_path)(_sent_activity)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 08:04:55.923778
+Create Date: 2026-11-21 08:54:06.074136
 """
 
 from __future__ import annotations
@@ -431,6 +431,7 @@ def upgrade() -> None:
         sa.Column("replies_count", sa.Integer(), nullable=False),
         sa.Column("reblogs_count", sa.Integer(), nullable=False),
         sa.Column("favourites_count", sa.Integer(), nullable=False),
+        sa.Column("replies_locked", sa.Boolean(), nullable=False),
         sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("edited_at", server.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("deleted_at", server.models.UTCDateTime(timezone=True), nullable=True),
