@@ -184,10 +184,17 @@ class PrivateKey:
         return f"PrivateKey(kind={self.kind!r})"
 
     @classmethod
-    def from_pem(cls, pem: str) -> PrivateKey:
-        """Parse an unencrypted PEM private key (PKCS#8 or traditional RSA)."""
+    def from_pem(cls, pem: str, *, trusted: bool = False) -> PrivateKey:
+        """Parse an unencrypted PEM private key (PKCS#8 or traditional RSA).
+
+        ``trusted``: the key is one we generated and stored ourselves, so OpenSSL's RSA
+        consistency check (tens of milliseconds per load) is skipped. Never for keys from
+        elsewhere.
+        """
         try:
-            key = serialization.load_pem_private_key(pem.strip().encode(), password=None)
+            key = serialization.load_pem_private_key(
+                pem.strip().encode(), password=None, unsafe_skip_rsa_key_validation=trusted
+            )
         except (ValueError, TypeError, UnsupportedAlgorithm):
             raise KeyFormatError("not a readable unencrypted PEM private key") from None
         if isinstance(key, rsa.RSAPrivateKey):

@@ -180,6 +180,7 @@ def create_app(config: Config, *, engine: AsyncEngine | None = None) -> web.Appl
         app[READ_SESSIONS] = reads = ReadSessions(eng.url.render_as_string(hide_password=False), app[SESSIONS])
         async with running_federation(config, app[SESSIONS], workers=config.get("server", "workers")) as fed:
             app[FEDERATION] = fed
+            fed.reads = reads
             yield
         reads.dispose()
         if own:

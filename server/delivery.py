@@ -17,19 +17,20 @@ import asyncio
 import json
 import logging
 import random
+import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crypto.signing import PrivateKey
 from federation import delivery as policy
 from federation.httpsig import sign_request
 from server.db import after_commit
-from server.domains import bare_host, is_suspended
+from server.domains import suspended_among
 from server.federation import Federation, host_of
 from server.ids import new_id
 from server.models import Account, ActorKey, Delivery, DomainHealth, OutboxActivity
@@ -49,29 +50,22 @@ def wake_delivery() -> None:
 
 async def enqueue(
     session: AsyncSession,
-    fed_config_base_url: str,
+    base_url: str,
     *,
     actor_account_id: int | None,
     activity: Mapping[str, Any],
     inboxes: Iterable[str],
 ) -> OutboxActivity | None:
     """Record ``activity`` and one delivery per distinct remote inbox (the caller commits)."""
-    local_host = host_of(fed_config_base_url)
+    local_host = host_of(base_url)
     targets: list[str] = []
     seen: set[str] = set()
-    suspended: dict[str, bool] = {}
     for inbox in inboxes:
-        if not inbox or inbox in seen:
-            continue
-        seen.add(inbox)
-        domain = host_of(inbox)
-        if domain == local_host:
-            continue
-        if domain not in suspended:
-            suspended[domain] = await is_suspended(session, domain)
-        if suspended[domain]:
-            continue
-        targets.append(inbox)
+        if inbox and inbox not in seen and host_of(inbox) != local_host:
+            seen.add(inbox)
+            targets.append(inbox)
+    suspended = await suspended_among(session, {host_of(inbox) for inbox in targets})
+    targets = [inbox for inbox in targets if host_of(inbox) not in suspended]
     existing = await session.scalar(select(OutboxActivity).where(OutboxActivity.uri == str(activity["id"])))
     if existing is not None:
         return existing  # sent already (an activity re-applied after a crash): nothing new
@@ -86,20 +80,24 @@ async def enqueue(
     )
     session.add(row)
     await session.flush()
-    for inbox in targets:
-        session.add(
-            Delivery(
-                id=new_id(),
-                activity_id=row.id,
-                inbox_url=inbox,
-                domain=host_of(inbox),
-                state="pending",
-                attempts=0,
-                next_attempt_at=moment,
-                created_at=moment,
-            )
-        )
     if targets:
+        # One executemany, not an ORM object per inbox: a group post may have thousands.
+        await session.execute(
+            insert(Delivery.__table__),  # type: ignore[arg-type]
+            [
+                {
+                    "id": new_id(),
+                    "activity_id": row.id,
+                    "inbox_url": inbox,
+                    "domain": host_of(inbox),
+                    "state": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": moment,
+                    "created_at": moment,
+                }
+                for inbox in targets
+            ],
+        )
         after_commit(session, wake_delivery)
     return row
 
@@ -142,6 +140,126 @@ async def note_inbound(session: AsyncSession, domain: str) -> None:
 
 
 @dataclass
+class _Outcome:
+    """What one delivery attempt ended with, waiting to be written (see ``_Results``)."""
+
+    row_id: int
+    state: str  # delivered | failed | skipped | pending (a retry or a postponement)
+    attempts: int
+    status: int | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+class _Results:
+    """Outcomes written in batches: one transaction for many deliveries instead of one each.
+
+    A batch is written at most ``FLUSH_SECONDS`` after its first outcome. If the process dies
+    before that, the rows keep their lease and are delivered again after it expires; receivers
+    deduplicate by activity id (module note), so the effect still happens once.
+    """
+
+    FLUSH_SECONDS = 0.02
+
+    def __init__(self, worker: DeliveryWorker) -> None:
+        self.worker = worker
+        self.pending: list[_Outcome] = []
+        self.dirty_domains: set[str] = set()
+        self._writer: asyncio.Task[None] | None = None
+
+    def add(self, outcome: _Outcome) -> None:
+        self.pending.append(outcome)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_soon())
+
+    async def _write_soon(self) -> None:
+        await asyncio.sleep(self.FLUSH_SECONDS)
+        await self.flush()
+
+    async def flush(self) -> None:
+        while self.pending or self.dirty_domains:
+            batch, self.pending = self.pending, []
+            domains, self.dirty_domains = self.dirty_domains, set()
+            moment = now()
+            try:
+                async with self.worker.fed.sessions() as session:
+                    await _write_outcomes(session, batch, moment)
+                    for domain in domains:
+                        await _save_state(session, domain, self.worker.health_of(domain))
+                    await session.commit()
+            except Exception as exc:  # leases expire and the rows are retried: nothing lost
+                log.warning("delivery outcomes not written (%s): %d rows", type(exc).__name__, len(batch))
+                return
+
+
+_FINISHED = (
+    update(Delivery.__table__)  # type: ignore[arg-type]
+    .where(Delivery.__table__.c.id == bindparam("b_id"))
+    .values(
+        state=bindparam("b_state"),
+        attempts=bindparam("b_attempts"),
+        last_status=bindparam("b_status"),
+        last_error=bindparam("b_error"),
+        locked_until=None,
+        finished_at=bindparam("b_finished", type_=Delivery.__table__.c.finished_at.type),
+    )
+)
+_RESCHEDULED = (
+    update(Delivery.__table__)  # type: ignore[arg-type]
+    .where(Delivery.__table__.c.id == bindparam("b_id"))
+    .values(
+        attempts=bindparam("b_attempts"),
+        last_status=bindparam("b_status"),
+        last_error=bindparam("b_error"),
+        locked_until=None,
+        next_attempt_at=bindparam("b_next", type_=Delivery.__table__.c.next_attempt_at.type),
+    )
+)
+
+
+async def _write_outcomes(session: AsyncSession, batch: list[_Outcome], moment: datetime) -> None:
+    finished = [
+        {
+            "b_id": o.row_id,
+            "b_state": o.state,
+            "b_attempts": o.attempts,
+            "b_status": o.status,
+            "b_error": o.error,
+            "b_finished": moment,
+        }
+        for o in batch
+        if o.state != "pending"
+    ]
+    rescheduled = [
+        {
+            "b_id": o.row_id,
+            "b_attempts": o.attempts,
+            "b_status": o.status,
+            "b_error": o.error,
+            "b_next": o.next_attempt_at,
+        }
+        for o in batch
+        if o.state == "pending"
+    ]
+    if finished:
+        await session.execute(_FINISHED, finished)
+    if rescheduled:
+        await session.execute(_RESCHEDULED, rescheduled)
+    for o in batch:
+        if o.state in ("failed", "skipped") or (o.state == "pending" and o.error):
+            log.info("delivery %s: delivery=%s attempt=%d reason=%s", o.state, o.row_id, o.attempts, o.error)
+
+
+@dataclass
+class _Batch:
+    """What a claimed batch of deliveries needs, loaded in one session."""
+
+    suspended: set[str]
+    bodies: dict[int, tuple[str, int | None]]
+    signers: dict[int | None, tuple[PrivateKey, str]]
+
+
+@dataclass
 class _Signers:
     """Parsed private keys by actor. Each use checks (one indexed query) that the cached key is
     still the actor's active one, so a rotation — possibly by another process — takes effect
@@ -149,12 +267,17 @@ class _Signers:
 
     fed: Federation
     keys: dict[int | None, tuple[int, PrivateKey, str]]
+    locks: dict[int, asyncio.Lock] = field(default_factory=dict)
 
     async def get(self, session: AsyncSession, account_id: int | None) -> tuple[PrivateKey, str]:
         if account_id is None:
             cached = self.keys.get(None)
             if cached is None:
-                cached = (0, PrivateKey.from_pem(self.fed.instance.rsa_private_pem), self.fed.instance.rsa_key_id)
+                cached = (
+                    0,
+                    PrivateKey.from_pem(self.fed.instance.rsa_private_pem, trusted=True),
+                    self.fed.instance.rsa_key_id,
+                )
                 self.keys[None] = cached
             return cached[1], cached[2]
         active = (
@@ -173,46 +296,62 @@ class _Signers:
             return cached[1], cached[2]
         from server.actor_keys import local_keys
 
-        account = await session.get(Account, account_id)
-        if account is None:
-            raise LookupError("actor of the activity is gone")
-        keys = await local_keys(session, self.fed.config, account)
-        row_id = await session.scalar(active)
+        # One key creation per actor even when many deliveries start at once.
+        async with self.locks.setdefault(account_id, asyncio.Lock()):
+            account = await session.get(Account, account_id)
+            if account is None:
+                raise LookupError("actor of the activity is gone")
+            keys = await local_keys(session, self.fed.config, account)
+            await session.commit()
+            row_id = await session.scalar(active)
         if len(self.keys) > 1000:
             self.keys.clear()
-        entry = (row_id or 0, PrivateKey.from_pem(keys.rsa_private_pem), keys.rsa_key_id)
+        entry = (row_id or 0, PrivateKey.from_pem(keys.rsa_private_pem, trusted=True), keys.rsa_key_id)
         self.keys[account_id] = entry
         return entry[1], entry[2]
 
 
 class DeliveryWorker:
+    HEALTH_TTL = 30.0  # seconds a domain's health is trusted from memory
+
     def __init__(self, fed: Federation) -> None:
         self.fed = fed
         self.signers = _Signers(fed, {})
         self.concurrency = int(fed.config.get("federation", "delivery_concurrency"))
         self.lease = timedelta(seconds=fed.config.get("federation", "request_timeout_seconds")) + LEASE_MARGIN
         self._bodies: dict[int, tuple[str, int | None]] = {}
+        self._health: dict[str, tuple[policy.DomainState, float]] = {}
+        self.results = _Results(self)
+
+    def health_of(self, domain: str) -> policy.DomainState:
+        cached = self._health.get(domain)
+        return cached[0] if cached is not None else policy.DomainState()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Keep up to ``delivery_concurrency`` deliveries in flight, claiming one row per free
-        slot: every claimed row starts at once, so each finishes well inside its lease (a
-        batch waiting behind slow peers could outlive its lease and be sent twice)."""
+        """Keep up to ``delivery_concurrency`` deliveries in flight. Rows are claimed in
+        batches as slots free up; every claimed row starts at once, so each finishes well
+        inside its lease (a batch waiting behind slow peers could outlive it and be sent twice).
+        """
         wake = WAKEUPS.register(DELIVERY)
         in_flight: set[asyncio.Task[None]] = set()
+        refill = max(1, self.concurrency // 4)
         try:
             while not stop.is_set():
                 wake.clear()
                 free = self.concurrency - len(in_flight)
                 claimed: list[Delivery] = []
-                if free > 0:
+                if free >= refill or not in_flight:
                     try:
                         claimed = await claim(self.fed.sessions, Delivery, limit=min(free, BATCH), lease=self.lease)
+                        batch = await self._prepare(claimed) if claimed else None
                     except Exception as exc:  # the database may be restarting: retry after a pause
                         log.warning("delivery claim failed: %s", type(exc).__name__)
-                for row in claimed:
-                    task = asyncio.create_task(self._deliver_logged(row))
-                    in_flight.add(task)
-                    task.add_done_callback(in_flight.discard)
+                        claimed, batch = [], None
+                    for row in claimed:
+                        assert batch is not None
+                        task = asyncio.create_task(self._deliver_logged(row, batch))
+                        in_flight.add(task)
+                        task.add_done_callback(in_flight.discard)
                 if claimed and len(in_flight) < self.concurrency:
                     continue  # there may be more due rows
                 waiters: set[asyncio.Future[Any]] = {
@@ -220,7 +359,7 @@ class DeliveryWorker:
                     asyncio.ensure_future(wake.wait()),
                     *in_flight,
                 }
-                timeout = None if len(in_flight) >= self.concurrency else POLL_SECONDS
+                timeout = None if len(in_flight) >= refill else POLL_SECONDS
                 await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 for waiter in waiters:
                     if waiter not in in_flight and not waiter.done():
@@ -233,10 +372,11 @@ class DeliveryWorker:
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
+            await self.results.flush()
 
-    async def _deliver_logged(self, row: Delivery) -> None:
+    async def _deliver_logged(self, row: Delivery, batch: _Batch) -> None:
         try:
-            await self.deliver(row)
+            await self.deliver(row, batch)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # one bad row must not stop the worker; its lease expires
@@ -247,53 +387,68 @@ class DeliveryWorker:
         rows = await claim(self.fed.sessions, Delivery, limit=BATCH, lease=self.lease)
         if not rows:
             return 0
+        batch = await self._prepare(rows)
         semaphore = asyncio.Semaphore(self.concurrency)
 
         async def one(row: Delivery) -> None:
             async with semaphore:
-                await self.deliver(row)
+                await self.deliver(row, batch)
 
         await asyncio.gather(*(one(row) for row in rows))
+        await self.results.flush()
         return len(rows)
 
-    async def _activity(self, session: AsyncSession, activity_id: int) -> tuple[str, int | None]:
-        cached = self._bodies.get(activity_id)
-        if cached is None:
-            row = await session.get(OutboxActivity, activity_id)
-            if row is None:
-                raise LookupError("activity is gone")
-            cached = (row.body, row.account_id)
-            if len(self._bodies) > 500:
-                self._bodies.clear()
-            self._bodies[activity_id] = cached
-        return cached
-
-    async def deliver(self, row: Delivery) -> None:
-        moment = now()
+    async def _prepare(self, rows: list[Delivery]) -> _Batch:
+        """One session for the whole batch: blocks, domain health, bodies and signing keys."""
+        domains = {row.domain for row in rows}
+        moment = time.monotonic()
         async with self.fed.sessions() as session:
-            if await is_suspended(session, row.domain):
-                await self._finish(session, row, "skipped", error="domain_suspended")
-                return
-            health = await session.get(DomainHealth, row.domain)
-            decision = policy.may_attempt(_state(health), moment)
-            if decision.kind == "unavailable":
-                await self._finish(session, row, "skipped", error="domain_unavailable")
-                return
-            if decision.kind == "wait":
-                await session.execute(
-                    update(Delivery)
-                    .where(Delivery.id == row.id)
-                    .values(next_attempt_at=decision.until, locked_until=None)
-                )
-                await session.commit()
-                return
-            try:
-                body, account_id = await self._activity(session, row.activity_id)
-                key, key_id = await self.signers.get(session, account_id)
-            except LookupError:
-                await self._finish(session, row, "failed", error="activity_gone")
-                return
-            await session.commit()  # nothing is held open across the network call
+            suspended = await suspended_among(session, domains)
+            stale = [d for d in domains if d not in self._health or self._health[d][1] < moment]
+            if stale:
+                found = {
+                    h.domain: h
+                    for h in await session.scalars(select(DomainHealth).where(DomainHealth.domain.in_(stale)))
+                }
+                for domain in stale:
+                    self._health[domain] = (_state(found.get(domain)), moment + self.HEALTH_TTL)
+            if len(self._health) > 50_000:
+                self._health.clear()
+            missing = [row.activity_id for row in rows if row.activity_id not in self._bodies]
+            if missing:
+                if len(self._bodies) > 500:
+                    self._bodies.clear()
+                for activity in await session.scalars(select(OutboxActivity).where(OutboxActivity.id.in_(missing))):
+                    self._bodies[activity.id] = (activity.body, activity.account_id)
+            bodies = {row.activity_id: self._bodies[row.activity_id] for row in rows if row.activity_id in self._bodies}
+            signers: dict[int | None, tuple[PrivateKey, str]] = {}
+            for account_id in {body[1] for body in bodies.values()}:
+                try:
+                    signers[account_id] = await self.signers.get(session, account_id)
+                except LookupError:
+                    continue
+            await session.commit()
+        return _Batch(suspended, bodies, signers)
+
+    async def deliver(self, row: Delivery, batch: _Batch) -> None:
+        moment = now()
+        if row.domain in batch.suspended:
+            self.results.add(_Outcome(row.id, "skipped", row.attempts, error="domain_suspended"))
+            return
+        decision = policy.may_attempt(self.health_of(row.domain), moment)
+        if decision.kind == "unavailable":
+            self.results.add(_Outcome(row.id, "skipped", row.attempts, error="domain_unavailable"))
+            return
+        if decision.kind == "wait":
+            self.results.add(_Outcome(row.id, "pending", row.attempts, next_attempt_at=decision.until))
+            return
+        found = batch.bodies.get(row.activity_id)
+        signing = batch.signers.get(found[1]) if found is not None else None
+        if found is None or signing is None:
+            self.results.add(_Outcome(row.id, "failed", row.attempts + 1, error="activity_gone"))
+            return
+        body, key_pair = found[0], signing
+        key, key_id = key_pair
 
         def signer(method: str, url: str, headers: Mapping[str, str], payload: bytes | None) -> dict[str, str]:
             return sign_request(
@@ -303,62 +458,34 @@ class DeliveryWorker:
         result = await self.fed.transport.post_activity(row.inbox_url, body.encode(), signer=signer)
         outcome = policy.classify(result.status, error=result.error)
         moment = now()
-        async with self.fed.sessions() as session:
-            state = _state(await session.get(DomainHealth, row.domain))
-            # An answer (2xx, or a final 4xx) shows the server alive; a retryable one counts as
-            # a failure; refusing before contacting anyone changes nothing.
-            await _save_state(
-                session, row.domain, policy.after_attempt(state, moment, status=result.status, outcome=outcome)
-            )
-            if outcome is policy.Outcome.DELIVERED:
-                await self._finish(session, row, "delivered", status=result.status)
-                return
-            if outcome is policy.Outcome.PERMANENT:
-                error = result.error or f"http_{result.status}"
-                await self._finish(session, row, "failed", status=result.status, error=error)
-                return
-            attempts = row.attempts + 1
-            retry_after = policy.parse_retry_after(result.retry_after, moment)
-            jitter = random.random()  # noqa: S311 - spreads retries; not a secret
-            when = policy.next_attempt(attempts, moment, jitter=jitter, retry_after=retry_after)
-            if when is None:
-                await self._finish(session, row, "failed", status=result.status, error="retries_exhausted")
-                return
-            await session.execute(
-                update(Delivery)
-                .where(Delivery.id == row.id)
-                .values(
-                    attempts=attempts,
-                    next_attempt_at=when,
-                    locked_until=None,
-                    last_status=result.status,
-                    last_error=(result.error or f"http_{result.status}")[:255],
-                )
-            )
-            await session.commit()
-        log.info(
-            "delivery retry scheduled: delivery=%s domain=%s attempt=%d reason=%s",
-            row.id,
-            bare_host(row.domain),
-            attempts,
-            result.error or result.status,
-        )
+        before = self.health_of(row.domain)
+        # An answer (2xx, or a final 4xx) shows the server alive; a retryable one counts as a
+        # failure; refusing before contacting anyone changes nothing.
+        after = policy.after_attempt(before, moment, status=result.status, outcome=outcome)
+        if after != before:
+            self._health[row.domain] = (after, time.monotonic() + self.HEALTH_TTL)
+            if _worth_saving(before, after):
+                self.results.dirty_domains.add(row.domain)
+        attempts = row.attempts + 1
+        if outcome is policy.Outcome.DELIVERED:
+            self.results.add(_Outcome(row.id, "delivered", attempts, status=result.status))
+            return
+        error = (result.error or f"http_{result.status}")[:255]
+        if outcome is policy.Outcome.PERMANENT:
+            self.results.add(_Outcome(row.id, "failed", attempts, status=result.status, error=error))
+            return
+        retry_after = policy.parse_retry_after(result.retry_after, moment)
+        jitter = random.random()  # noqa: S311 - spreads retries; not a secret
+        when = policy.next_attempt(attempts, moment, jitter=jitter, retry_after=retry_after)
+        if when is None:
+            self.results.add(_Outcome(row.id, "failed", attempts, status=result.status, error="retries_exhausted"))
+            return
+        self.results.add(_Outcome(row.id, "pending", attempts, status=result.status, error=error, next_attempt_at=when))
 
-    async def _finish(
-        self, session: AsyncSession, row: Delivery, state: str, *, status: int | None = None, error: str | None = None
-    ) -> None:
-        await session.execute(
-            update(Delivery)
-            .where(Delivery.id == row.id)
-            .values(
-                state=state,
-                locked_until=None,
-                finished_at=now(),
-                attempts=row.attempts + (0 if state == "skipped" else 1),
-                last_status=status,
-                last_error=error,
-            )
-        )
-        await session.commit()
-        if state != "delivered":
-            log.info("delivery %s: delivery=%s domain=%s reason=%s", state, row.id, bare_host(row.domain), error)
+
+def _worth_saving(before: policy.DomainState, after: policy.DomainState) -> bool:
+    """Persist health changes that matter across processes and restarts: failures, recovery
+    from failures; not the success timestamp of an already healthy domain."""
+    healthy_before = not before.failure_days and before.consecutive_failures == 0 and before.unavailable_since is None
+    healthy_after = not after.failure_days and after.consecutive_failures == 0 and after.unavailable_since is None
+    return not (healthy_before and healthy_after)

@@ -7,7 +7,9 @@ domain decision: ``host:port`` is reduced to the host.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import DomainBlock
@@ -41,3 +43,34 @@ async def domain_block(session: AsyncSession, domain: str) -> DomainBlock | None
 async def is_suspended(session: AsyncSession, domain: str) -> bool:
     block = await domain_block(session, domain)
     return block is not None and block.severity == "suspend"
+
+
+_SUSPENDED_SQL = "SELECT 1 FROM domain_blocks WHERE severity = 'suspend' AND domain IN ({}) LIMIT 1"
+
+
+async def suspended_domain(fed: Any, domain: str) -> bool:
+    """``is_suspended`` for the inbox's per-request check: one prepared statement, run inline
+    on SQLite's query-only connection (tens of microseconds instead of an ORM round trip)."""
+    suffixes = domain_suffixes(domain)
+    params = {f"d{i}": s for i, s in enumerate(suffixes)}
+    sql = _SUSPENDED_SQL.format(", ".join(f":d{i}" for i in range(len(suffixes))))
+    reads = fed.reads
+    if reads is not None:
+        async with reads() as session:
+            if hasattr(session, "fetch_sql"):
+                return bool(await session.fetch_sql(sql, params))
+    async with fed.sessions() as session:
+        return (await session.execute(text(sql), params)).first() is not None
+
+
+async def suspended_among(session: AsyncSession, domains: set[str]) -> set[str]:
+    """Which of ``domains`` are suspended (themselves or a parent): one query for all."""
+    if not domains:
+        return set()
+    suffixes = {domain: domain_suffixes(domain) for domain in domains}
+    wanted = {s for all_ in suffixes.values() for s in all_}
+    rows = await session.execute(
+        select(DomainBlock.domain).where(DomainBlock.domain.in_(wanted), DomainBlock.severity == "suspend")
+    )
+    blocked = {r[0] for r in rows}
+    return {domain for domain, all_ in suffixes.items() if blocked.intersection(all_)}

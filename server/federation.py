@@ -15,11 +15,12 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crypto.signing import PrivateKey
+from crypto.signing import PrivateKey, PublicKey
 from federation.delivery import domain_of
 from federation.httpsig import sign_request
 from server.actor_keys import LocalKeys, instance_keys
 from server.config import Config
+from server.db import ReadSessions
 from server.transport import Transport, TransportLimits
 
 USER_AGENT = "Hearthside/0.1 (+{base})"
@@ -38,10 +39,17 @@ def host_of(url: str) -> str:
 class Federation:
     """Shared by the web handlers and the workers of one process."""
 
+    #: Inline query-only reads on SQLite (``server.db.ReadSessions``), set by the web app; the
+    #: inbox's per-request checks use it. None in ``hearthside worker``: sessions are used.
+    reads: ReadSessions | None = None
+
     def __init__(self, config: Config, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.config = config
         self.sessions = sessions
         self.instance: LocalKeys = instance_keys(config)
+        # key id -> (public key, owner actor, account id, monotonic expiry): the verified-key
+        # cache in front of ``actor_keys`` (refetched keys replace entries; see signatures.py).
+        self.keys: dict[str, tuple[PublicKey, str, int, float]] = {}
         self._instance_key = PrivateKey.from_pem(self.instance.rsa_private_pem)
         self.transport = Transport(
             user_agent=USER_AGENT.format(base=config.base_url),

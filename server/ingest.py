@@ -48,6 +48,7 @@ from federation.inbound import (
     same_origin,
 )
 from server import groups, relationships, statuses
+from server.delivery import note_inbound
 from server.federation import Federation, host_of
 from server.ids import new_id
 from server.models import (
@@ -117,6 +118,11 @@ class InboxWorker:
         return len(rows)
 
     async def process(self, item: InboxItem) -> None:
+        if item.attempts == 0:
+            # A verified request from a domain shows it alive (Mastodon's unavailability rule).
+            async with self.fed.sessions() as session:
+                await note_inbound(session, host_of(item.actor_uri))
+                await session.commit()
         try:
             await apply_item(self.fed, item)
         except Ignored as exc:
@@ -639,6 +645,8 @@ async def on_delete(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> No
             account = await session.get(Account, ctx.actor.id)
             assert account is not None
             account.deleted_at = now()
+            for key_id in [k for k, v in fed.keys.items() if v[2] == account.id]:
+                fed.keys.pop(key_id, None)
             await session.execute(
                 update(Status)
                 .where(Status.account_id == account.id, Status.deleted_at.is_(None))

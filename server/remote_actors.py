@@ -198,6 +198,8 @@ async def resolve_actor(fed: Federation, uri: str, *, refresh: bool = False) -> 
         try:
             account = await store_actor(session, actor)
             await session.commit()
+            for key_id in [k for k, v in fed.keys.items() if v[2] == account.id]:
+                fed.keys.pop(key_id, None)  # the verified-key cache follows the fresh document
         except IntegrityError:  # a concurrent fetch stored it first
             await session.rollback()
             account = await account_by_uri(session, actor.id)

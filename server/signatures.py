@@ -20,7 +20,7 @@ from sqlalchemy import select
 from crypto.errors import KeyFormatError
 from crypto.signing import PublicKey
 from federation.httpsig import PendingSignature, RequestToVerify, SignatureError, VerifiedSignature, read_signature
-from server.domains import is_suspended
+from server.domains import suspended_domain
 from server.entities import account_uri
 from server.errors import ApiError, Forbidden, Unauthorized
 from server.federation import FEDERATION, Federation, host_of
@@ -51,7 +51,20 @@ def request_to_verify(fed: Federation, request: web.Request, body: bytes | None)
     )
 
 
+KEY_CACHE_SECONDS = 300.0  # how long a verified key is trusted without asking the database
+
+
+def forget_keys_of(fed: Federation, account_id: int) -> None:
+    """Drop cached keys of an account (it was deleted, or its keys were replaced)."""
+    for key_id in [k for k, v in fed.keys.items() if v[2] == account_id]:
+        fed.keys.pop(key_id, None)
+
+
 async def _cached_key(fed: Federation, key_id: str) -> tuple[PublicKey, str, int] | None:
+    """The key from memory, else from ``actor_keys`` (then remembered for a while)."""
+    hit = fed.keys.get(key_id)
+    if hit is not None and hit[3] > time.monotonic():
+        return hit[0], hit[1], hit[2]
     async with fed.sessions() as session:
         row = await session.scalar(select(ActorKey).where(ActorKey.key_id == key_id, ActorKey.revoked_at.is_(None)))
         if row is None:
@@ -61,12 +74,17 @@ async def _cached_key(fed: Federation, key_id: str) -> tuple[PublicKey, str, int
             return None
         owner = account_uri(fed.config, account)
         try:
-            return PublicKey.from_pem(row.public_pem), owner, account.id
+            key = PublicKey.from_pem(row.public_pem)
         except KeyFormatError:
             return None
+    if len(fed.keys) > 20_000:
+        fed.keys.clear()
+    fed.keys[key_id] = (key, owner, account.id, time.monotonic() + KEY_CACHE_SECONDS)
+    return key, owner, account.id
 
 
 async def _fetched_key(fed: Federation, key_id: str) -> tuple[PublicKey, str, int]:
+    fed.keys.pop(key_id, None)
     try:
         await resolve_actor(fed, strip_fragment(key_id), refresh=True)
     except ActorUnavailable as exc:
@@ -96,9 +114,8 @@ def _may_refetch(key_id: str) -> bool:
 async def authenticate(fed: Federation, pending: PendingSignature) -> Signer:
     """Find the key of ``pending`` and verify it, refetching the actor once on failure."""
     domain = host_of(pending.key_id)
-    async with fed.sessions() as session:
-        if await is_suspended(session, domain):
-            raise Forbidden(f"requests from {domain} are refused by this instance")
+    if await suspended_domain(fed, domain):
+        raise Forbidden(f"requests from {domain} are refused by this instance")
     cached = await _cached_key(fed, pending.key_id)
     if cached is not None:
         key, owner, account_id = cached

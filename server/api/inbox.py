@@ -16,15 +16,18 @@ unknown actor's update concerns nobody here; §8.4 item 22).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import weakref
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from crypto.errors import CryptoError
 from crypto.integrity import proof_method, verify_object
@@ -37,7 +40,7 @@ from federation.inbound import (
     same_origin,
     validate_activity,
 )
-from server.domains import is_suspended
+from server.domains import suspended_domain
 from server.errors import ApiError, BadRequest, Forbidden, NotFound, Unauthorized
 from server.federation import FEDERATION, Federation, host_of
 from server.ids import new_id
@@ -114,16 +117,21 @@ async def _has_valid_proof(fed: Federation, embedded: Mapping[str, Any]) -> bool
     return True
 
 
+def _reads(fed: Federation) -> Any:
+    """A read-only session: inline on SQLite (``server.db.ReadSessions``), else a normal one."""
+    return fed.reads() if fed.reads is not None else fed.sessions()
+
+
 async def _unknown_actor(fed: Federation, incoming: Incoming) -> bool:
-    async with fed.sessions() as session:
+    async with _reads(fed) as session:
         return await account_by_uri(session, incoming.actor) is None
 
 
 async def _recipient(fed: Federation, kind: str | None, username: str | None) -> int | None:
     if kind is None or username is None:
         return None
-    async with fed.sessions() as session:
-        account = await session.scalar(
+    async with _reads(fed) as session:
+        account: Account | None = await session.scalar(
             select(Account).where(Account.username_lower == username.lower(), Account.domain == "")
         )
     if account is None or account.deleted_at is not None or account.is_group != (kind == "groups"):
@@ -163,36 +171,80 @@ async def receive(request: web.Request, kind: str | None = None) -> web.Response
         embedded = _find_embedded(document, verdict.needs_proof_or_fetch)
         if embedded is None or not await _has_valid_proof(fed, embedded):
             refetch = verdict.needs_proof_or_fetch
+    actor_domain = host_of(incoming.actor)
+    if actor_domain != host_of(signer.actor_uri) and await suspended_domain(fed, actor_domain):
+        raise Forbidden(f"activities from {actor_domain} are refused by this instance")
     moment = now()
-    async with fed.sessions() as session:
-        if host_of(incoming.actor) != host_of(signer.actor_uri) and await is_suspended(
-            session, host_of(incoming.actor)
-        ):
-            raise Forbidden(f"activities from {host_of(incoming.actor)} are refused by this instance")
-        session.add(
-            InboxItem(
-                id=new_id(),
-                activity_id=incoming.id,
-                activity_type=incoming.type[:32],
-                actor_uri=incoming.actor,
-                signer_key_id=signer.key_id,
-                recipient_account_id=recipient_id,
-                refetch_uri=refetch,
-                body=body.decode(),
-                state="pending",
-                attempts=0,
-                next_attempt_at=moment,
-                received_at=moment,
-            )
-        )
-        try:
-            await session.commit()
-        except IntegrityError:
-            await session.rollback()
-            log.info("inbox duplicate activity ignored")
-            return json_response({}, status=202)
-    WAKEUPS.notify(INBOX)
+    await recorder(fed).record(
+        {
+            "id": new_id(),
+            "activity_id": incoming.id,
+            "activity_type": incoming.type[:32],
+            "actor_uri": incoming.actor,
+            "signer_key_id": signer.key_id,
+            "recipient_account_id": recipient_id,
+            "refetch_uri": refetch,
+            "body": body.decode(),
+            "state": "pending",
+            "attempts": 0,
+            "next_attempt_at": moment,
+            "received_at": moment,
+        }
+    )
     return json_response({}, status=202)
+
+
+class InboxRecorder:
+    """Group commit for inbox rows: requests arriving while a write is in progress are written
+    together in the next one. Each request still answers only after its own row is committed
+    (the 202 promise), but concurrent deliveries share one transaction — on SQLite, one
+    writer and one fsync — instead of queueing for the writer one by one. A duplicate activity
+    id is skipped by the database (``ON CONFLICT DO NOTHING``): the first copy wins.
+    """
+
+    MAX_BATCH = 500
+
+    def __init__(self, fed: Federation) -> None:
+        self.fed = fed
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, row: dict[str, Any]) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((row, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        await future
+
+    async def _write(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[: self.MAX_BATCH], self._waiting[self.MAX_BATCH :]
+            try:
+                async with self.fed.sessions() as session:
+                    dialect = session.get_bind().dialect.name
+                    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+                    statement = insert(InboxItem).on_conflict_do_nothing(index_elements=["activity_id"])
+                    await session.execute(statement, [row for row, _ in batch])
+                    await session.commit()
+            except Exception as exc:  # every request of the batch answers the error (nothing stored)
+                for _row, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for _row, future in batch:
+                if not future.done():
+                    future.set_result(None)
+            WAKEUPS.notify(INBOX)
+
+
+_RECORDERS: weakref.WeakKeyDictionary[Federation, InboxRecorder] = weakref.WeakKeyDictionary()
+
+
+def recorder(fed: Federation) -> InboxRecorder:
+    found = _RECORDERS.get(fed)
+    if found is None:
+        found = _RECORDERS[fed] = InboxRecorder(fed)
+    return found
 
 
 PRUNE_AFTER = timedelta(days=7)  # Lemmy prunes received activity ids after 7 days (§2.7)
