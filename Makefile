@@ -6,7 +6,7 @@ VENV   ?= .venv
 DATA   ?= data
 BIN     = $(VENV)/bin
 
-.PHONY: setup run test lint pg-binaries peers bench bench-tools clean-data regen-migration
+.PHONY: setup run test lint pg-binaries peers bench bench-federation bench-tools clean-data regen-migration
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -56,8 +56,14 @@ bench-tools:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q wrk; }
 
-bench: setup pg-binaries bench-tools
+bench: setup pg-binaries bench-tools peers
 	$(BIN)/python -m bench.api_bench
+	$(BIN)/python -m bench.federation_bench
+
+# Federation (issue 3): inbox ingest and group fan-out, against a bare aiohttp handler and the
+# Fedify peer (bench/federation_bench.py). Wrap in `flock /tmp/bench.lock` when others benchmark too.
+bench-federation: setup pg-binaries bench-tools peers
+	$(BIN)/python -m bench.federation_bench
 
 clean-data:
 	rm -rf $(DATA)

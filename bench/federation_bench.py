@@ -1,8 +1,10 @@
 """Federation benchmark (issue 3): inbox ingest and group fan-out, against a bare handler and Fedify.
 
-    python -m bench.federation_bench [--activities 20000] [--activities-with-workers 5000]
-        [--concurrency 64] [--actors 200] [--remote-hosts 4] [--fanout 1000] [--fanout-posts 3]
-        [--backends sqlite,postgres] [--no-fedify] [--no-wrk] [--profile] [--json]
+    python -m bench.federation_bench [--seconds 15] [--concurrency 64] [--actors 200]
+        [--remote-hosts 4] [--fanout 1000] [--fanout-posts 3] [--backends sqlite,postgres]
+        [--no-fedify] [--no-wrk] [--no-workers-phase] [--profile] [--keep] [--json]
+
+Run it under ``flock /tmp/bench.lock`` so that two benchmarks never share the machine.
 
 What runs where (each server is its own process, so on a 2-core machine the server under test
 has a core while the load generator uses the other):
@@ -19,7 +21,9 @@ has a core while the load generator uses the other):
   with bench/federation_inbox.lua (C, one thread: far less CPU than Python, so it shows what
   the server can do when the generator is not the limit). Every request is signed before the
   timed phase (draft-cavage ``rsa-sha256`` via ``federation.httpsig.sign_request``, on all
-  cores), every activity id is new, and each request is sent once.
+  cores), every activity id is new, and each request is sent once. Each target first gets a
+  warm-up of one activity per actor; its rate sizes the timed phases to last about
+  ``--seconds`` (between ``--min-activities`` and ``--max-activities``).
 
 Measured:
 
@@ -28,7 +32,9 @@ Measured:
     which also puts every actor's key in Hearthside's key cache. Then signed ``Create(Note)``
     activities addressed to the group (``to``/``audience``) are POSTed to the shared inbox
     ``/inbox``. "Durably recorded" is the 202: the inbox commits the ``inbox_items`` row before
-    answering (server/api/inbox.py). Afterwards the number of rows of the phase must equal the
+    answering (server/api/inbox.py; SQLite WAL with ``synchronous=NORMAL`` survives a crash of
+    the process, not of the machine; the PostgreSQL of server/devdb.py runs with ``fsync=off``).
+    Afterwards the number of rows of the phase must equal the
     number of 202s. Two server modes: workers off (``server.workers = false``: the inbox alone,
     the headline figure) and workers on (the inbox worker applies each post, which makes the
     group announce it to every member instance, while the load runs; its drain time is shown).
@@ -46,8 +52,15 @@ Measured:
     Hearthside/Fedify are taken between runs driven by the same generator.
 
 Server CPU per activity is read from /proc (user + system time of the server process over the
-timed phase). ``--profile`` adds a breakdown of where Hearthside's time goes (bench/
-federation_profile.py: timers at one request in flight, then cProfile under load).
+timed phase); the load average before each phase is noted, since other work on the machine
+slows everything. p50/p99 are at saturation (``--concurrency`` requests in flight), so they are
+mostly queueing; the profile shows the latency of one request alone.
+
+``--profile`` (first backend) adds where Hearthside's time goes, from bench/federation_profile.py:
+timers around each step of the inbox with one request in flight; cProfile of the inbox under
+load; timers around each step of the inbox worker applying what those phases recorded (delivery
+and job workers off); timers around each step of a fan-out delivered one at a time; cProfile of
+a fan-out at the default concurrency.
 
 Targets (issue 3): ingest >= 2,000 activities/s and >= 2x the Fedify peer; fan-out of 1,000
 deliveries <= 2 s. A missed target prints ``TARGET MISSED``; the exit status is non-zero only
@@ -73,7 +86,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -88,6 +101,7 @@ from crypto.signing import PrivateKey
 from crypto.tokens import digest, new_token
 from federation.httpsig import sign_request
 from server.accounts import create_local_user, password_hasher
+from server.actor_keys import local_keys
 from server.config import load_config, render_toml
 from server.db import make_engine, make_sessionmaker
 from server.devdb import DevPostgres
@@ -110,6 +124,7 @@ INGEST_TARGET = 2000.0
 FEDIFY_FACTOR = 2.0
 FANOUT_TARGET_S = 2.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+LOAD_PROCESSES: set[subprocess.Popen[str]] = set()  # wrk runs, ended on SIGTERM
 # About what a Mastodon post says: a paragraph of text.
 TEXT = (
     "Checking in after a hard week. I went for a walk every morning like we talked about, and it "
@@ -161,9 +176,22 @@ def process(command: list[str], log: Path, host: str, port: int) -> Iterator[sub
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a live process, from /proc (resolution 1/CLK_TCK)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """User + system CPU time of a live process and its live children (``serve --processes``),
+    from /proc (resolution 1/CLK_TCK)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    total = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        for child in children.read_text().split():
+            total += cpu_seconds(int(child))
+    return total
+
+
+#: Hearthside web processes for this run (``--processes``), read by ``Hearthside.configure``.
+PROCESSES = [1]
 
 
 # ---------------------------------------------------------------------------- signing
@@ -347,6 +375,7 @@ async def send_python(base: str, prepared: list[Prepared], concurrency: int) -> 
 async def drive_python(
     target: str, base: str, prepared: list[Prepared], concurrency: int, server_pid: int | None
 ) -> Run:
+    load = os.getloadavg()[0]
     cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
     own_before = time.process_time()
     seconds, statuses, latencies = await send_python(base, prepared, concurrency)
@@ -363,6 +392,7 @@ async def drive_python(
         percentile(ordered, 0.99) * 1000,
         server_cpu,
         own,
+        [f"load avg {load:.1f} before"],
     )
 
 
@@ -381,20 +411,15 @@ def drive_wrk(
     requests_file = work / "wrk-requests.bin"
     raw_requests(prepared, requests_file)
     env = {**os.environ, "HS_REQUESTS": str(requests_file)}
-    command = [
-        "wrk",
-        "-t1",
-        f"-c{concurrency}",
-        "-d600s",
-        "--timeout",
-        "30s",
-        "-s",
-        str(BENCH / "federation_inbox.lua"),
-        base + "/",
-    ]
+    # -d bounds a run that never completes (wrk sleeps until then unless we SIGINT it).
+    bound = max(60, len(prepared) // 50)
+    script = str(BENCH / "federation_inbox.lua")
+    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{bound}s", "--timeout", "30s", "-s", script, base + "/"]
+    load = os.getloadavg()[0]
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    LOAD_PROCESSES.add(proc)
     assert proc.stdout is not None
     done_line = ""
     for line in proc.stdout:
@@ -404,6 +429,7 @@ def drive_wrk(
     server_cpu = cpu_seconds(server_pid) - cpu_before if server_pid else 0.0
     proc.send_signal(signal.SIGINT)
     rest, errors = proc.communicate(timeout=60)
+    LOAD_PROCESSES.discard(proc)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     requests_file.unlink()
     if not done_line:
@@ -426,6 +452,7 @@ def drive_wrk(
         int(p99_us) / 1000,
         server_cpu,
         (children.ru_utime + children.ru_stime) - (children_before.ru_utime + children_before.ru_stime),
+        [f"load avg {load:.1f} before"],
     )
     if int(socket_errors) or int(timeouts):
         run.notes.append(f"wrk socket errors {socket_errors}, timeouts {timeouts}")
@@ -477,7 +504,7 @@ class Hearthside:
             federation["delivery_concurrency"] = delivery_concurrency
         overrides: dict[str, dict[str, Any]] = {
             "instance": {"base_url": self.base, "registrations": "open"},
-            "server": {"host": HEARTHSIDE_HOST, "port": self.port, "workers": workers},
+            "server": {"host": HEARTHSIDE_HOST, "port": self.port, "workers": workers, "processes": PROCESSES[0]},
             "storage": {"data_dir": "."},
             "federation": federation,
         }
@@ -487,7 +514,12 @@ class Hearthside:
 
     @contextlib.contextmanager
     def serve(
-        self, *, workers: bool, delivery_concurrency: int | None = None, profile: tuple[Path, Path | None] | None = None
+        self,
+        *,
+        workers: bool,
+        delivery_concurrency: int | None = None,
+        profile: tuple[Path, Path | None] | None = None,
+        inbox_worker_only: bool = False,
     ) -> Iterator[int]:
         """Serve until the block ends; yields the server's pid. ``profile``: (sections, cprofile)."""
         self.configure(workers=workers, delivery_concurrency=delivery_concurrency)
@@ -499,6 +531,7 @@ class Hearthside:
             sections, cprofile = profile
             command = [PYTHON, "-m", "bench.federation_profile", "--config", str(self.config_path)]
             command += ["--sections", str(sections), *(["--cprofile", str(cprofile)] if cprofile else [])]
+            command += ["--inbox-worker-only"] if inbox_worker_only else []
         with process(command, log, HEARTHSIDE_HOST, self.port) as proc:
             yield proc.pid
             if proc.poll() is not None:
@@ -520,6 +553,10 @@ class Hearthside:
             await create_group(session, owner=owner, name="bench_group", description="Ingest benchmark")
             user, poster = await create_local_user(session, hasher, username="poster", password="bench password 2")
             fanout = await create_group(session, owner=poster, name="fanout_group", description="Fan-out benchmark")
+            # The group and the poster have keys before the measurement, as they would after any
+            # earlier activity (the first Accept); creating them is not what fan-out measures.
+            await local_keys(session, config, fanout.account)
+            await local_keys(session, config, poster)
             self.token = new_token()
             session.add(
                 OAuthToken(
@@ -579,6 +616,10 @@ class Hearthside:
                 return (await conn.execute(statement)).all()
         finally:
             await engine.dispose()
+
+    async def count_pending(self) -> int:
+        rows = await self.query(select(func.count()).select_from(InboxItem).where(InboxItem.state == "pending"))
+        return int(rows[0][0])
 
     async def count_phase(self, phase: str, *, state: str | None = None) -> int:
         where = [InboxItem.activity_id.like(f"%/statuses/{phase}-%")]
@@ -648,6 +689,7 @@ class FanoutResult:
     api_ms: float
     first_ms: float
     server_cpu_s: float
+    receivers_cpu_s: float
 
     def row(self) -> dict[str, Any]:
         return {
@@ -659,10 +701,13 @@ class FanoutResult:
             "api_answer_ms": round(self.api_ms, 1),
             "first_receipt_ms": round(self.first_ms, 1),
             "server_cpu_ms": round(self.server_cpu_s * 1000),
+            "receivers_cpu_ms": round(self.receivers_cpu_s * 1000),
         }
 
 
-async def fanout_post(inst: Hearthside, receiver_port: int, expected: int, number: int, pid: int) -> FanoutResult:
+async def fanout_post(plan: Plan, inst: Hearthside, number: int, pid: int) -> FanoutResult:
+    """One post in fanout_group; seconds from the POST to the last of the receipts, checked."""
+    receiver_port, expected = plan.receiver_port, len(plan.receivers)
     control = f"http://{RECEIVER_FIRST_HOST}:{receiver_port}"
     async with aiohttp.ClientSession() as http:
         async with http.post(control + "/_reset") as response:
@@ -672,7 +717,7 @@ async def fanout_post(inst: Hearthside, receiver_port: int, expected: int, numbe
             "status": f"Fan-out benchmark post {number}: we meet on Thursday.",
             "group_id": str(inst.fanout_group_id),
         }
-        cpu_before = cpu_seconds(pid)
+        cpu_before, receivers_before = cpu_seconds(pid), cpu_seconds(plan.receivers_pid)
         started = time.monotonic()
         async with http.post(inst.base + "/api/v1/statuses", data=data, headers=headers) as response:
             body = await response.json()
@@ -687,6 +732,7 @@ async def fanout_post(inst: Hearthside, receiver_port: int, expected: int, numbe
 
         await eventually(all_received, within=300, what=f"{expected} fan-out receipts", every=0.02)
         server_cpu = cpu_seconds(pid) - cpu_before
+        receivers_cpu = cpu_seconds(plan.receivers_pid) - receivers_before
         async with http.get(control + "/_receipts", params={"full": "1"}) as response:
             got = await response.json()
     records = got["records"]
@@ -707,6 +753,7 @@ async def fanout_post(inst: Hearthside, receiver_port: int, expected: int, numbe
         (answered - started) * 1000,
         (min(times) - started) * 1000,
         server_cpu,
+        receivers_cpu,
     )
 
 
@@ -720,15 +767,66 @@ class Plan:
     remotes: Remotes
     receivers: list[str]
     receiver_port: int
+    receivers_pid: int
     runs: list[Run] = field(default_factory=list)
     fanouts: list[FanoutResult] = field(default_factory=list)
     facts: list[str] = field(default_factory=list)
     profile_lines: list[str] = field(default_factory=list)
-    bare_bodies: list[Prepared] = field(default_factory=list)
+    # Signed Create(Note) requests of a Hearthside phase, sent again (cyclically) to the bare
+    # handler, which checks nothing.
+    bare_requests: list[Prepared] = field(default_factory=list)
+
+    def size(self, rate: float) -> int:
+        """Activities for a timed phase: about ``--seconds`` at ``rate``, within the bounds."""
+        return int(min(self.args.max_activities, max(self.args.min_activities, rate * self.args.seconds)))
 
 
 def log(message: str) -> None:
     print(f"[federation-bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+Requests = Callable[[str, int], list[Prepared]]  # (phase, count) -> signed requests
+Check = Callable[[str, Run], Awaitable[None]]  # raises BenchError, or adds notes to the run
+
+
+async def ingest(
+    plan: Plan,
+    target: str,
+    base: str,
+    pid: int,
+    requests: Requests,
+    check: Check,
+    *,
+    phase: str,
+    generators: Sequence[str],
+) -> None:
+    """A warm-up of one activity per actor (its rate sizes the timed phases), then one timed
+    phase per generator, each with new activities, each checked by ``check``."""
+    args = plan.args
+    warm = requests(f"warm-{phase}", plan.remotes.actors)
+    seconds, statuses, _ = await send_python(base, warm, args.concurrency)
+    if statuses.get(202, 0) != len(warm):
+        raise BenchError(f"{target}: warm-up answered {dict(statuses)}")
+    rate = len(warm) / seconds
+    for generator in generators:
+        name = f"{phase}-{generator}"
+        prepared = requests(name, plan.size(rate))
+        log(f"{target}: {generator} generator, {len(prepared)} activities")
+        if generator == "python":
+            run = await drive_python(target, base, prepared, args.concurrency, pid)
+        else:
+            run = await asyncio.to_thread(drive_wrk, target, base, prepared, args.concurrency, pid, plan.work)
+        await check(name, run)
+        plan.runs.append(run)
+        rate = max(rate, run.per_second)
+
+
+def hearthside_requests(plan: Plan, inst: Hearthside) -> Requests:
+    def make(phase: str, count: int) -> list[Prepared]:
+        notes = plan.remotes.create_notes(phase, count, audience=inst.group_uri)
+        return plan.remotes.sign(inst.base, "/inbox", notes)
+
+    return make
 
 
 async def hearthside_phases(plan: Plan, backend: str) -> None:
@@ -737,63 +835,67 @@ async def hearthside_phases(plan: Plan, backend: str) -> None:
     try:
         await inst.init()
         await inst.seed(plan.receivers, plan.receiver_port)
-        name = f"Hearthside ({backend})"
+        requests = hearthside_requests(plan, inst)
         with inst.serve(workers=True) as pid:
             seconds = await join_group(inst, plan.remotes)
             plan.facts.append(
-                f"[{backend}] {plan.remotes.actors} Follow activities applied and Accepts delivered in {seconds:.1f}s"
+                f"[{backend}] {plan.remotes.actors} Follow activities (through the group inbox) applied "
+                f"and their Accepts delivered in {seconds:.1f}s"
             )
             log(f"{backend}: members joined in {seconds:.1f}s; fan-out")
             for number in range(1, args.fanout_posts + 1):
-                result = await fanout_post(inst, plan.receiver_port, len(plan.receivers), number, pid)
+                result = await fanout_post(plan, inst, number, pid)
                 plan.fanouts.append(result)
                 log(f"{backend}: fan-out post {number}: {result.seconds:.2f}s")
-            if args.activities_with_workers:
-                phase = f"{backend}-workers"
-                prepared = plan.remotes.sign(
+            if args.workers_phase:
+
+                async def applied(phase: str, run: Run) -> None:
+                    await check_rows(inst, phase, run)
+                    last_202 = time.monotonic()
+                    await eventually(
+                        lambda: _none_pending(inst, phase), within=900, what="the inbox worker to apply the phase"
+                    )
+                    drain = time.monotonic() - last_202
+                    stored = await inst.query(
+                        select(func.count()).select_from(Status).where(Status.uri.like(f"%/statuses/{phase}-%"))
+                    )
+                    failed = await inst.count_phase(phase, state="failed")
+                    run.notes.append(
+                        f"worker applied all (stored {stored[0][0]} group posts, {failed} failed) "
+                        f"{drain:.1f}s after the last 202"
+                    )
+
+                await ingest(
+                    plan,
+                    f"Hearthside ({backend}), workers on",
                     inst.base,
-                    "/inbox",
-                    plan.remotes.create_notes(phase, args.activities_with_workers, audience=inst.group_uri),
+                    pid,
+                    requests,
+                    applied,
+                    phase=f"{backend}-on",
+                    generators=["python"],
                 )
-                log(f"{backend}: ingest with workers on ({len(prepared)})")
-                run = await drive_python(f"{name}, workers on", inst.base, prepared, args.concurrency, pid)
-                await check_rows(inst, phase, run)
-                drained = time.monotonic()
-                await eventually(
-                    lambda: _none_pending(inst, phase), within=600, what="the inbox worker to apply the phase"
-                )
-                drain = time.monotonic() - drained
-                stored = await inst.query(
-                    select(func.count()).select_from(Status).where(Status.uri.like(f"%/statuses/{phase}-%"))
-                )
-                failed = await inst.count_phase(phase, state="failed")
-                run.notes.append(
-                    f"worker applied all {run.sent} (stored {stored[0][0]} group posts, {failed} failed) "
-                    f"{drain:.1f}s after the last 202"
-                )
-                plan.runs.append(run)
         with inst.serve(workers=False) as pid:
-            phase = f"{backend}-python"
-            prepared = plan.remotes.sign(
-                inst.base, "/inbox", plan.remotes.create_notes(phase, args.activities, audience=inst.group_uri)
-            )
-            if not plan.bare_bodies:
-                plan.bare_bodies = prepared
-            log(f"{backend}: ingest, workers off, python generator ({len(prepared)})")
-            run = await drive_python(f"{name}, workers off", inst.base, prepared, args.concurrency, pid)
-            await check_rows(inst, phase, run)
-            plan.runs.append(run)
-            if args.wrk:
-                phase = f"{backend}-wrk"
-                prepared = plan.remotes.sign(
-                    inst.base, "/inbox", plan.remotes.create_notes(phase, args.activities, audience=inst.group_uri)
-                )
-                log(f"{backend}: ingest, workers off, wrk ({len(prepared)})")
-                run = await asyncio.to_thread(
-                    drive_wrk, f"{name}, workers off", inst.base, prepared, args.concurrency, pid, plan.work
-                )
+
+            async def recorded(phase: str, run: Run) -> None:
                 await check_rows(inst, phase, run)
-                plan.runs.append(run)
+
+            def keep_for_bare(phase: str, count: int) -> list[Prepared]:
+                prepared = requests(phase, count)
+                if not phase.startswith("warm-") and not plan.bare_requests:
+                    plan.bare_requests = prepared
+                return prepared
+
+            await ingest(
+                plan,
+                f"Hearthside ({backend}), workers off",
+                inst.base,
+                pid,
+                keep_for_bare,
+                recorded,
+                phase=f"{backend}-off",
+                generators=["python", "wrk"] if args.wrk else ["python"],
+            )
         if args.profile and backend == args.backends.split(",")[0]:
             await profile_hearthside(plan, inst)
     finally:
@@ -805,25 +907,29 @@ async def _none_pending(inst: Hearthside, phase: str) -> bool:
 
 
 async def bare_phases(plan: Plan) -> None:
-    args = plan.args
     port = free_port(BARE_HOST)
     base = f"http://{BARE_HOST}:{port}"
     command = [PYTHON, "-m", "bench.federation_peers", "bare", "--first-host", BARE_HOST, "--port", str(port)]
-    with process(command, plan.work / "bare.log", BARE_HOST, port) as proc:
-        # Same bodies and headers as Hearthside's python phase (the bare handler checks nothing).
-        prepared = plan.bare_bodies
-        await send_python(base, prepared[:2000], args.concurrency)  # warm-up
-        log(f"bare aiohttp: python generator ({len(prepared)})")
-        plan.runs.append(await drive_python("bare aiohttp handler", base, prepared, args.concurrency, proc.pid))
-        if args.wrk:
-            log(f"bare aiohttp: wrk ({len(prepared)})")
-            run = await asyncio.to_thread(
-                drive_wrk, "bare aiohttp handler", base, prepared, args.concurrency, proc.pid, plan.work
-            )
-            plan.runs.append(run)
-    for run in plan.runs[-2:]:
-        if run.target == "bare aiohttp handler" and run.accepted != run.sent:
+    stored = plan.bare_requests
+
+    def again(_phase: str, count: int) -> list[Prepared]:
+        return [stored[i % len(stored)] for i in range(count)]
+
+    async def all_accepted(_phase: str, run: Run) -> None:
+        if run.accepted != run.sent:
             raise BenchError(f"bare handler answered {dict(run.statuses)}")
+
+    with process(command, plan.work / "bare.log", BARE_HOST, port) as proc:
+        await ingest(
+            plan,
+            "bare aiohttp handler",
+            base,
+            proc.pid,
+            again,
+            all_accepted,
+            phase="bare",
+            generators=["python", "wrk"] if plan.args.wrk else ["python"],
+        )
 
 
 def fedify_inbox_events(path: Path, phase: str) -> int:
@@ -842,41 +948,36 @@ async def fedify_phases(plan: Plan) -> None:
 
     if not node_available():
         raise BenchError("the Fedify peer is not installed: run `make peers` (or pass --no-fedify)")
-    args = plan.args
     peer = await FedifyPeer.start(FEDIFY_HOST, None, "draft-cavage-http-signatures-12", plan.work / "fedify")
     try:
         pid = peer.process.pid if peer.process else 0
-        audience = peer.actor_url
-        # Warm-up: one activity per actor, so Fedify fetches and caches every key before timing.
-        warm = plan.remotes.create_notes("fedify-warm", plan.remotes.actors, audience=audience)
-        _, statuses, _ = await send_python(peer.origin, plan.remotes.sign(peer.origin, "/inbox", warm), 16)
-        if statuses != Counter({202: plan.remotes.actors}):
-            raise BenchError(f"Fedify warm-up answered {dict(statuses)}; see {peer.state_dir}/stderr.log")
-        generators = ["python", "wrk"] if args.wrk else ["python"]
-        for generator in generators:
-            phase = f"fedify-{generator}"
-            prepared = plan.remotes.sign(
-                peer.origin, "/inbox", plan.remotes.create_notes(phase, args.fedify_activities, audience=audience)
-            )
-            log(f"Fedify: {generator} generator ({len(prepared)})")
-            if generator == "python":
-                run = await drive_python("Fedify 2.3.6 peer", peer.origin, prepared, args.concurrency, pid)
-            else:
-                run = await asyncio.to_thread(
-                    drive_wrk, "Fedify 2.3.6 peer", peer.origin, prepared, args.concurrency, pid, plan.work
-                )
+
+        def requests(phase: str, count: int) -> list[Prepared]:
+            notes = plan.remotes.create_notes(phase, count, audience=peer.actor_url)
+            return plan.remotes.sign(peer.origin, "/inbox", notes)
+
+        async def processed(phase: str, run: Run) -> None:
             if run.accepted != run.sent:
                 raise BenchError(f"Fedify answered {dict(run.statuses)}; see {peer.state_dir}/stderr.log")
-            finished = time.monotonic()
+            last_202 = time.monotonic()
 
-            async def processed(phase: str = phase, expected: int = run.accepted) -> bool:
-                return await asyncio.to_thread(fedify_inbox_events, peer.events_path, phase) >= expected
+            async def listener_done() -> bool:
+                return await asyncio.to_thread(fedify_inbox_events, peer.events_path, phase) >= run.accepted
 
-            await eventually(processed, within=600, what="Fedify to process its queue", every=0.5)
-            run.notes.append(
-                f"listener ran for all {run.accepted} {time.monotonic() - finished:.1f}s after the last 202"
-            )
-            plan.runs.append(run)
+            await eventually(listener_done, within=600, what="Fedify to process its queue", every=0.5)
+            run.notes.append(f"listener ran for all {time.monotonic() - last_202:.1f}s after the last 202")
+
+        # The warm-up makes Fedify fetch and cache every simulated actor's key before timing.
+        await ingest(
+            plan,
+            "Fedify 2.3.6 peer",
+            peer.origin,
+            pid,
+            requests,
+            processed,
+            phase="fedify",
+            generators=["python", "wrk"] if plan.args.wrk else ["python"],
+        )
     finally:
         peer.stop()
 
@@ -884,22 +985,30 @@ async def fedify_phases(plan: Plan) -> None:
 # ---------------------------------------------------------------------------- profile
 
 
-def _sections_table(path: Path, per: int, what: str) -> list[str]:
+def _sections_table(path: Path, per: int | str, what: str) -> list[str]:
+    """Timer totals per unit of work; ``per`` is a count, or the label whose calls count it."""
     sections = json.loads(path.read_text())
-    lines = [f"| label | calls per {what} | µs per call | µs per {what} |", "|---|---|---|---|"]
-    for label, (calls, seconds) in sorted(sections.items(), key=lambda kv: kv[0]):
+    if isinstance(per, str):
+        per = max(1, int(sections.get(per, [0])[0]))
+    lines = [
+        f"| label | calls per {what} | CPU µs per call | CPU µs per {what} | wall µs per {what} "
+        "| most CPU µs in one call |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, (calls, cpu, wall, most) in sorted(sections.items(), key=lambda kv: kv[0]):
         if calls == 0:
             continue
-        lines.append(f"| {label} | {calls / per:.2f} | {seconds / calls * 1e6:.0f} | {seconds / per * 1e6:.0f} |")
+        cells = [f"{calls / per:.2f}", f"{cpu / calls * 1e6:.0f}", f"{cpu / per * 1e6:.0f}", f"{wall / per * 1e6:.0f}"]
+        lines.append(f"| {label} | {' | '.join(cells)} | {most * 1e6:.0f} |")
     return lines
 
 
-def _cprofile_top(path: Path, per: int, what: str, limit: int = 25) -> list[str]:
+def _cprofile_top(path: Path, per: int, what: str, limit: int = 30) -> list[str]:
     stats = pstats.Stats(str(path))
     entries = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:limit]  # type: ignore[attr-defined]
     lines = [f"| function | calls per {what} | own µs per {what} | cumulative µs per {what} |", "|---|---|---|---|"]
     for (filename, line, name), (_cc, calls, own, cumulative, _callers) in entries:
-        where = filename.replace(str(ROOT) + "/", "").replace(sys.prefix + "/", "")
+        where = filename.replace(str(ROOT) + "/", "")
         if "site-packages/" in where:
             where = where.split("site-packages/", 1)[1]
         lines.append(
@@ -908,62 +1017,110 @@ def _cprofile_top(path: Path, per: int, what: str, limit: int = 25) -> list[str]
     return lines
 
 
+@contextlib.asynccontextmanager
+async def measuring(pid: int, sections: Path) -> AsyncIterator[None]:
+    """SIGUSR1/SIGUSR2 to bench/federation_profile.py around the block; waits for its files."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(sections)
+    os.kill(pid, signal.SIGUSR1)
+    yield
+    os.kill(pid, signal.SIGUSR2)
+
+    async def written() -> bool:
+        return await asyncio.to_thread(sections.exists)
+
+    await eventually(written, within=60, what=f"{sections.name} from the profiled server")
+
+
+async def settle_backlog(inst: Hearthside) -> None:
+    """Mark what earlier phases left pending as done, so a workers-on profile sees only its own work."""
+    engine = inst.engine()
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(update(InboxItem).where(InboxItem.state == "pending").values(state="done", body=None))
+            await conn.execute(update(Delivery).where(Delivery.state == "pending").values(state="skipped"))
+    finally:
+        await engine.dispose()
+
+
 async def profile_hearthside(plan: Plan, inst: Hearthside) -> None:
-    """Where the time goes: timers with one request in flight, then cProfile under load."""
+    """Where the time goes: timers with one request (or delivery) in flight, then cProfile under load."""
     args = plan.args
     out = plan.profile_lines
     work = plan.work
     count = args.profile_activities
+    requests = hearthside_requests(plan, inst)
+    await settle_backlog(inst)
     # (1) ingest, one request in flight, timers.
     sections = work / "sections-ingest.json"
     with inst.serve(workers=False, profile=(sections, None)) as pid:
-        prepared = plan.remotes.sign(
-            inst.base, "/inbox", plan.remotes.create_notes("profile-c1", count, audience=inst.group_uri)
-        )
-        await send_python(inst.base, prepared[:200], 1)
-        rest = prepared[200:]
-        run = await drive_python("Hearthside, timers", inst.base, rest, 1, pid)
+        await send_python(inst.base, requests("warm-profile-1", plan.remotes.actors), 1)
+        prepared = requests("profile-1", count)
+        async with measuring(pid, sections):
+            run = await drive_python("Hearthside, timers", inst.base, prepared, 1, pid)
     out.append(
-        f"### Ingest, one request in flight ({len(rest)} activities + 200 warm-up; workers off; timers on): "
-        f"{run.per_second:.0f}/s, client-side latency p50 {run.p50_ms:.2f} ms, "
-        f"server CPU {run.server_cpu_s / len(rest) * 1e6:.0f} µs per activity"
+        f"### Ingest, one request in flight ({count} activities, workers off, timers on): {run.per_second:.0f}/s, "
+        f"client-side latency p50 {run.p50_ms:.2f} ms, p99 {run.p99_ms:.2f} ms, "
+        f"server process CPU {run.server_cpu_s / count * 1e6:.0f} µs per activity (/proc)"
     )
     out.extend(_sections_table(sections, count, "activity"))
     # (2) ingest under load, cProfile.
-    sections = work / "sections-ingest-load.json"
-    stats = work / "ingest.prof"
+    sections, stats = work / "sections-ingest-load.json", work / "ingest.prof"
     with inst.serve(workers=False, profile=(sections, stats)) as pid:
-        prepared = plan.remotes.sign(
-            inst.base, "/inbox", plan.remotes.create_notes("profile-load", count, audience=inst.group_uri)
-        )
-        run = await drive_python("Hearthside, cProfile", inst.base, prepared, args.concurrency, pid)
-    out.append("")
-    out.append(
-        f"### Ingest under load (c={args.concurrency}, {count} activities, cProfile on: {run.per_second:.0f}/s), "
-        "top functions by own time (whole process, incl. startup and shutdown)"
-    )
-    out.extend(_cprofile_top(stats, count, "activity"))
+        await send_python(inst.base, requests("warm-profile-2", plan.remotes.actors), args.concurrency)
+        prepared = requests("profile-2", count)
+        async with measuring(pid, sections):
+            run = await drive_python("Hearthside, cProfile", inst.base, prepared, args.concurrency, pid)
+    out += [
+        "",
+        f"### Ingest under load (c={args.concurrency}, {count} activities, workers off, cProfile on: "
+        f"{run.per_second:.0f}/s), top functions by own time",
+        *_cprofile_top(stats, count, "activity"),
+    ]
+    # (3) the inbox worker applying what (1) and (2) recorded, without deliveries or jobs.
+    sections = work / "sections-apply.json"
+    pending = await inst.count_pending()
+    with inst.serve(workers=True, profile=(sections, None), inbox_worker_only=True) as pid:
+        started = time.monotonic()
+        async with measuring(pid, sections):
+
+            async def drained() -> bool:
+                return await inst.count_pending() == 0
+
+            await eventually(drained, within=900, what="the inbox worker to apply the profile phases", every=0.2)
+        seconds = time.monotonic() - started
+    out += [
+        "",
+        f"### Inbox worker applying {pending} recorded group posts (Create(Note) to bench_group; delivery and job "
+        f"workers off, timers on): about {pending / seconds:.0f}/s; each enqueues an Announce to the "
+        f"{len(plan.remotes.hosts)} member instances",
+        *_sections_table(sections, "apply: process one item total", "applied activity"),
+    ]
     # (3) fan-out, one delivery at a time, timers.
+    await settle_backlog(inst)
+    fanout = len(plan.receivers)
     sections = work / "sections-fanout.json"
     with inst.serve(workers=True, delivery_concurrency=1, profile=(sections, None)) as pid:
-        result = await fanout_post(inst, plan.receiver_port, len(plan.receivers), 90, pid)
-    out.append("")
-    out.append(
+        async with measuring(pid, sections):
+            result = await fanout_post(plan, inst, 90, pid)
+    out += [
+        "",
         f"### Fan-out, one delivery at a time (delivery_concurrency = 1, timers on): {result.seconds:.2f}s for "
-        f"{result.deliveries}, server CPU {result.server_cpu_s / result.deliveries * 1e6:.0f} µs per delivery"
-    )
-    out.extend(_sections_table(sections, len(plan.receivers), "delivery"))
+        f"{result.deliveries}, server process CPU {result.server_cpu_s / result.deliveries * 1e6:.0f} µs per "
+        "delivery (/proc)",
+        *_sections_table(sections, fanout, "delivery"),
+    ]
     # (4) fan-out at the configured concurrency, cProfile.
-    sections = work / "sections-fanout-load.json"
-    stats = work / "fanout.prof"
+    sections, stats = work / "sections-fanout-load.json", work / "fanout.prof"
     with inst.serve(workers=True, profile=(sections, stats)) as pid:
-        result = await fanout_post(inst, plan.receiver_port, len(plan.receivers), 91, pid)
-    out.append("")
-    out.append(
-        f"### Fan-out at delivery_concurrency 64 with cProfile ({result.seconds:.2f}s), top functions by own time "
-        "(whole process)"
-    )
-    out.extend(_cprofile_top(stats, len(plan.receivers), "delivery"))
+        async with measuring(pid, sections):
+            result = await fanout_post(plan, inst, 91, pid)
+    out += [
+        "",
+        f"### Fan-out at the default delivery_concurrency with cProfile on ({result.seconds:.2f}s for "
+        f"{result.deliveries}), top functions by own time",
+        *_cprofile_top(stats, fanout, "delivery"),
+    ]
 
 
 # ---------------------------------------------------------------------------- report
@@ -986,15 +1143,15 @@ def render(plan: Plan) -> str:
         lines += [
             "",
             "| backend | fan-out post | deliveries | end-to-end s | deliveries/s | API answer ms | first receipt ms "
-            "| server CPU ms |",
-            "|---|---|---|---|---|---|---|---|",
+            "| server CPU ms | receivers CPU ms |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for f in plan.fanouts:
             r = f.row()
             lines.append(
                 f"| {r['backend']} | {r['post']}{' (cold)' if f.post == 1 else ''} | {r['deliveries']} "
                 f"| {r['end_to_end_s']} | {r['deliveries_per_second']} | {r['api_answer_ms']} "
-                f"| {r['first_receipt_ms']} | {r['server_cpu_ms']} |"
+                f"| {r['first_receipt_ms']} | {r['server_cpu_ms']} | {r['receivers_cpu_ms']} |"
             )
     return "\n".join(lines)
 
@@ -1070,26 +1227,32 @@ async def network(args: argparse.Namespace, work: Path) -> AsyncIterator[Plan]:
             max_workers=os.cpu_count(), initializer=_load_signing_keys, initargs=([k.private_pem for k in keys],)
         ) as pool,
         process(remotes_command, work / "remotes.log", remote_hosts[-1], remote_port),
-        process(receivers_command, work / "receivers.log", receivers[-1], receiver_port),
+        process(receivers_command, work / "receivers.log", receivers[-1], receiver_port) as receiving,
     ):
         remotes = Remotes(remote_hosts, remote_port, args.actors, [k.private_pem for k in keys], pool)
-        yield Plan(args, work, remotes, receivers, receiver_port)
+        yield Plan(args, work, remotes, receivers, receiver_port, receiving.pid)
 
 
 async def run(args: argparse.Namespace) -> tuple[Plan, list[str]]:
     work = Path(tempfile.mkdtemp(prefix="hearthside-federation-bench-"))
     problems: list[str] = []
+    main_task = asyncio.current_task()
+    assert main_task is not None
+
+    def terminate() -> None:  # SIGTERM (e.g. from timeout): stop wrk, unwind, stop every server
+        for proc in list(LOAD_PROCESSES):
+            proc.kill()
+        main_task.cancel()
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
     try:
         async with network(args, work) as plan:
-            steps: list[tuple[str, Any]] = [
-                (f"Hearthside {b}", hearthside_phases(plan, b)) for b in args.backends.split(",")
-            ]
-            for label, step in steps:
+            for backend in args.backends.split(","):
                 try:
-                    await step
+                    await hearthside_phases(plan, backend)
                 except (BenchError, OSError, subprocess.SubprocessError, aiohttp.ClientError) as exc:
-                    problems.append(f"{label}: {exc}")
-            if plan.bare_bodies:
+                    problems.append(f"Hearthside {backend}: {exc}")
+            if plan.bare_requests:
                 try:
                     await bare_phases(plan)
                 except (BenchError, OSError, aiohttp.ClientError) as exc:
@@ -1127,10 +1290,16 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--activities", type=int, default=20_000, help="per timed ingest phase, workers off")
-    parser.add_argument("--activities-with-workers", type=int, default=5_000, help="ingest with workers on (0: skip)")
-    parser.add_argument("--fedify-activities", type=int, default=20_000)
+    parser.add_argument("--seconds", type=float, default=15, help="aim of each timed ingest phase (sized by warm-up)")
+    parser.add_argument("--min-activities", type=int, default=2_000)
+    parser.add_argument("--max-activities", type=int, default=40_000)
+    parser.add_argument(
+        "--no-workers-phase", dest="workers_phase", action="store_false", help="skip ingest with workers on"
+    )
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument(
+        "--processes", type=int, default=1, help="Hearthside web processes (server.processes); Fedify runs one"
+    )
     parser.add_argument("--actors", type=int, default=200)
     parser.add_argument("--remote-hosts", type=int, default=4)
     parser.add_argument("--fanout", type=int, default=1000, help="remote member instances of the fan-out group")
@@ -1139,10 +1308,11 @@ def main() -> None:
     parser.add_argument("--no-fedify", dest="fedify", action="store_false")
     parser.add_argument("--no-wrk", dest="wrk", action="store_false")
     parser.add_argument("--profile", action="store_true", help="add the breakdown of Hearthside's time (first backend)")
-    parser.add_argument("--profile-activities", type=int, default=3000)
+    parser.add_argument("--profile-activities", type=int, default=2000)
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, profiles)")
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of tables")
     args = parser.parse_args()
+    PROCESSES[0] = args.processes
     if args.wrk and shutil.which("wrk") is None:
         log("wrk not found (make bench-tools): python generator only")
         args.wrk = False
@@ -1155,7 +1325,8 @@ def main() -> None:
     for fact in plan.facts:
         print(fact)
     if args.json:
-        print(json.dumps({"ingest": [r.row() for r in plan.runs], "fanout": [f.row() for f in plan.fanouts]}, indent=1))
+        rows = {"ingest": [r.row() for r in plan.runs], "fanout": [f.row() for f in plan.fanouts]}
+        print(json.dumps({**rows, "facts": plan.facts, "verdicts": verdicts(plan)}, indent=1))
     else:
         print(render(plan))
     print()

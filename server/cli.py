@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import socket
@@ -143,9 +144,48 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CliError(problem)
     host = args.host or config.get("server", "host")
     port = args.port or config.get("server", "port")
+    processes = args.processes or config.get("server", "processes")
     print(f"Hearthside serving {config.base_url} on http://{host}:{port} (Ctrl-C stops)", flush=True)
-    web.run_app(create_app(config), host=host, port=port, print=None, access_log=None, handle_signals=True)
-    return 0
+    if processes <= 1:
+        web.run_app(create_app(config), host=host, port=port, print=None, access_log=None, handle_signals=True)
+        return 0
+    return _serve_processes(config, host, port, processes)
+
+
+def _serve_processes(config: Config, host: str, port: int, processes: int) -> int:
+    """N web processes on one port (the kernel spreads connections, SO_REUSEPORT); the first
+    also runs the background workers. SIGTERM/SIGINT to the parent stops them all."""
+    import os
+    import signal
+
+    from aiohttp import web
+
+    from server.app import create_app
+    from server.config import with_overrides
+
+    children: list[int] = []
+    for index in range(processes):
+        pid = os.fork()
+        if pid == 0:  # child: its own event loop, engine and workers (or none)
+            own = config if index == 0 else with_overrides(config, server={"workers": False})
+            web.run_app(
+                create_app(own), host=host, port=port, print=None, access_log=None, handle_signals=True, reuse_port=True
+            )
+            os._exit(0)
+        children.append(pid)
+
+    def stop(signum: int, _frame: Any) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    status = 0
+    for pid in children:
+        _, code = os.waitpid(pid, 0)
+        status = status or (code >> 8)
+    return status
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -442,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("serve", help="run the web server (and workers)"))
     p.add_argument("--host")
     p.add_argument("--port", type=int)
+    p.add_argument("--processes", type=int, help="web processes sharing the port (default: server.processes)")
     p.set_defaults(fn=cmd_serve)
     with_config(sub.add_parser("worker", help="run the background workers only")).set_defaults(fn=cmd_worker)
     keys = sub.add_parser("keys", help="actor signing keys").add_subparsers(dest="keys_command", required=True)

@@ -124,6 +124,12 @@ SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
                 int, 1_048_576, "Largest request body accepted, in bytes (413 beyond).", _positive
             ),
             "workers": KeySpec(bool, True, "Run background workers inside `hearthside serve`."),
+            "processes": KeySpec(
+                int,
+                1,
+                "Web processes sharing the listen port (SO_REUSEPORT); background workers run in the first only.",
+                _positive,
+            ),
         },
     ),
     "database": (
@@ -187,6 +193,15 @@ SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
         },
     ),
 }
+
+
+def with_overrides(config: Config, **sections: Mapping[str, Any]) -> Config:
+    """A copy of ``config`` with some already-valid values replaced (no re-validation)."""
+    values = {section: dict(keys) for section, keys in config.values.items()}
+    for section, keys in sections.items():
+        values[section].update(keys)
+    return Config(path=config.path, values=values)
+
 
 _ENV_OVERRIDES = {
     ("database", "url"): "HEARTHSIDE_DATABASE_URL",

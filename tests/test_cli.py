@@ -50,12 +50,12 @@ async def init_instance(request: pytest.FixtureRequest, tmp_path: Path) -> tuple
 
 
 @contextlib.contextmanager
-def serving(config_path: Path) -> Iterator[int]:
+def serving(config_path: Path, *extra: str) -> Iterator[int]:
     """Run `hearthside serve` for the block; yields the port. Stops it with SIGINT."""
     port = int(config_path.read_text().split("\nport = ")[1].split("\n")[0])
     log = config_path.parent / "serve.log"
     with log.open("w") as sink:
-        proc = subprocess.Popen([*HEARTHSIDE, "serve", "--config", str(config_path)], stdout=sink, stderr=sink)
+        proc = subprocess.Popen([*HEARTHSIDE, "serve", "--config", str(config_path), *extra], stdout=sink, stderr=sink)
     try:
         wait_for_port(port)
         yield port
@@ -124,3 +124,15 @@ def test_serve__answers_health_and_instance(instance: Path) -> None:
         assert body == {"status": "ok"}
     text = (instance.parent / "serve.log").read_text()
     assert "GET /readyz 200" in text  # access log: route template and status, nothing else
+
+
+def test_serve__two_processes_share_the_port_and_stop_together(instance: Path) -> None:
+    """``serve --processes 2``: both answer on one port (SO_REUSEPORT); SIGINT stops both."""
+    with serving(instance, "--processes", "2") as port:
+        for _ in range(20):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as response:
+                assert json.load(response) == {"status": "ok"}
+        children = subprocess.run(["pgrep", "-f", f"serve --config {instance}"], capture_output=True, text=True)
+        assert len(children.stdout.split()) == 3  # the parent and two web processes
+    left = subprocess.run(["pgrep", "-f", f"serve --config {instance}"], capture_output=True, text=True)
+    assert left.stdout.split() == []
