@@ -389,9 +389,24 @@ async def on_undo(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None
 # ---------------------------------------------------------------------------- posts
 
 
-async def _group_of(session: AsyncSession, fed: Federation, note: RemoteNote, incoming: Incoming) -> Account | None:
-    """The group a post is addressed to: ``audience`` first, else a group among to/cc."""
-    candidates = [note.audience, incoming.audience, *note.to, *note.cc, *incoming.to, *incoming.cc]
+def _addresses(value: Any) -> list[str]:
+    items = value if isinstance(value, list) else [value]
+    return [i for i in items if isinstance(i, str)]
+
+
+async def _group_of(
+    session: AsyncSession, fed: Federation, obj: Mapping[str, Any], incoming: Incoming
+) -> Account | None:
+    """The group a post is addressed to: ``audience`` first, else a group among to/cc (read
+    from the raw object, before it is parsed and sanitized once)."""
+    candidates = [
+        *_addresses(obj.get("audience")),
+        incoming.audience,
+        *_addresses(obj.get("to")),
+        *_addresses(obj.get("cc")),
+        *incoming.to,
+        *incoming.cc,
+    ]
     for uri in candidates:
         if not uri or uri == AS_PUBLIC:
             continue
@@ -527,7 +542,7 @@ async def on_create(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> No
         raise Ignored("create_of_unsupported_object")
     fed = ctx.fed
     async with fed.sessions() as session:
-        group = await _group_of(session, fed, parse_note(obj), incoming)
+        group = await _group_of(session, fed, obj, incoming)
         followers = [group.followers_url] if group is not None and group.followers_url else []
         note = parse_note(
             obj, followers_collections=[*followers, *([ctx.actor.followers_url] if ctx.actor.followers_url else [])]
