@@ -139,7 +139,7 @@ def instrument() -> None:
     wrap(inbox, "_recipient", "inbox: recipient lookup (DB)")
     inbox.json = _TimedJson("inbox: json.loads")  # type: ignore[assignment]
     wrap(inbox, "check_depth", "inbox: JSON depth check")
-    wrap(inbox, "validate_activity", "inbox: schema validation (jsonschema)")
+    wrap(inbox, "validate_activity", "inbox: schema validation (jsonschema-rs)")
     wrap(inbox, "parse_activity", "inbox: parse_activity")
     wrap(inbox, "read_pending", "inbox: signature header parse + digest")
     wrap(inbox, "authenticate", "inbox: authenticate total")

@@ -288,16 +288,113 @@ def _check_cavage_digest(value: str, body: bytes | None) -> None:
     _check_digests(found, body, "Digest")
 
 
+# Fast paths for the structured fields every RFC 9421 request carries, in the shapes senders
+# write them (RFC 8941 keys, byte sequences, plain strings without escapes, integers). A value
+# they do not match exactly, or a duplicate key, goes to http_sf, which gives the same result or
+# names the error; tests/test_inbound_speed_equivalence.py checks both ways agree.
+_SF_KEY = r"[a-z*][a-z0-9_\-.*]*"
+_SF_PLAIN_STRING = r'"[\x20\x21\x23-\x5b\x5d-\x7e]*"'
+_SF_PLAIN_STRING_CONTENT = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
+_SF_BYTES_MEMBER = rf"{_SF_KEY}=:[A-Za-z0-9+/]*=*:"
+_SF_BYTES_DICTIONARY = re.compile(rf"{_SF_BYTES_MEMBER}(?:[ \t]*,[ \t]*{_SF_BYTES_MEMBER})*")
+_SF_BYTES_MEMBERS = re.compile(rf"({_SF_KEY})=:([A-Za-z0-9+/]*=*):")
+_SF_SIMPLE_INNER_LIST = re.compile(
+    rf"({_SF_KEY})=\(((?:{_SF_PLAIN_STRING}(?: {_SF_PLAIN_STRING})*)?)\)"
+    rf"((?:;{_SF_KEY}=(?:-?[0-9]{{1,15}}|{_SF_PLAIN_STRING}))*)"
+)
+_SF_STRINGS = re.compile(r'"([^"]*)"')
+_SF_PARAMS = re.compile(rf';({_SF_KEY})=(?:(-?[0-9]+)|"([^"]*)")')
+_SF_MAX_INTEGER = 999_999_999_999_999
+_SF_KEY_PATTERN = re.compile(_SF_KEY)
+
+
+def _byte_sequence(content: str) -> bytes | None:
+    """An RFC 8941 byte sequence's bytes as http_sf reads them (padding optional, at most two
+    "=" after at least one character), or None to leave the verdict to http_sf."""
+    unpadded = content.rstrip("=")
+    padding = len(content) - len(unpadded)
+    if padding > 2 or (padding and not unpadded):
+        return None
+    try:
+        return base64.b64decode(unpadded + "=" * (-len(unpadded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _simple_dictionary(value: str) -> dict[str, Any] | None:
+    """The common shapes: byte-sequence members (``Signature``, ``Content-Digest``) or one inner
+    list of plain strings with integer and string parameters (``Signature-Input``)."""
+    parsed: dict[str, Any] = {}
+    if _SF_BYTES_DICTIONARY.fullmatch(value):
+        for key, content in _SF_BYTES_MEMBERS.findall(value):
+            decoded = _byte_sequence(content)
+            if decoded is None or key in parsed:
+                return None
+            parsed[key] = (decoded, {})
+        return parsed
+    match = _SF_SIMPLE_INNER_LIST.fullmatch(value)
+    if match is None:
+        return None
+    label, items, raw_params = match.groups()
+    params: dict[str, Any] = {}
+    for key, number, text in _SF_PARAMS.findall(raw_params):
+        if key in params:
+            return None
+        params[key] = int(number) if number else text
+    parsed[label] = ([(name, {}) for name in _SF_STRINGS.findall(items)], params)
+    return parsed
+
+
 def _parse_dictionary(value: str, what: str) -> dict[str, Any]:
     def refuse_duplicate(key: str, context: str) -> None:
         raise ValueError(f"duplicate key {key!r}")
 
+    simple = _simple_dictionary(value)
+    if simple is not None:
+        return simple
     try:
         parsed = http_sf.parse(value.encode(), tltype="dictionary", on_duplicate_key=refuse_duplicate)
     except (ValueError, KeyError, UnicodeError):
         raise _malformed(f"{what} is not a valid structured-field dictionary") from None
     assert isinstance(parsed, dict)
     return parsed
+
+
+def _is_plain_string(value: object) -> bool:
+    return type(value) is str and _SF_PLAIN_STRING_CONTENT.fullmatch(value) is not None
+
+
+def _ser_params(params: Mapping[str, Any]) -> str | None:
+    """RFC 8941 parameters that are all plain strings or in-range integers; else None."""
+    parts = []
+    for key, value in params.items():
+        if not (isinstance(key, str) and _SF_KEY_PATTERN.fullmatch(key)):
+            return None
+        if _is_plain_string(value):
+            parts.append(f';{key}="{value}"')
+        elif type(value) is int and -_SF_MAX_INTEGER <= value <= _SF_MAX_INTEGER:
+            parts.append(f";{key}={value}")
+        else:
+            return None
+    return "".join(parts)
+
+
+def _ser_component(component: tuple[str, dict[str, Any]]) -> str:
+    """``ser_item`` for a covered component; the usual parameterless name written directly."""
+    name, params = component
+    return f'"{name}"' if not params and _is_plain_string(name) else ser_item(component)
+
+
+def _ser_signature_params(member: Any) -> str:
+    """``ser_item_or_inner_list`` for a Signature-Input member (the ``@signature-params`` value);
+    the usual inner list of plain names with plain parameters written directly."""
+    if isinstance(member, tuple) and len(member) == 2 and type(member[0]) is list:
+        items, params = member
+        names = [f'"{name}"' for name, item_params in items if not item_params and _is_plain_string(name)]
+        written_params = _ser_params(params) if isinstance(params, Mapping) else None
+        if len(names) == len(items) and written_params is not None:
+            return f"({' '.join(names)}){written_params}"
+    return ser_item_or_inner_list(member)
 
 
 def _check_content_digest(value: str, body: bytes | None) -> None:
@@ -316,10 +413,49 @@ _PARAM_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _CAVAGE_NUMBER = re.compile(r"\d+(\.\d+)?")
 
 
+# One well-formed parameter: name, "=", then a quoted string (backslash escapes any character) or
+# a bare value up to the next comma; spaces and tabs around. Possessive quantifiers: a bare value
+# can never be re-read as the tail of a quoted one that failed.
+_CAVAGE_PARAM = re.compile(
+    r'[ \t]*+([A-Za-z0-9_-]++)[ \t]*+=[ \t]*+(?:"([^"\\]*+(?:\\.[^"\\]*+)*+)"[ \t]*+|([^,"][^,]*+)?)',
+    re.DOTALL,
+)
+_CAVAGE_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+
+
 def _parse_cavage_params(value: str) -> dict[str, str]:
-    """``keyId="...",algorithm="...",...`` into a dict; quoted strings may hold commas."""
+    """``keyId="...",algorithm="...",...`` into a dict; quoted strings may hold commas.
+
+    One compiled pattern per parameter for well-formed headers; anything it does not take (a
+    malformed or duplicated parameter) is read again by :func:`_scan_cavage_params`, the
+    character-by-character reader, which gives the same result or raises the precise error.
+    """
     prefix = _CAVAGE_PREFIX.match(value)
     text = value[prefix.end() :] if prefix else value
+    params: dict[str, str] = {}
+    pos, end = 0, len(text)
+    while True:
+        match = _CAVAGE_PARAM.match(text, pos)
+        if match is None:
+            return _scan_cavage_params(text)
+        name, quoted, bare = match.groups()
+        if name in params:
+            return _scan_cavage_params(text)
+        if quoted is not None:
+            params[name] = _CAVAGE_ESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted
+        else:
+            params[name] = bare.strip() if bare is not None else ""
+        pos = match.end()
+        if pos == end:
+            return params
+        if text[pos] != ",":
+            return _scan_cavage_params(text)
+        pos += 1
+
+
+def _scan_cavage_params(text: str) -> dict[str, str]:
+    """The Signature parameters read one character at a time (after any ``Signature `` prefix):
+    the reference reading, and the one that names what is wrong with a malformed header."""
     params: dict[str, str] = {}
     pos, end = 0, len(text)
     while True:
@@ -531,7 +667,7 @@ def _rfc9421_base(
 ) -> bytes:
     lines = []
     for name, params in components:
-        lines.append(f"{ser_item((name, params))}: {_component_value(name, params, method, target, headers)}")
+        lines.append(f"{_ser_component((name, params))}: {_component_value(name, params, method, target, headers)}")
     lines.append(f'"@signature-params": {signature_params}')
     return "\n".join(lines).encode("utf-8", "surrogateescape")
 
@@ -621,7 +757,7 @@ def _read_rfc9421(
     if digest_covered:
         _check_content_digest(_header(headers, "content-digest"), request.body)
 
-    base = _rfc9421_base(components, ser_item_or_inner_list(member), request.method, target, headers)
+    base = _rfc9421_base(components, _ser_signature_params(member), request.method, target, headers)
     return PendingSignature(
         key_id=key_id,
         scheme="rfc9421",
@@ -658,7 +794,7 @@ def signature_base(request: RequestToVerify) -> bytes:
     target = _split_target(request.url)
     if "signature-input" in headers:
         member, components, _params, _signature = _parse_rfc9421(headers)
-        return _rfc9421_base(components, ser_item_or_inner_list(member), request.method, target, headers)
+        return _rfc9421_base(components, _ser_signature_params(member), request.method, target, headers)
     if "signature" in headers:
         params, _algorithm, covered = _parse_cavage(headers)
         lines, _ = _cavage_lines(covered, request.method, target, headers, params)
@@ -768,7 +904,7 @@ def sign_request_rfc9421(
     components: list[tuple[str, dict[str, Any]]] = [(name, {}) for name in names]
     algorithm = "rsa-v1_5-sha256" if key.kind == "rsa" else "ed25519"
     member: Any = ([(name, {}) for name in names], {"created": int(now.timestamp()), "keyid": key_id, "alg": algorithm})
-    signature_params = ser_item_or_inner_list(member)
+    signature_params = _ser_signature_params(member)
     base = _rfc9421_base(components, signature_params, method, target, _normalise_headers(out))
     out["Signature-Input"] = f"{RFC9421_LABEL}={signature_params}"
     out["Signature"] = f"{RFC9421_LABEL}=:{_b64(key.sign(base))}:"

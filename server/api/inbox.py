@@ -34,7 +34,6 @@ from crypto.integrity import proof_method, verify_object
 from federation.inbound import (
     Incoming,
     InvalidActivity,
-    check_depth,
     check_origins,
     parse_activity,
     same_origin,
@@ -71,8 +70,7 @@ def _parse_body(body: bytes) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise BadRequest("body: must be a JSON object")
     try:
-        check_depth(document)
-        validate_activity(document)
+        validate_activity(document)  # walks the limits (depth, sizes) first, then the schema
     except InvalidActivity as exc:
         raise BadRequest(f"activity: {exc}") from None
     return document
