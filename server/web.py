@@ -238,6 +238,14 @@ class Params:
         values = self._data.getall(f"{name}[]", []) + self._data.getall(name, [])
         if len(values) > max_items:
             raise Unprocessable(f"{name}: more than {max_items} items")
+        for value in values:
+            if isinstance(value, str):
+                if "\x00" in value:
+                    raise Unprocessable(f"{name}: must not contain NUL characters")
+                try:
+                    value.encode()
+                except UnicodeEncodeError:
+                    raise Unprocessable(f"{name}: is not valid UTF-8 text") from None
         return list(values)
 
 
