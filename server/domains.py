@@ -59,8 +59,11 @@ async def suspended_domain(fed: Any, domain: str) -> bool:
         async with reads() as session:
             if hasattr(session, "fetch_sql"):
                 return bool(await session.fetch_sql(sql, params))
-    async with fed.sessions() as session:
-        return (await session.execute(text(sql), params)).first() is not None
+    # PostgreSQL: one autocommit round trip (no BEGIN/ROLLBACK around a single SELECT).
+    engine = fed.sessions.kw["bind"]
+    async with engine.connect() as connection:
+        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        return (await connection.execute(text(sql), params)).first() is not None
 
 
 async def suspended_among(session: AsyncSession, domains: set[str]) -> set[str]:
