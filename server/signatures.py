@@ -111,12 +111,27 @@ def _may_refetch(key_id: str) -> bool:
     return True
 
 
-async def authenticate(fed: Federation, pending: PendingSignature) -> Signer:
-    """Find the key of ``pending`` and verify it, refetching the actor once on failure."""
+async def authenticate(fed: Federation, pending: PendingSignature, *, domain_checked_later: bool = False) -> Signer:
+    """Find the key of ``pending`` and verify it, refetching the actor once on failure.
+
+    A suspended signer domain is refused (403) before anything is fetched from it.
+    ``domain_checked_later``: the caller checks the domain itself afterwards (the inbox does it
+    for a whole batch of rows in the transaction that stores them); then the check here runs
+    only when a fetch is about to happen.
+    """
     domain = host_of(pending.key_id)
-    if await suspended_domain(fed, domain):
-        raise Forbidden(f"requests from {domain} are refused by this instance")
+    checked = False
+
+    async def refuse_suspended() -> None:
+        nonlocal checked
+        if not checked:
+            checked = True
+            if await suspended_domain(fed, domain):
+                raise Forbidden(f"requests from {domain} are refused by this instance")
+
     cached = await _cached_key(fed, pending.key_id)
+    if cached is None or not domain_checked_later:
+        await refuse_suspended()
     if cached is not None:
         key, owner, account_id = cached
         try:
@@ -125,6 +140,7 @@ async def authenticate(fed: Federation, pending: PendingSignature) -> Signer:
             if fed.is_local(pending.key_id) or not _may_refetch(pending.key_id):
                 raise Unauthorized(str(exc)) from None
             log.info("signature failed with cached key; refetching actor")
+    await refuse_suspended()
     key, owner, account_id = await _fetched_key(fed, pending.key_id)
     try:
         return Signer(pending.key_id, owner, account_id, pending.verify(key))

@@ -39,7 +39,7 @@ from federation.inbound import (
     same_origin,
     validate_activity,
 )
-from server.domains import suspended_domain
+from server.domains import suspended_among
 from server.errors import ApiError, BadRequest, Forbidden, NotFound, Unauthorized
 from server.federation import FEDERATION, Federation, host_of
 from server.ids import new_id
@@ -154,7 +154,7 @@ async def receive(request: web.Request, kind: str | None = None) -> web.Response
     if incoming.type in ("Delete", "Update") and await _unknown_actor(fed, incoming):
         return json_response({}, status=202)
     pending = read_pending(fed, request, body)
-    signer: Signer = await authenticate(fed, pending)
+    signer: Signer = await authenticate(fed, pending, domain_checked_later=True)
     refetch: str | None = None
     verdict = check_origins(incoming, signer.actor_uri)
     if not verdict.ok and verdict.reason == "signer_not_actor":
@@ -169,11 +169,9 @@ async def receive(request: web.Request, kind: str | None = None) -> web.Response
         embedded = _find_embedded(document, verdict.needs_proof_or_fetch)
         if embedded is None or not await _has_valid_proof(fed, embedded):
             refetch = verdict.needs_proof_or_fetch
-    actor_domain = host_of(incoming.actor)
-    if actor_domain != host_of(signer.actor_uri) and await suspended_domain(fed, actor_domain):
-        raise Forbidden(f"activities from {actor_domain} are refused by this instance")
     moment = now()
     await recorder(fed).record(
+        {host_of(pending.key_id), host_of(incoming.actor)},
         {
             "id": new_id(),
             "activity_id": incoming.id,
@@ -187,7 +185,7 @@ async def receive(request: web.Request, kind: str | None = None) -> web.Response
             "attempts": 0,
             "next_attempt_at": moment,
             "received_at": moment,
-        }
+        },
     )
     return json_response({}, status=202)
 
@@ -204,12 +202,13 @@ class InboxRecorder:
 
     def __init__(self, fed: Federation) -> None:
         self.fed = fed
-        self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._waiting: list[tuple[dict[str, Any], set[str], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def record(self, row: dict[str, Any]) -> None:
+    async def record(self, domains: set[str], row: dict[str, Any]) -> None:
+        """Store ``row`` unless one of ``domains`` (signer's, actor's) is suspended (403)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((row, future))
+        self._waiting.append((row, domains, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write())
         await future
@@ -219,17 +218,29 @@ class InboxRecorder:
             batch, self._waiting = self._waiting[: self.MAX_BATCH], self._waiting[self.MAX_BATCH :]
             try:
                 async with self.fed.sessions() as session:
-                    dialect = session.get_bind().dialect.name
-                    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
-                    statement = insert(InboxItem).on_conflict_do_nothing(index_elements=["activity_id"])
-                    await session.execute(statement, [row for row, _ in batch])
+                    # The suspended-domain rule for the whole batch, in the storing transaction.
+                    suspended = await suspended_among(session, set().union(*(d for _, d, _ in batch)))
+                    kept = []
+                    for row, domains, future in batch:
+                        refused = sorted(domains & suspended)
+                        if refused:
+                            future.set_exception(
+                                Forbidden(f"activities from {refused[0]} are refused by this instance")
+                            )
+                        else:
+                            kept.append((row, future))
+                    if kept:
+                        dialect = session.get_bind().dialect.name
+                        insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+                        statement = insert(InboxItem).on_conflict_do_nothing(index_elements=["activity_id"])
+                        await session.execute(statement, [row for row, _ in kept])
                     await session.commit()
             except Exception as exc:  # every request of the batch answers the error (nothing stored)
-                for _row, future in batch:
+                for _row, _domains, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for _row, future in batch:
+            for _row, future in kept:
                 if not future.done():
                     future.set_result(None)
             WAKEUPS.notify(INBOX)
