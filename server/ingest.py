@@ -62,7 +62,6 @@ from server.models import (
     Mention,
     Report,
     Status,
-    StatusEdit,
     StatusTag,
     Tag,
 )
@@ -607,32 +606,15 @@ async def on_update(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> No
         note = parse_note(obj)
         if status.deleted_at is not None:
             raise Ignored("update_of_deleted_post")
-        has_history = await session.scalar(select(StatusEdit.id).where(StatusEdit.status_id == status.id).limit(1))
-        if has_history is None:
-            session.add(
-                StatusEdit(
-                    id=new_id(),
-                    status_id=status.id,
-                    account_id=status.account_id,
-                    text=status.text,
-                    content=status.content,
-                    spoiler_text=status.spoiler_text,
-                    sensitive=status.sensitive,
-                    created_at=status.created_at,
-                )
-            )
         moment = note.updated or now()
-        session.add(
-            StatusEdit(
-                id=new_id(),
-                status_id=status.id,
-                account_id=status.account_id,
-                text=note.text,
-                content=note.content_html,
-                spoiler_text=note.summary or "",
-                sensitive=bool(note.sensitive),
-                created_at=moment,
-            )
+        await statuses.record_version(
+            session,
+            status,
+            text=note.text,
+            content=note.content_html,
+            spoiler_text=note.summary or "",
+            sensitive=bool(note.sensitive),
+            at=moment,
         )
         status.text, status.content = note.text, note.content_html
         status.spoiler_text = note.summary or ""

@@ -388,32 +388,36 @@ def _their_follow(config: Config, follower: Account, target: Account, follow: Fo
     return docs.follow_activity(follow.uri or activity_uri(config), follower.uri or "", actor_id(config, target))
 
 
-async def send_accept(
-    session: AsyncSession, fed: Federation | Config, target: Account, follower: Account, follow: Mapping[str, Any]
+async def _answer(
+    session: AsyncSession,
+    fed: Federation | Config,
+    target: Account,
+    follower: Account,
+    follow: Mapping[str, Any],
+    kind: str,
 ) -> None:
     config = fed.config if isinstance(fed, Federation) else fed
     if not follower.inbox_url:
         return
-    accept = docs.accept_activity(
-        derived_uri(actor_id(config, target), "accepts", follow.get("id") or activity_uri(config)),
+    build = docs.accept_activity if kind == "accepts" else docs.reject_activity
+    answer = build(
+        derived_uri(actor_id(config, target), kind, follow.get("id") or activity_uri(config)),
         actor_id(config, target),
         follow,
     )
-    await enqueue(session, config.base_url, actor_account_id=target.id, activity=accept, inboxes=[follower.inbox_url])
+    await enqueue(session, config.base_url, actor_account_id=target.id, activity=answer, inboxes=[follower.inbox_url])
+
+
+async def send_accept(
+    session: AsyncSession, fed: Federation | Config, target: Account, follower: Account, follow: Mapping[str, Any]
+) -> None:
+    await _answer(session, fed, target, follower, follow, "accepts")
 
 
 async def send_reject(
     session: AsyncSession, fed: Federation | Config, target: Account, follower: Account, follow: Mapping[str, Any]
 ) -> None:
-    config = fed.config if isinstance(fed, Federation) else fed
-    if not follower.inbox_url:
-        return
-    reject = docs.reject_activity(
-        derived_uri(actor_id(config, target), "rejects", follow.get("id") or activity_uri(config)),
-        actor_id(config, target),
-        follow,
-    )
-    await enqueue(session, config.base_url, actor_account_id=target.id, activity=reject, inboxes=[follower.inbox_url])
+    await _answer(session, fed, target, follower, follow, "rejects")
 
 
 async def answer_follow(

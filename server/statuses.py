@@ -574,34 +574,9 @@ async def edit_status(
     ):
         return status
     rendered, mentioned = await render_content(session, config, text)
-    has_history = (
-        await session.execute(select(StatusEdit.id).where(StatusEdit.status_id == status.id).limit(1))
-    ).first() is not None
-    if not has_history:
-        session.add(
-            StatusEdit(
-                id=new_id(),
-                status_id=status.id,
-                account_id=status.account_id,
-                text=status.text,
-                content=status.content,
-                spoiler_text=status.spoiler_text,
-                sensitive=status.sensitive,
-                created_at=status.created_at,
-            )
-        )
     moment = now()
-    session.add(
-        StatusEdit(
-            id=new_id(),
-            status_id=status.id,
-            account_id=status.account_id,
-            text=text,
-            content=rendered.html,
-            spoiler_text=new_spoiler,
-            sensitive=new_sensitive,
-            created_at=moment,
-        )
+    await record_version(
+        session, status, text=text, content=rendered.html, spoiler_text=new_spoiler, sensitive=new_sensitive, at=moment
     )
     status.text = text
     status.content = rendered.html
@@ -638,6 +613,41 @@ async def edit_status(
             session, recipient_id=booster_id, from_account_id=status.account_id, type="update", status_id=status.id
         )
     return status
+
+
+async def record_version(
+    session: AsyncSession, status: Status, *, text: str, content: str, spoiler_text: str, sensitive: bool, at: datetime
+) -> None:
+    """Keep an edit in ``status_edits``: the original first (version 0) if this is the first
+    edit, then the new version. Local edits and remote ``Update``s share it."""
+    has_history = (
+        await session.execute(select(StatusEdit.id).where(StatusEdit.status_id == status.id).limit(1))
+    ).first() is not None
+    if not has_history:
+        session.add(
+            StatusEdit(
+                id=new_id(),
+                status_id=status.id,
+                account_id=status.account_id,
+                text=status.text,
+                content=status.content,
+                spoiler_text=status.spoiler_text,
+                sensitive=status.sensitive,
+                created_at=status.created_at,
+            )
+        )
+    session.add(
+        StatusEdit(
+            id=new_id(),
+            status_id=status.id,
+            account_id=status.account_id,
+            text=text,
+            content=content,
+            spoiler_text=spoiler_text,
+            sensitive=sensitive,
+            created_at=at,
+        )
+    )
 
 
 # ---------------------------------------------------------------------------- delete

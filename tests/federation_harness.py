@@ -98,6 +98,14 @@ class Instance:
         return rows[0]
 
 
+async def resolve(inst: Instance, user: Any, handle: str) -> dict[str, Any]:
+    """Find ``handle`` (``@name@host`` or a URL) through ``inst``'s search with ``resolve=true``."""
+    found = await inst.api("GET", "/api/v2/search", user, params={"q": handle, "resolve": "true", "type": "accounts"})
+    assert found["accounts"], f"{handle} did not resolve: {found}"
+    account: dict[str, Any] = found["accounts"][0]
+    return account
+
+
 async def eventually(check: Callable[[], Awaitable[Any]], *, within: float = 15.0, what: str = "condition") -> Any:
     """Poll ``check`` until it returns something truthy (federation is asynchronous)."""
     deadline = time.monotonic() + within

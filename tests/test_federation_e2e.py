@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from federation_harness import Instance, eventually, instances
+from federation_harness import Instance, eventually, instances, resolve
 
 from server.models import Account, Delivery, Favourite, Follow, InboxItem, Notification, Status
 
@@ -30,13 +30,6 @@ async def pair(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
 async def make_group(inst: Instance, owner: Any, name: str, **settings: Any) -> dict[str, Any]:
     body = {"name": name, "display_name": name.title(), **settings}
     return await inst.api("POST", "/api/v1/hearthside/groups", owner, json=body)
-
-
-async def resolve(inst: Instance, user: Any, handle: str) -> dict[str, Any]:
-    found = await inst.api("GET", "/api/v2/search", user, params={"q": handle, "resolve": "true", "type": "accounts"})
-    assert found["accounts"], f"{handle} did not resolve: {found}"
-    account: dict[str, Any] = found["accounts"][0]
-    return account
 
 
 async def relationship(inst: Instance, user: Any, account_id: str) -> dict[str, Any]:

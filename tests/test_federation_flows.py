@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from federation_harness import Instance, eventually, instances, post_as
+from federation_harness import Instance, eventually, instances, post_as, resolve
 
 from server.ids import new_id
 from server.models import Account, Block, Delivery, DomainBlock, Follow, GroupRole, Report, Status
@@ -31,11 +31,12 @@ async def trio(tmp_path: Path) -> AsyncIterator[list[Instance]]:
         yield started
 
 
-async def resolve(inst: Instance, user: Any, handle: str) -> dict[str, Any]:
-    found = await inst.api("GET", "/api/v2/search", user, params={"q": handle, "resolve": "true", "type": "accounts"})
-    assert found["accounts"], f"{handle} did not resolve"
-    account: dict[str, Any] = found["accounts"][0]
-    return account
+async def make_remote_moderator(a: Instance, b: Instance, username: str, group_id: int) -> None:
+    """Give ``username`` of instance ``b`` a moderator role in A's group (no API for remote roles)."""
+    [remote] = await a.rows(Account, Account.uri == b.actor(username))
+    async with a.session() as session:
+        session.add(GroupRole(id=new_id(), group_id=group_id, account_id=remote.id, role="moderator", created_at=now()))
+        await session.commit()
 
 
 async def follow_remote(inst: Instance, user: Any, handle: str) -> dict[str, Any]:
@@ -150,13 +151,7 @@ async def test_remote_moderator_removes_a_post_in_a_local_group(pair: list[Insta
     await a.api("POST", f"/api/v1/hearthside/groups/{group['id']}/join", carol)
     await follow_remote(b, bob, f"@support@{a.domain}")
     await follow_remote(b, dan, f"@support@{a.domain}")
-    [bob_on_a] = await a.rows(Account, Account.uri == b.actor("bob"))
-    async with a.session() as session:
-        role = GroupRole(
-            id=new_id(), group_id=int(group["id"]), account_id=bob_on_a.id, role="moderator", created_at=now()
-        )
-        session.add(role)
-        await session.commit()
+    await make_remote_moderator(a, b, "bob", int(group["id"]))
     post = await a.api("POST", "/api/v1/statuses", carol, json={"status": "A post to remove", "group_id": group["id"]})
     group_actor = a.actor("support", group=True)
 
@@ -310,13 +305,7 @@ async def test_remote_moderator_locks_and_unlocks_a_thread(pair: list[Instance])
     bob = await b.user("bob")
     group = await a.api("POST", "/api/v1/hearthside/groups", alice, json={"name": "support"})
     await follow_remote(b, bob, f"@support@{a.domain}")
-    [bob_on_a] = await a.rows(Account, Account.uri == b.actor("bob"))
-    async with a.session() as session:
-        role = GroupRole(
-            id=new_id(), group_id=int(group["id"]), account_id=bob_on_a.id, role="moderator", created_at=now()
-        )
-        session.add(role)
-        await session.commit()
+    await make_remote_moderator(a, b, "bob", int(group["id"]))
     post = await a.api("POST", "/api/v1/statuses", alice, json={"status": "A heated thread", "group_id": group["id"]})
     group_actor = a.actor("support", group=True)
     lock = {
