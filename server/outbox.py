@@ -21,7 +21,7 @@ indexed query per post.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import exists, func, or_, select
@@ -121,7 +121,8 @@ async def _sign_proof(
 async def _post_recipients(
     session: AsyncSession, config: Config, status: Status, author: Account
 ) -> tuple[list[str], Account | None, bool]:
-    """(inboxes for the author's own activity, group, group is local)."""
+    """(inboxes for the author's own activity, the post's group, whether it is a local
+    members-only group)."""
     group = await session.get(Account, status.group_id) if status.group_id is not None else None
     members_only = False
     if group is not None and group.local:
@@ -152,7 +153,7 @@ async def _post_recipients(
         inboxes += [i for i in (_inbox(p) for p in parents) if i]
     if group is not None and not group.local and group.inbox_url:
         inboxes.append(group.inbox_url)
-    return inboxes, group, group is not None and group.local
+    return inboxes, group, members_only
 
 
 async def _group_inboxes(session: AsyncSession, group: Account) -> list[str]:
@@ -177,47 +178,56 @@ async def _anyone_remote(session: AsyncSession, status: Status, author: Account)
     return bool(found)
 
 
+async def _send_about_post(
+    session: AsyncSession,
+    config: Config,
+    status: Status,
+    author: Account,
+    build: Callable[[Account | None], Awaitable[dict[str, Any]]],
+) -> None:
+    """Send the author's activity about a post (``build(group)`` makes it) to the post's
+    remote recipients and, for a post in a local group, have the group ``Announce`` it; a
+    group post's activity carries the author's FEP-8b32 proof, so it can be redistributed."""
+    inboxes, group, members_only = await _post_recipients(session, config, status, author)
+    group_inboxes = await _group_inboxes(session, group) if group is not None and group.local else []
+    if not inboxes and not group_inboxes:
+        return
+    activity = await build(group)
+    if group is not None:
+        activity = await _sign_proof(session, config, author, activity)
+    if inboxes:
+        await enqueue(session, config.base_url, actor_account_id=author.id, activity=activity, inboxes=inboxes)
+    if group_inboxes and group is not None:
+        await _announce(session, config, group, activity, group_inboxes, members_only=members_only)
+
+
 async def federate_post(session: AsyncSession, config: Config, status: Status, author: Account) -> None:
     """Send the ``Create`` of a new local post (and its group's ``Announce``)."""
     if not config.get("federation", "enabled") or status.reblog_of_id is not None:
         return
     if not await _anyone_remote(session, status, author):
         return
-    inboxes, group, group_local = await _post_recipients(session, config, status, author)
-    group_inboxes = await _group_inboxes(session, group) if group is not None and group_local else []
-    if not inboxes and not group_inboxes:
-        return
-    note = await note_for(session, config, status, author)
-    create = docs.create_activity(
-        f"{note['id']}/activity", actor_id(config, author), note, note["to"], note["cc"], status.created_at
-    )
-    if group is not None:
-        create = await _sign_proof(session, config, author, create)
-    if inboxes:
-        await enqueue(session, config.base_url, actor_account_id=author.id, activity=create, inboxes=inboxes)
-    if group_inboxes and group is not None:
-        members_only = bool(await session.scalar(select(Group.members_only).where(Group.account_id == group.id)))
-        await _announce(session, config, group, create, group_inboxes, members_only=members_only)
+
+    async def create(_group: Account | None) -> dict[str, Any]:
+        note = await note_for(session, config, status, author)
+        return docs.create_activity(
+            f"{note['id']}/activity", actor_id(config, author), note, note["to"], note["cc"], status.created_at
+        )
+
+    await _send_about_post(session, config, status, author, create)
 
 
 async def federate_edit(session: AsyncSession, config: Config, status: Status, author: Account) -> None:
     if not config.get("federation", "enabled"):
         return
-    inboxes, group, group_local = await _post_recipients(session, config, status, author)
-    group_inboxes = await _group_inboxes(session, group) if group is not None and group_local else []
-    if not inboxes and not group_inboxes:
-        return
-    note = await note_for(session, config, status, author)
-    update = docs.update_activity(
-        activity_uri(config), actor_id(config, author), note, note["to"], note["cc"], status.edited_at or now()
-    )
-    if group is not None:
-        update = await _sign_proof(session, config, author, update)
-    if inboxes:
-        await enqueue(session, config.base_url, actor_account_id=author.id, activity=update, inboxes=inboxes)
-    if group_inboxes and group is not None:
-        members_only = bool(await session.scalar(select(Group.members_only).where(Group.account_id == group.id)))
-        await _announce(session, config, group, update, group_inboxes, members_only=members_only)
+
+    async def update(_group: Account | None) -> dict[str, Any]:
+        note = await note_for(session, config, status, author)
+        return docs.update_activity(
+            activity_uri(config), actor_id(config, author), note, note["to"], note["cc"], status.edited_at or now()
+        )
+
+    await _send_about_post(session, config, status, author, update)
 
 
 async def federate_delete(session: AsyncSession, config: Config, status: Status, author: Account) -> None:
@@ -226,28 +236,21 @@ async def federate_delete(session: AsyncSession, config: Config, status: Status,
     if status.reblog_of_id is not None:
         await federate_unboost(session, config, status, author)
         return
-    inboxes, group, group_local = await _post_recipients(session, config, status, author)
-    group_inboxes = await _group_inboxes(session, group) if group is not None and group_local else []
-    if not inboxes and not group_inboxes:
-        return
-    object_id = status.uri or status_uri(config, author, status.id)
-    followers = followers_of(config, author)
-    delete = docs.delete_activity(
-        activity_uri(config),
-        actor_id(config, author),
-        object_id,
-        [docs.PUBLIC] if status.visibility in ("public", "unlisted") else [followers],
-        [followers] if status.visibility in ("public", "unlisted") else [],
-        audience=actor_id(config, group) if group is not None else None,
-        published=now(),
-    )
-    if group is not None:
-        delete = await _sign_proof(session, config, author, delete)
-    if inboxes:
-        await enqueue(session, config.base_url, actor_account_id=author.id, activity=delete, inboxes=inboxes)
-    if group_inboxes and group is not None:
-        members_only = bool(await session.scalar(select(Group.members_only).where(Group.account_id == group.id)))
-        await _announce(session, config, group, delete, group_inboxes, members_only=members_only)
+
+    async def delete(group: Account | None) -> dict[str, Any]:
+        followers = followers_of(config, author)
+        public = status.visibility in ("public", "unlisted")
+        return docs.delete_activity(
+            activity_uri(config),
+            actor_id(config, author),
+            status.uri or status_uri(config, author, status.id),
+            [docs.PUBLIC] if public else [followers],
+            [followers] if public else [],
+            audience=actor_id(config, group) if group is not None else None,
+            published=now(),
+        )
+
+    await _send_about_post(session, config, status, author, delete)
 
 
 async def _announce(
