@@ -40,16 +40,11 @@ async def domain_block(session: AsyncSession, domain: str) -> DomainBlock | None
     return max(rows, key=lambda row: len(row.domain))
 
 
-async def is_suspended(session: AsyncSession, domain: str) -> bool:
-    block = await domain_block(session, domain)
-    return block is not None and block.severity == "suspend"
-
-
 _SUSPENDED_SQL = "SELECT 1 FROM domain_blocks WHERE severity = 'suspend' AND domain IN ({}) LIMIT 1"
 
 
 async def suspended_domain(fed: Any, domain: str) -> bool:
-    """``is_suspended`` for the inbox's per-request check: one prepared statement, run inline
+    """Whether ``domain`` (or a parent) is suspended, for per-request checks: one prepared statement, run inline
     on SQLite's query-only connection (tens of microseconds instead of an ORM round trip)."""
     suffixes = domain_suffixes(domain)
     params = {f"d{i}": s for i, s in enumerate(suffixes)}

@@ -21,7 +21,6 @@ import json
 import logging
 import weakref
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -254,9 +253,6 @@ def recorder(fed: Federation) -> InboxRecorder:
     if found is None:
         found = _RECORDERS[fed] = InboxRecorder(fed)
     return found
-
-
-PRUNE_AFTER = timedelta(days=7)  # Lemmy prunes received activity ids after 7 days (§2.7)
 
 
 @routes.post("/inbox")
