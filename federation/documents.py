@@ -50,6 +50,7 @@ AS_TYPE_PROPERTY = "https://www.w3.org/ns/activitystreams#type"
 # Namespace of Hearthside's own terms. A URN: it names, it is never fetched (JSON-LD
 # consumers that expand terms only need an absolute IRI).
 HEARTHSIDE_NS = "urn:hearthside:ns#"
+E2EE_NS = "urn:hearthside:e2ee#"
 
 EXTENSION_CONTEXT: JSON = {
     "manuallyApprovesFollowers": "as:manuallyApprovesFollowers",
@@ -69,6 +70,8 @@ EXTENSION_CONTEXT: JSON = {
     "verifiedProfessional": "hearthside:verifiedProfessional",
     "membersOnly": "hearthside:membersOnly",
     "joinPolicy": "hearthside:joinPolicy",
+    # End-to-end encrypted messages (docs/e2ee.md): prefixed terms such as "e2ee:devices".
+    "e2ee": E2EE_NS,
 }
 
 DID_CONTEXT = "https://www.w3.org/ns/did/v1"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from federation.documents import ActorProfile, group_document, person_document, shared_inbox_url
+from federation.e2ee import actor_e2ee_properties
 from server.actor_keys import LocalKeys
 from server.config import Config
 from server.entities import account_uri, account_url
@@ -35,8 +36,13 @@ def profile_of(config: Config, account: Account) -> ActorProfile:
     )
 
 
-def actor_document(config: Config, account: Account, keys: LocalKeys, settings: Group | None) -> dict[str, Any]:
-    """The Person or Group document (``settings``: the group's row, None for people)."""
+def actor_document(
+    config: Config, account: Account, keys: LocalKeys, settings: Group | None, *, master_key: str | None = None
+) -> dict[str, Any]:
+    """The Person or Group document (``settings``: the group's row, None for people).
+
+    People also name their E2EE devices collection and, once set up, their master key
+    (``master_key``: the public key from ``e2ee_identities``; docs/e2ee.md)."""
     profile = profile_of(config, account)
     suspended = account.suspended_at is not None
     if settings is not None:
@@ -47,10 +53,13 @@ def actor_document(config: Config, account: Account, keys: LocalKeys, settings: 
             members_only=settings.members_only,
             suspended=suspended,
         )
-    return person_document(
+    document = person_document(
         profile,
         keys.public(),
         bot=account.bot,
         verified_professional=account.verified_professional,
         suspended=suspended,
     )
+    if config.get("e2ee", "enabled") and not suspended:
+        document.update(actor_e2ee_properties(devices_url=f"{profile.id}/devices", master_key=master_key))
+    return document

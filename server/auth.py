@@ -11,7 +11,8 @@ Handlers call ``authenticate(request, scope)``; it returns a ``Viewer`` or raise
 Scopes follow Mastodon: ``read``/``write`` imply every ``read:*``/``write:*``; the legacy
 ``follow`` scope implies ``read:follows write:follows read:blocks write:blocks read:mutes
 write:mutes``; ``admin:read`` implies ``admin:read:*``. Hearthside's group extension uses
-``read:groups``/``write:groups``, implied by ``read``/``write``.
+``read:groups``/``write:groups``, implied by ``read``/``write``. End-to-end encrypted messages
+need ``crypto`` (Mastodon's withdrawn E2EE scope), which nothing implies: a token must ask for it.
 
 Token lookups are by SHA-256 digest. A small per-process cache keeps hot tokens for a few
 seconds; revoking a token or suspending an account in this process drops the entries at once
@@ -43,6 +44,7 @@ SCOPES_SUPPORTED = [
     "admin:read:accounts", "admin:read:reports", "admin:read:domain_allows",
     "admin:read:domain_blocks", "admin:write:accounts", "admin:write:reports",
     "admin:write:domain_allows", "admin:write:domain_blocks",
+    "crypto",
 ]  # fmt: skip
 _FOLLOW_IMPLIES = frozenset(
     {"read:follows", "write:follows", "read:blocks", "write:blocks", "read:mutes", "write:mutes"}

@@ -531,11 +531,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-uses", type=int)
     p.add_argument("--expires-days", type=int)
     p.set_defaults(fn=cmd_invite)
+
+    from server.dm import cli as dm_cli
+
+    dm_cli.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "dm":
+        from server.dm import cli as dm_cli
+
+        return dm_cli.run(args)
     try:
         code: int = args.fn(args)
     except (CliError, ConfigError) as exc:

@@ -183,6 +183,34 @@ SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
             ),
         },
     ),
+    "e2ee": (
+        "End-to-end encrypted private messages (docs/e2ee.md). The server stores public keys "
+        "and ciphertext only; it can never read a message.",
+        {
+            "enabled": KeySpec(bool, True, "Offer encrypted private messages to members."),
+            "message_ttl_days": KeySpec(
+                int,
+                30,
+                "Ciphertext a device has not fetched and acknowledged is deleted after this many days.",
+                _positive,
+            ),
+            "max_pending_per_device": KeySpec(
+                int,
+                10_000,
+                "Most undelivered ciphertexts one device's inbox holds (further sends are refused).",
+                _positive,
+            ),
+            "claims_per_minute": KeySpec(
+                int, 30, "One-time-key claims one actor may make per minute against one member.", _positive
+            ),
+            "accept_plaintext_dms": KeySpec(
+                bool,
+                False,
+                "Keep direct messages from software without E2EE (e.g. Mastodon) in a separate box labelled "
+                "'not end-to-end encrypted' instead of refusing them.",
+            ),
+        },
+    ),
     "logging": (
         "Logs hold ids and reason codes only, never content, bodies, headers or tokens.",
         {

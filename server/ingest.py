@@ -37,7 +37,9 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crypto.encoding import b64encode
 from federation.content import html_to_text, normalize_hashtag
+from federation.e2ee import is_encrypted_message, parse_encrypted_create
 from federation.inbound import (
     AS_PUBLIC,
     Incoming,
@@ -533,9 +535,109 @@ async def store_note(
     return status
 
 
+async def on_encrypted_message(ctx: Context, raw: dict[str, Any]) -> None:
+    """Queue an ``e2ee:EncryptedMessage`` in the recipient's devices' inboxes (docs/e2ee.md):
+    ciphertext only, stamped by us; devices not in the member's active list are skipped."""
+    from server import e2ee
+    from server.entities import account_uri
+
+    fed = ctx.fed
+    try:
+        message = parse_encrypted_create(raw)
+    except InvalidActivity as exc:
+        raise Ignored(f"bad_encrypted_message:{exc.reason}") from None
+    async with fed.sessions() as session:
+        recipient = await local_account_by_uri(session, fed.config.base_url, message.recipient)
+        sender = await session.get(Account, ctx.actor.id)
+        assert sender is not None
+        if not fed.config.get("e2ee", "enabled") or recipient is None:
+            raise Ignored("encrypted_message_for_nobody_here")
+        if message.actor != sender.uri:
+            raise Ignored("author_is_not_actor")
+        if await e2ee.refusal(session, sender, recipient) is not None:
+            raise Ignored("encrypted_message_refused")
+        devices = {d.device_id: d for d in await e2ee.devices_of(session, recipient.id)}
+        ciphertexts = [
+            e2ee.Ciphertext(devices[c.device_id], c.message_type, b64encode(c.body))
+            for c in message.ciphertexts
+            if c.device_id in devices
+        ]
+        if not ciphertexts:
+            raise Ignored("encrypted_message_for_no_active_device")
+        moment = now()
+        recipient_uri = account_uri(fed.config, recipient)
+        ours = await e2ee.make_stamp(
+            session,
+            tag=message.franking_tag,
+            sender=message.actor,
+            recipient=recipient_uri,
+            object_id=message.id,
+            at=message.stamped_at,
+        )
+        await e2ee.store_ciphertexts(
+            session,
+            fed.config,
+            object_uri=message.id,
+            sender_actor=message.actor,
+            sender_device=message.sender_device,
+            recipient_actor=recipient_uri,
+            ciphertexts=ciphertexts,
+            franking_tag=b64encode(message.franking_tag),
+            sender_stamp=message.franking_stamp,
+            stamp_value=ours,
+            stamped_at=message.stamped_at,
+            at=moment,
+        )
+        await commit_applied(ctx, session)
+
+
+async def keep_plaintext_dm(ctx: Context, note: RemoteNote, author: Account) -> None:
+    """A direct message from software without E2EE: refused, unless the instance keeps them in
+    the separate "not end-to-end encrypted" box (``[e2ee] accept_plaintext_dms``)."""
+    from server import e2ee
+    from server.models import PlaintextMessage
+
+    fed = ctx.fed
+    if not fed.config.get("e2ee", "accept_plaintext_dms"):
+        raise Ignored("direct_message_refused")
+    async with fed.sessions() as session:
+        recipients: list[Account] = []
+        for uri in dict.fromkeys([*note.to, *note.cc, *note.mentions]):
+            account = await local_account_by_uri(session, fed.config.base_url, uri)
+            if account is not None and not account.is_group and account not in recipients:
+                recipients.append(account)
+        sender = await session.get(Account, author.id)
+        assert sender is not None
+        kept = 0
+        for recipient in recipients:
+            if await e2ee.refusal(session, sender, recipient) is not None:
+                continue
+            exists = await session.scalar(
+                select(PlaintextMessage.id).where(PlaintextMessage.uri == f"{note.id}#{recipient.id}")
+            )
+            if exists is None:
+                session.add(
+                    PlaintextMessage(
+                        id=new_id(),
+                        uri=f"{note.id}#{recipient.id}",
+                        recipient_account_id=recipient.id,
+                        sender_account_id=sender.id,
+                        content=note.content_html,
+                        created_at=note.published or now(),
+                    )
+                )
+                kept += 1
+        if not kept:
+            raise Ignored("direct_message_refused")
+        await commit_applied(ctx, session)
+
+
 async def on_create(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None:
     from server import outbox
 
+    if is_encrypted_message(raw):
+        await on_encrypted_message(ctx, raw)
+        return
     obj = incoming.object
     if obj is None or obj.get("type") not in NOTE_TYPES:
         raise Ignored("create_of_unsupported_object")
@@ -550,6 +652,9 @@ async def on_create(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> No
         assert author is not None
         if note.attributed_to != author.uri:
             raise Ignored("author_is_not_actor")
+        if note.visibility == "direct" and group is None:
+            await keep_plaintext_dm(ctx, note, author)
+            return
         if group is not None and group.local:
             view = await groups.load_group(session, group.id)
             if await groups.is_banned(session, group.id, author.id) or not await groups.is_member(

@@ -116,6 +116,8 @@ class Account(Base):
     also_known_as: Mapped[list[Any]] = mapped_column(default=list)
     moved_to_account_id: Mapped[int | None] = _fk("accounts.id", nullable=True, ondelete="SET NULL")
     fetched_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Who may send this member end-to-end encrypted messages (server.e2ee.DM_POLICIES).
+    dm_policy: Mapped[str] = mapped_column(String(24), default="following_and_groups")
 
     @property
     def local(self) -> bool:
@@ -601,4 +603,133 @@ class Report(Base):
     comment: Mapped[str] = mapped_column(Text, default="")
     category: Mapped[str] = mapped_column(String(32), default="other")
     state: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime]
+
+
+# --- End-to-end encrypted messages (docs/e2ee.md) ---------------------------------------------
+
+
+class E2EEIdentity(Base):
+    """A member's E2EE identity: the master public key and the device list it signed.
+
+    ``device_list`` is the signed document exactly as the member's client uploaded it; the
+    server checks the signature and that ``version`` only grows, but cannot forge one (it
+    never holds the master private key), so it cannot add a device unnoticed.
+    """
+
+    __tablename__ = "e2ee_identities"
+
+    account_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    master_key: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    device_list: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime]
+
+
+class E2EEDevice(Base):
+    """One device (an Olm account on a member's client), bound to the OAuth token it registered
+    with. States: pending (registered, not yet in a signed list: nobody encrypts to it) ->
+    active (in the signed list) -> revoked (removed; its token, keys and inbox are gone)."""
+
+    __tablename__ = "e2ee_devices"
+    __table_args__ = (UniqueConstraint("account_id", "device_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account_id: Mapped[int] = _fk("accounts.id", index=True)
+    device_id: Mapped[str] = mapped_column(String(64))
+    token_id: Mapped[int | None] = _fk("oauth_tokens.id", nullable=True, ondelete="SET NULL", index=True)
+    identity_key: Mapped[str] = mapped_column(String(64))
+    fingerprint_key: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class E2EEOneTimeKey(Base):
+    """A signed one-time key (handed out once, then deleted) or the device's fallback key."""
+
+    __tablename__ = "e2ee_one_time_keys"
+    __table_args__ = (
+        UniqueConstraint("device_pk", "fallback", "key_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    device_pk: Mapped[int] = _fk("e2ee_devices.id")
+    key_id: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(128))
+    fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
+class E2EEMessage(Base):
+    """One ciphertext waiting in a device's inbox; deleted on acknowledgement or at expiry.
+
+    Holds ciphertext, routing and the franking values only: never plaintext.
+    """
+
+    __tablename__ = "e2ee_messages"
+    __table_args__ = (
+        UniqueConstraint("device_pk", "object_uri"),
+        Index("ix_e2ee_messages_expires_at", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    device_pk: Mapped[int] = _fk("e2ee_devices.id")
+    object_uri: Mapped[str] = mapped_column(String(2048))
+    sender_actor: Mapped[str] = mapped_column(String(2048))
+    sender_device: Mapped[str] = mapped_column(String(64))
+    recipient_actor: Mapped[str] = mapped_column(String(2048))
+    message_type: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)  # base64 Olm ciphertext
+    franking_tag: Mapped[str] = mapped_column(String(64))
+    sender_stamp: Mapped[str] = mapped_column(String(200))  # the sending server's stamp
+    stamp: Mapped[str] = mapped_column(String(200))  # ours (the same as sender_stamp for local senders)
+    stamped_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class E2EEStampKey(Base):
+    """A franking stamp key of this instance (HMAC); old keys stay so old stamps verify."""
+
+    __tablename__ = "e2ee_stamp_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(64))  # base64
+    created_at: Mapped[datetime]
+    retired_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class E2EEReportMessage(Base):
+    """A message a reporter chose to reveal to moderators, with its franking verification.
+
+    ``sealed`` is the revealed JSON encrypted with a key derived from the instance secret, so a
+    database dump alone does not show it.
+    """
+
+    __tablename__ = "e2ee_report_messages"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    report_id: Mapped[int] = _fk("reports.id", index=True)
+    object_uri: Mapped[str] = mapped_column(String(2048))
+    sealed: Mapped[str] = mapped_column(Text)
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
+class PlaintextMessage(Base):
+    """A direct message from software without E2EE, kept only when the instance opts in
+    (``[e2ee] accept_plaintext_dms``) and shown apart, labelled "not end-to-end encrypted"."""
+
+    __tablename__ = "plaintext_messages"
+    __table_args__ = (Index("ix_plaintext_messages_recipient_account_id_id", "recipient_account_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    recipient_account_id: Mapped[int] = _fk("accounts.id")
+    sender_account_id: Mapped[int] = _fk("accounts.id", index=True)
+    content: Mapped[str] = mapped_column(Text)  # sanitized HTML
     created_at: Mapped[datetime]

@@ -34,6 +34,7 @@ SCOPE_DESCRIPTIONS = {
     "write:accounts": "Change your password or delete your account",
     "admin:read:accounts": "See accounts and instance invites as instance staff",
     "admin:write:accounts": "Change roles, verification and instance invites as instance staff",
+    "crypto": "End-to-end encrypted messages: devices, keys, ciphertext",
 }
 
 
@@ -52,6 +53,19 @@ ID = {"type": "string", "pattern": "^[0-9]+$", "description": "A 64-bit id, as a
 DATETIME = {"type": "string", "format": "date-time"}
 ROLE = {"type": ["string", "null"], "enum": ["owner", "moderator", None]}
 TEXT_LIST = {"type": "array", "items": {"type": "string"}}
+
+# E2EE encodings (docs/e2ee.md "Encodings"): standard base64, unpadded as written, padded accepted.
+BASE64 = {"type": "string", "pattern": "^[A-Za-z0-9+/]*={0,2}$", "description": "Standard base64"}
+KEY = {**BASE64, "minLength": 43, "maxLength": 44, "description": "A 32-byte public key, standard base64"}
+SIGNATURE = {**BASE64, "minLength": 86, "maxLength": 88, "description": "A 64-byte Ed25519 signature, base64"}
+DEVICE_ID = {
+    "type": "string",
+    "pattern": "^[A-Za-z0-9_-]{4,64}$",
+    "description": "Chosen by the client (random); never a human-readable name",
+}
+UTC_TIME = {"type": "string", "format": "date-time", "pattern": "^[0-9-]{10}T[0-9:]{8}Z$"}
+STAMP = {"type": "string", "maxLength": 200, "description": "A franking stamp: <key id>.<base64 HMAC>"}
+DM_POLICY = {"type": "string", "enum": ["everyone", "following_and_groups", "following", "nobody"]}
 
 
 def _object(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -229,6 +243,253 @@ SCHEMAS: dict[str, Any] = {
         },
         description="An invite to register on this instance.",
     ),
+    "E2EESettings": _object(
+        {
+            "dm_policy": {
+                **DM_POLICY,
+                "description": "Who may message you (and claim your one-time keys): everyone, following "
+                "(people you follow), following_and_groups (the default: also members of groups you share), "
+                "nobody. Blocks either way always refuse.",
+            },
+            "dm_policies": {"type": "array", "items": DM_POLICY, "description": "Every accepted value"},
+        },
+        description="Who may send you end-to-end encrypted messages.",
+    ),
+    "SignedKey": _object(
+        {
+            "key_id": {"type": "string", "minLength": 1, "maxLength": 64},
+            "key": {**KEY, "description": "The Curve25519 public key"},
+            "signature": {
+                **SIGNATURE,
+                "description": 'By the device\'s fingerprint key over JCS of {"actor", "deviceId", "keyId", '
+                '"key", "fallback"} (docs/e2ee.md)',
+            },
+        },
+        description="A one-time or fallback key, signed by the device that owns it.",
+    ),
+    "ClaimedKey": _object(
+        {
+            "key_id": {"type": "string"},
+            "key": KEY,
+            "signature": SIGNATURE,
+            "fallback": {
+                "type": "boolean",
+                "description": "true: the device's reusable fallback key (its one-time keys ran out)",
+            },
+        },
+        description="A key handed out by a claim; verify its signature against the signed device list.",
+    ),
+    "SignedDeviceList": _object(
+        {
+            "actor": {"type": "string"},
+            "version": {"type": "integer", "minimum": 1, "maximum": 2**53},
+            "signedAt": UTC_TIME,
+            "masterKey": {**KEY, "description": "The member's Ed25519 master public key"},
+            "devices": {
+                "type": "array",
+                "maxItems": 100,
+                "items": _object(
+                    {
+                        "deviceId": DEVICE_ID,
+                        "identityKey": {**KEY, "description": "Curve25519 (Olm identity key)"},
+                        "fingerprintKey": {**KEY, "description": "Ed25519 (signs one-time keys)"},
+                        "protocols": {**TEXT_LIST, "minItems": 1, "maxItems": 8},
+                    },
+                    additionalProperties=False,
+                ),
+                "description": "Sorted by deviceId, ids unique",
+            },
+            "signature": {**SIGNATURE, "description": "By the master key over JCS of the object without signature"},
+        },
+        additionalProperties=False,
+        description='A member\'s device list, signed by their master key (docs/e2ee.md "The signed device list"). '
+        "The server checks the signature, the actor, that the version grows and that every device is registered; "
+        "clients check it again and pin the master key.",
+    ),
+    "Device": _object(
+        {
+            "device_id": DEVICE_ID,
+            "identity_key": KEY,
+            "fingerprint_key": KEY,
+            "state": {
+                "type": "string",
+                "enum": ["pending", "active", "revoked"],
+                "description": "pending: not yet in a signed list (nobody encrypts to it); active: listed; "
+                "revoked: dropped from the list (its token, keys and waiting messages are gone)",
+            },
+            "current": {"type": "boolean", "description": "The device of the token making the request"},
+            "created_at": DATETIME,
+            "revoked_at": {**DATETIME, "type": ["string", "null"]},
+            "one_time_key_count": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Unused one-time keys held (in the answer to registration only)",
+            },
+        },
+        required=["device_id", "identity_key", "fingerprint_key", "state", "current", "created_at", "revoked_at"],
+        description="One of your devices (an Olm account on one of your clients), bound to the token that "
+        "registered it.",
+    ),
+    "DeviceRegistration": _object(
+        {
+            "device_id": DEVICE_ID,
+            "identity_key": {**KEY, "description": "Curve25519 (Olm identity key)"},
+            "fingerprint_key": {**KEY, "description": "Ed25519 (fingerprint key)"},
+            "one_time_keys": {"type": "array", "maxItems": 100, "items": _ref("SignedKey")},
+            "fallback_key": _ref("SignedKey"),
+            "device_list": {
+                **_ref("SignedDeviceList"),
+                "description": "The first device (holding the master key) publishes its list at once",
+            },
+            "reset": {"type": "boolean", "description": "Replace the master key (with device_list)"},
+        },
+        required=["device_id", "identity_key", "fingerprint_key"],
+        description="Register the token's device; it stays pending until a signed device list names it. "
+        "One device per token, device ids are never reused.",
+    ),
+    "DeviceListing": _object(
+        {
+            "master_key": {**KEY, "type": ["string", "null"]},
+            "version": {"type": "integer", "minimum": 0, "description": "0 before the first list"},
+            "device_list": _nullable(_ref("SignedDeviceList")),
+            "devices": {"type": "array", "items": _ref("Device"), "description": "Pending, active and revoked"},
+        },
+        description="Your identity: the master key, your signed device list, and every device you registered.",
+    ),
+    "DeviceListPublish": _object(
+        {
+            "device_list": _ref("SignedDeviceList"),
+            "reset": {
+                "type": "boolean",
+                "description": "Accept a different master key (you lost every device): devices the new list "
+                "does not name are revoked",
+            },
+        },
+        required=["device_list"],
+        description="A new signed device list: listed devices become active, active devices it leaves out are "
+        "revoked. Refused (nothing written): a signature that does not verify or a list of another actor "
+        "(422), a device never registered or with other keys (422), a version not above the stored one or a "
+        "different master key without reset (409).",
+    ),
+    "PublishedDeviceList": _object(
+        {"version": {"type": "integer", "minimum": 1}, "device_list": _ref("SignedDeviceList")}
+    ),
+    "RevokedDevice": _object({"device_id": DEVICE_ID, "state": {"const": "revoked"}}),
+    "OneTimeKeyUpload": _object(
+        {
+            "one_time_keys": {"type": "array", "maxItems": 100, "items": _ref("SignedKey")},
+            "fallback_key": {**_ref("SignedKey"), "description": "Replaces the device's fallback key"},
+        },
+        required=[],
+        description="Signed one-time keys for the token's device (at most 100 unused per device; key ids are "
+        "never reused).",
+    ),
+    "OneTimeKeyCount": _object(
+        {"one_time_key_count": {"type": "integer", "minimum": 0, "description": "Unused one-time keys held"}}
+    ),
+    "MemberDevices": _object(
+        {
+            "actor": {"type": "string"},
+            "acct": {"type": "string"},
+            "device_list": _nullable(_ref("SignedDeviceList")),
+            "devices": {
+                "type": "array",
+                "items": _object({"device_id": DEVICE_ID, "claim": {"type": "string", "description": "Claim URL"}}),
+                "description": "The devices of the signed list (verify it yourself and pin the master key)",
+            },
+        },
+        description="A member's signed device list, local or fetched from their server.",
+    ),
+    "ClaimRequest": _object(
+        {
+            "actor": {"type": "string", "description": "An actor URI or a handle (name@domain)"},
+            "device_ids": {"type": "array", "minItems": 1, "maxItems": 64, "items": DEVICE_ID},
+        },
+    ),
+    "ClaimAnswer": _object(
+        {
+            "keys": {"type": "object", "additionalProperties": _ref("ClaimedKey"), "description": "By device id"},
+            "failures": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "Device id -> reason code (unknown_device, no_keys, or a fetch failure)",
+            },
+        },
+        description="One key per device: a one-time key (each handed out once), else the fallback key.",
+    ),
+    "Ciphertext": _object(
+        {
+            "actor": {"type": "string", "description": "The recipient's actor URI, or yours (your other devices)"},
+            "device_id": DEVICE_ID,
+            "type": {"type": "integer", "enum": [0, 1], "description": "Olm: 0 pre-key message, 1 normal"},
+            "body": {**BASE64, "maxLength": 131072, "description": "The Olm ciphertext (at most 96 KiB), base64"},
+        },
+    ),
+    "SendMessage": _object(
+        {
+            "to": {"type": "string", "minLength": 1, "description": "The recipient: an actor URI or a handle"},
+            "franking_tag": {**KEY, "description": "HMAC-SHA256(franking key, message), 32 bytes, base64"},
+            "ciphertexts": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 64,
+                "items": _ref("Ciphertext"),
+                "description": "One per active device of the recipient and per other active device of yours",
+            },
+        },
+        description="One encrypted message to one member. Refused with nothing stored unless the token's device is "
+        "active (403), the recipient accepts messages from you (403), and every ciphertext names an active device "
+        "of the recipient or another active device of yours (422).",
+    ),
+    "SentMessage": _object(
+        {
+            "id": {"type": "string", "description": "The message's object id (a URI)"},
+            "stamped_at": UTC_TIME,
+            "stamp": STAMP,
+        },
+        description="The server's franking stamp binds the tag to both actors, the object id and stamped_at.",
+    ),
+    "DeviceInboxMessage": _object(
+        {
+            "id": ID,
+            "object_id": {"type": "string"},
+            "sender": _object({"actor": {"type": "string"}, "device_id": DEVICE_ID}),
+            "recipient_actor": {"type": "string"},
+            "type": {"type": "integer", "enum": [0, 1]},
+            "body": {**BASE64, "description": "The Olm ciphertext for this device"},
+            "franking_tag": KEY,
+            "sender_stamp": {**STAMP, "description": "The sending server's stamp"},
+            "stamp": {**STAMP, "description": "This server's stamp (keep it to report the message)"},
+            "stamped_at": UTC_TIME,
+            "received_at": UTC_TIME,
+        },
+        description="One ciphertext waiting for the token's device; acknowledge it to delete it.",
+    ),
+    "DeviceInbox": _object({"messages": {"type": "array", "items": _ref("DeviceInboxMessage")}}),
+    "Acknowledge": _object(
+        {"ids": {"type": "array", "maxItems": 1000, "items": ID, "description": "DeviceInboxMessage ids"}}
+    ),
+    "Acknowledged": _object({"deleted": {"type": "integer", "minimum": 0}}),
+    "PlaintextMessageBox": _object(
+        {
+            "label": {"const": "not end-to-end encrypted"},
+            "messages": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "id": ID,
+                        "uri": {"type": "string"},
+                        "from": {"type": "string", "description": "The sender's acct"},
+                        "content": {"type": "string", "description": "Sanitized HTML"},
+                        "created_at": DATETIME,
+                        "end_to_end_encrypted": {"const": False},
+                    }
+                ),
+            },
+        },
+        description="Direct messages from software without end-to-end encryption, kept apart (only when the "
+        "instance sets [e2ee] accept_plaintext_dms).",
+    ),
 }
 
 _ERRORS = {
@@ -236,8 +497,12 @@ _ERRORS = {
     "401": "No valid access token",
     "403": "The token lacks the scope, or the account may not do this",
     "404": "No such record, or not visible to the viewer",
+    "409": "Conflicts with the stored state (a taken id, an old version)",
+    "413": "The request body is too large",
+    "415": "The request body must be application/json",
     "422": "Validation failed; the message names the field",
     "429": "Too many attempts; retry after the Retry-After header's seconds",
+    "502": "Another instance could not be reached or answered wrongly",
 }
 
 PAGINATION = [
@@ -260,6 +525,11 @@ def _body(schema: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
     return {"required": required, "content": {JSON: {"schema": schema}, FORM: {"schema": schema}}}
 
 
+def _json_body(schema: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
+    """A body accepted as JSON only (nested input: the E2EE API answers 415 to anything else)."""
+    return {"required": required, "content": {JSON: {"schema": schema}}}
+
+
 def _operation(
     operation_id: str,
     summary: str,
@@ -273,6 +543,7 @@ def _operation(
     response: dict[str, Any] | None = None,
     errors: tuple[str, ...] = ("401", "403", "404"),
     paginated: bool = False,
+    status: str = "200",
 ) -> dict[str, Any]:
     op: dict[str, Any] = {"operationId": operation_id, "summary": summary, "tags": [tag]}
     if description:
@@ -295,7 +566,7 @@ def _operation(
         ok["content"] = {JSON: {"schema": response}}
     if paginated:
         ok["headers"] = {"Link": {"$ref": "#/components/headers/Link"}}
-    op["responses"] = {"200": ok, **{code: {"$ref": f"#/components/responses/E{code}"} for code in errors}}
+    op["responses"] = {status: ok, **{code: {"$ref": f"#/components/responses/E{code}"} for code in errors}}
     return op
 
 
@@ -704,6 +975,206 @@ def _account_paths() -> dict[str, Any]:
     }
 
 
+def _e2ee_paths() -> dict[str, Any]:
+    e = "/api/v1/hearthside/e2ee"
+    t = "e2ee"
+    scope = "crypto"
+    device_param = {
+        "name": "device_id",
+        "in": "path",
+        "required": True,
+        "schema": DEVICE_ID,
+        "description": "A device id of yours",
+    }
+    needs_device = " The token must have registered a device (403 otherwise)."
+    return {
+        e + "/settings": {
+            "get": _operation(
+                "getE2EESettings",
+                "Who may message you",
+                tag=t,
+                scope=scope,
+                response=_ref("E2EESettings"),
+                errors=("401", "403"),
+            ),
+            "patch": _operation(
+                "updateE2EESettings",
+                "Choose who may message you",
+                tag=t,
+                scope=scope,
+                body=_json_body(_object({"dm_policy": DM_POLICY})),
+                response=_ref("E2EESettings"),
+                errors=("400", "401", "403", "415", "422"),
+            ),
+        },
+        e + "/devices": {
+            "get": _operation(
+                "listE2EEDevices",
+                "Your master key, signed device list and devices",
+                tag=t,
+                scope=scope,
+                response=_ref("DeviceListing"),
+                errors=("401", "403"),
+            ),
+            "post": _operation(
+                "registerE2EEDevice",
+                "Register this token's device",
+                tag=t,
+                scope=scope,
+                description="With its first signed one-time keys and fallback key. Pending until a signed "
+                "device list names it: the first device sends its list along (device_list), later ones are "
+                "approved by a device holding the master key. One device per token and device ids are never "
+                "reused (409). Malformed keys or signatures: 422 naming the field, nothing stored.",
+                body=_json_body(_ref("DeviceRegistration")),
+                response=_ref("Device"),
+                errors=("400", "401", "403", "409", "415", "422"),
+                status="201",
+            ),
+        },
+        e + "/devices/{device_id}": {
+            "delete": _operation(
+                "revokePendingE2EEDevice",
+                "Revoke a pending device",
+                tag=t,
+                scope=scope,
+                description="Only a device no signed list names yet; an active device is revoked by publishing "
+                "a list without it (409). Its token, keys and waiting messages are deleted.",
+                parameters=[device_param],
+                response=_ref("RevokedDevice"),
+                errors=("401", "403", "404", "409", "422"),
+            ),
+        },
+        e + "/device_list": {
+            "put": _operation(
+                "publishE2EEDeviceList",
+                "Publish a new signed device list",
+                tag=t,
+                scope=scope,
+                description="Devices it names become active; active devices it leaves out are revoked at once "
+                "(their tokens stop working, their one-time keys and waiting messages are deleted)." + needs_device,
+                body=_json_body(_ref("DeviceListPublish")),
+                response=_ref("PublishedDeviceList"),
+                errors=("400", "401", "403", "409", "415", "422"),
+            ),
+        },
+        e + "/keys/upload": {
+            "post": _operation(
+                "uploadE2EEKeys",
+                "Upload one-time keys and the fallback key",
+                tag=t,
+                scope=scope,
+                description="Every key must be signed by this device's fingerprint key (422 otherwise; nothing "
+                "stored). A reused key id: 409." + needs_device,
+                body=_json_body(_ref("OneTimeKeyUpload")),
+                response=_ref("OneTimeKeyCount"),
+                errors=("400", "401", "403", "409", "415", "422"),
+            ),
+        },
+        e + "/keys/count": {
+            "get": _operation(
+                "countE2EEKeys",
+                "How many one-time keys this device has left",
+                tag=t,
+                scope=scope,
+                description="Upload more when it runs low." + needs_device,
+                response=_ref("OneTimeKeyCount"),
+                errors=("401", "403"),
+            ),
+        },
+        e + "/keys": {
+            "get": _operation(
+                "queryE2EEKeys",
+                "A member's signed device list",
+                tag=t,
+                scope=scope,
+                description="Local, or fetched from the member's server (502 when that fails). 403 when the member "
+                "does not accept messages from you.",
+                parameters=[
+                    {
+                        "name": "actor",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "maxLength": 2048},
+                        "description": "An actor URI or a handle (name, name@domain)",
+                    }
+                ],
+                response=_ref("MemberDevices"),
+                errors=("400", "401", "403", "404", "422", "502"),
+            ),
+        },
+        e + "/keys/claim": {
+            "post": _operation(
+                "claimE2EEKeys",
+                "Claim one key per device of a member",
+                tag=t,
+                scope=scope,
+                description="Each one-time key is handed out once; when a device has none left its signed "
+                "fallback key answers. Refused (403) when the member does not accept messages from you; "
+                "rate-limited per claimer and member ([e2ee] claims_per_minute, 429).",
+                body=_json_body(_ref("ClaimRequest")),
+                response=_ref("ClaimAnswer"),
+                errors=("400", "401", "403", "404", "415", "422", "429", "502"),
+            ),
+        },
+        e + "/messages": {
+            "get": _operation(
+                "getE2EEDeviceInbox",
+                "Ciphertexts waiting for this device",
+                tag=t,
+                scope=scope,
+                description="Oldest first. They stay until acknowledged or until [e2ee] message_ttl_days pass."
+                + needs_device,
+                parameters=[
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                        "description": "Page size (100 by default)",
+                    }
+                ],
+                response=_ref("DeviceInbox"),
+                errors=("400", "401", "403"),
+            ),
+            "post": _operation(
+                "sendE2EEMessage",
+                "Send an encrypted message",
+                tag=t,
+                scope=scope,
+                description="Stamped (franking), stored for local devices, queued for a remote recipient's "
+                "server; nothing is stored or sent if anything is refused.",
+                body=_json_body(_ref("SendMessage")),
+                response=_ref("SentMessage"),
+                errors=("400", "401", "403", "404", "413", "415", "422", "429"),
+                status="202",
+            ),
+        },
+        e + "/messages/ack": {
+            "post": _operation(
+                "acknowledgeE2EEMessages",
+                "Delete received ciphertexts",
+                tag=t,
+                scope=scope,
+                description="Only this device's own inbox rows are deleted." + needs_device,
+                body=_json_body(_ref("Acknowledge")),
+                response=_ref("Acknowledged"),
+                errors=("400", "401", "403", "415", "422"),
+            ),
+        },
+        "/api/v1/hearthside/plaintext_messages": {
+            "get": _operation(
+                "listPlaintextMessages",
+                "Direct messages that were not end-to-end encrypted",
+                tag=t,
+                scope="read:statuses",
+                description="From software without E2EE (e.g. Mastodon's direct visibility), kept only when the "
+                "instance enables [e2ee] accept_plaintext_dms, newest first, labelled as such.",
+                response=_ref("PlaintextMessageBox"),
+                errors=("401", "403"),
+            ),
+        },
+    }
+
+
 @cache
 def _document() -> dict[str, Any]:
     return {
@@ -713,7 +1184,8 @@ def _document() -> dict[str, Any]:
             "title": "Hearthside extension API",
             "version": "0.1.0",
             "description": "Endpoints Hearthside adds to the Mastodon client API: groups, account "
-            'self-service and administration. Errors are Mastodon\'s {"error": "..."}; validation '
+            "self-service, administration and end-to-end encrypted messages (docs/e2ee.md). Errors are "
+            'Mastodon\'s {"error": "..."}; validation '
             "errors (422) start with the field's name. Ids are strings of digits.",
             "license": {"name": "AGPL-3.0-or-later", "identifier": "AGPL-3.0-or-later"},
         },
@@ -721,9 +1193,10 @@ def _document() -> dict[str, Any]:
             {"name": "groups", "description": "Support groups"},
             {"name": "account", "description": "Your own account"},
             {"name": "admin", "description": "Instance administration"},
+            {"name": "e2ee", "description": "End-to-end encrypted private messages (docs/e2ee.md)"},
             {"name": "meta", "description": "About this API"},
         ],
-        "paths": {**_group_paths(), **_account_paths()},
+        "paths": {**_group_paths(), **_account_paths(), **_e2ee_paths()},
         "components": {
             "schemas": SCHEMAS,
             "responses": {

@@ -38,7 +38,7 @@ from server.delivery import enqueue
 from server.entities import account_uri
 from server.federation import Federation
 from server.ids import new_id
-from server.models import Account, Follow, Group, Job, Mention, Status
+from server.models import Account, E2EEIdentity, Follow, Group, Job, Mention, Status
 from server.notes import load_related, note_and_create
 from server.statuses import status_uri
 from server.web import now
@@ -485,7 +485,11 @@ async def federate_profile(session: AsyncSession, config: Config, account: Accou
 
     keys = await local_keys(session, config, account)
     settings = await session.get(Group, account.id) if account.is_group else None
-    await federate_actor_update(session, config, account, actor_document(config, account, keys, settings))
+    identity = None if account.is_group else await session.get(E2EEIdentity, account.id)
+    master_key = identity.master_key if identity is not None else None
+    await federate_actor_update(
+        session, config, account, actor_document(config, account, keys, settings, master_key=master_key)
+    )
 
 
 async def federate_account_deleted(session: AsyncSession, config: Config, account: Account) -> None:

@@ -25,6 +25,7 @@ async def running_federation(
     anything unfinished keeps its lease and is picked up again after it expires.
     """
     from server.delivery import DeliveryWorker
+    from server.e2ee import RetentionWorker
     from server.ingest import InboxWorker
     from server.jobs import JobWorker
 
@@ -35,6 +36,9 @@ async def running_federation(
     if workers and fed.enabled:
         for worker in (InboxWorker(fed), DeliveryWorker(fed), JobWorker(fed)):
             tasks.append(asyncio.create_task(worker.run(stop), name=f"hearthside-{type(worker).__name__}"))
+    if workers:
+        retention = RetentionWorker(sessions, config)
+        tasks.append(asyncio.create_task(retention.run(stop), name="hearthside-RetentionWorker"))
     try:
         yield fed
     finally:

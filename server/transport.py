@@ -466,6 +466,30 @@ class Transport:
                 return PostResult(status=None, error=code)
         return PostResult(status=status, retry_after=retry_after)
 
+    async def post_json(self, url: str, body: bytes, *, signer: Signer) -> dict[str, Any]:
+        """POST a signed JSON document and read a JSON object back (an E2EE one-time-key
+        claim); raise :class:`FetchError`. No redirects; the answer is capped like a fetch."""
+        session = self._require_session()
+        target = self._check_url(url)
+        if len(body) > self._limits.max_body:
+            raise FetchError("too_large", "request body too large")
+        headers = {"Content-Type": "application/activity+json", "Accept": AP_ACCEPT}
+        headers.update(signer("POST", str(target), dict(headers), body))
+        try:
+            async with asyncio.timeout(self._limits.total_timeout):
+                async with session.post(target, data=body, headers=headers, allow_redirects=False) as resp:
+                    answer = await self._read_document(resp, _media_types(AP_ACCEPT))
+            return self._parse_json(answer)
+        except TimeoutError:
+            raise self._refused(
+                FetchError("timeout", f"no complete answer within {self._limits.total_timeout} s"), target
+            ) from None
+        except FetchError as exc:
+            raise self._refused(exc, target) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            code = _error_code(exc)
+            raise self._refused(FetchError(code, f"request failed ({type(exc).__name__})"), target) from exc
+
     # ------------------------------------------------------------------------ helpers
 
     def _require_session(self) -> aiohttp.ClientSession:

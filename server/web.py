@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.config import Config
 from server.db import ReadSessions
-from server.errors import BadRequest, PayloadTooLarge, Unprocessable
+from server.errors import ApiError, BadRequest, PayloadTooLarge, Unprocessable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -114,6 +114,23 @@ def _flatten_json(data: dict[str, Any]) -> MultiDict[Any]:
         else:
             out.add(key, value)
     return out
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, for endpoints whose input is nested JSON (the E2EE
+    API): 415 for another content type, 400 for malformed JSON, a non-object or deep nesting."""
+    if request.content_type != "application/json":
+        raise ApiError("request body must be application/json", status=415)
+    raw = await request.read()
+    try:
+        data = json.loads(raw) if raw.strip() else {}
+    except (ValueError, RecursionError):
+        raise BadRequest("request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object")
+    if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise BadRequest(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
+    return data
 
 
 async def read_params(request: web.Request) -> Params:

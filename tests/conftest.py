@@ -39,6 +39,7 @@ from server.devdb import DevPostgres, PostgresUnavailable, free_port
 class PgServer:
     port: int
     admin_url: str
+    data_dir: Path | None = None  # the cluster's files (for tests that grep what reached disk)
 
     def url(self, database: str) -> str:
         return f"postgresql+asyncpg://hearthside@127.0.0.1:{self.port}/{database}"
@@ -55,7 +56,7 @@ def pg_server() -> Iterator[PgServer]:
     except PostgresUnavailable as exc:
         pytest.fail(f"{exc} (the README test command installs them)")
     try:
-        yield PgServer(port=server.port, admin_url=server.url())
+        yield PgServer(port=server.port, admin_url=server.url(), data_dir=server.root / "data")
     finally:
         server.stop()
 

@@ -18,9 +18,11 @@ MODULES = [
     "notifications",
     "search",
     "groups",
+    "e2ee",
     "openapi",
     "wellknown",
     "activitypub",
+    "e2ee_ap",
     "inbox",
 ]
 

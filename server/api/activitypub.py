@@ -73,7 +73,7 @@ from server.config import Config
 from server.entities import account_uri
 from server.errors import BadRequest, NotFound
 from server.federation import host_of
-from server.models import Account, Delivery, Follow, Group, GroupRole, OutboxActivity, Status
+from server.models import Account, Delivery, E2EEIdentity, Follow, Group, GroupRole, OutboxActivity, Status
 from server.notes import handle, load_related, note_and_create
 from server.signatures import fetch_signer
 from server.statuses import PUBLICISH, available, status_uri, visible_clause
@@ -253,11 +253,13 @@ async def _actor_document(request: web.Request, actor_type: str) -> web.Response
                 actor,
             )
         keys = await existing_keys(session, config, account)
+        identity = None if account.is_group else await session.get(E2EEIdentity, account.id)
     if keys is None:  # first use: create them (a write, so not on the read session)
         async with request.app[SESSIONS]() as session:
             keys = await local_keys(session, config, account)
             await session.commit()
-    return _ap(actor_document(config, account, keys, settings))
+    master_key = identity.master_key if identity is not None else None
+    return _ap(actor_document(config, account, keys, settings, master_key=master_key))
 
 
 @routes.get(PERSON)

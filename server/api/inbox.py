@@ -30,6 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from crypto.errors import CryptoError
 from crypto.integrity import proof_method, verify_object
+from federation.e2ee import is_encrypted_message, parse_encrypted_create
 from federation.inbound import (
     Incoming,
     InvalidActivity,
@@ -148,6 +149,10 @@ async def receive(request: web.Request, kind: str | None = None) -> web.Response
     document = _parse_body(body)
     try:
         incoming = parse_activity(document)
+        if is_encrypted_message(document):
+            # Strict rules before anything is stored: actors only, never Public or a
+            # collection, ciphertext only, sizes bounded (docs/e2ee.md).
+            parse_encrypted_create(document)
     except InvalidActivity as exc:
         raise BadRequest(f"activity: {exc}") from None
     if incoming.type in ("Delete", "Update") and await _unknown_actor(fed, incoming):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 08:54:06.074136
+Create Date: 2026-11-21 11:00:41.816592
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ def upgrade() -> None:
         sa.Column("also_known_as", sa.JSON(), nullable=False),
         sa.Column("moved_to_account_id", sa.BigInteger(), nullable=True),
         sa.Column("fetched_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("dm_policy", sa.String(length=24), nullable=False),
         sa.ForeignKeyConstraint(
             ["moved_to_account_id"],
             ["accounts.id"],
@@ -90,6 +91,14 @@ def upgrade() -> None:
         sa.Column("unavailable_since", server.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_success_at", server.models.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("domain", name=op.f("pk_domain_health")),
+    )
+    op.create_table(
+        "e2ee_stamp_keys",
+        sa.Column("key_id", sa.String(length=32), nullable=False),
+        sa.Column("secret", sa.String(length=64), nullable=False),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("retired_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("key_id", name=op.f("pk_e2ee_stamp_keys")),
     )
     op.create_table(
         "jobs",
@@ -170,6 +179,18 @@ def upgrade() -> None:
     with op.batch_alter_table("blocks", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_blocks_target_account_id"), ["target_account_id"], unique=False)
 
+    op.create_table(
+        "e2ee_identities",
+        sa.Column("account_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("master_key", sa.String(length=64), nullable=False),
+        sa.Column("version", sa.BigInteger(), nullable=False),
+        sa.Column("device_list", sa.JSON(), nullable=True),
+        sa.Column("updated_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_e2ee_identities_account_id_accounts"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("account_id", name=op.f("pk_e2ee_identities")),
+    )
     op.create_table(
         "follows",
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
@@ -378,6 +399,37 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_outbox_activities_account_id"), ["account_id"], unique=False)
 
     op.create_table(
+        "plaintext_messages",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("uri", sa.String(length=2048), nullable=False),
+        sa.Column("recipient_account_id", sa.BigInteger(), nullable=False),
+        sa.Column("sender_account_id", sa.BigInteger(), nullable=False),
+        sa.Column("content", sa.Text(), nullable=False),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["recipient_account_id"],
+            ["accounts.id"],
+            name=op.f("fk_plaintext_messages_recipient_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["sender_account_id"],
+            ["accounts.id"],
+            name=op.f("fk_plaintext_messages_sender_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_plaintext_messages")),
+        sa.UniqueConstraint("uri", name=op.f("uq_plaintext_messages_uri")),
+    )
+    with op.batch_alter_table("plaintext_messages", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_plaintext_messages_recipient_account_id_id", ["recipient_account_id", "id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_plaintext_messages_sender_account_id"), ["sender_account_id"], unique=False
+        )
+
+    op.create_table(
         "reports",
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("uri", sa.String(length=2048), nullable=True),
@@ -497,6 +549,22 @@ def upgrade() -> None:
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_deliveries_domain"), ["domain"], unique=False)
         batch_op.create_index("ix_deliveries_state_next_attempt_at", ["state", "next_attempt_at"], unique=False)
+
+    op.create_table(
+        "e2ee_report_messages",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("report_id", sa.BigInteger(), nullable=False),
+        sa.Column("object_uri", sa.String(length=2048), nullable=False),
+        sa.Column("sealed", sa.Text(), nullable=False),
+        sa.Column("verified", sa.Boolean(), nullable=False),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["report_id"], ["reports.id"], name=op.f("fk_e2ee_report_messages_report_id_reports"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_e2ee_report_messages")),
+    )
+    with op.batch_alter_table("e2ee_report_messages", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_e2ee_report_messages_report_id"), ["report_id"], unique=False)
 
     op.create_table(
         "favourites",
@@ -689,11 +757,90 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_oauth_tokens_code_id"), ["code_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_oauth_tokens_user_id"), ["user_id"], unique=False)
 
+    op.create_table(
+        "e2ee_devices",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("account_id", sa.BigInteger(), nullable=False),
+        sa.Column("device_id", sa.String(length=64), nullable=False),
+        sa.Column("token_id", sa.BigInteger(), nullable=True),
+        sa.Column("identity_key", sa.String(length=64), nullable=False),
+        sa.Column("fingerprint_key", sa.String(length=64), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_e2ee_devices_account_id_accounts"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["token_id"], ["oauth_tokens.id"], name=op.f("fk_e2ee_devices_token_id_oauth_tokens"), ondelete="SET NULL"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_e2ee_devices")),
+        sa.UniqueConstraint("account_id", "device_id", name=op.f("uq_e2ee_devices_account_id_device_id")),
+    )
+    with op.batch_alter_table("e2ee_devices", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_e2ee_devices_account_id"), ["account_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_e2ee_devices_token_id"), ["token_id"], unique=False)
+
+    op.create_table(
+        "e2ee_messages",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("device_pk", sa.BigInteger(), nullable=False),
+        sa.Column("object_uri", sa.String(length=2048), nullable=False),
+        sa.Column("sender_actor", sa.String(length=2048), nullable=False),
+        sa.Column("sender_device", sa.String(length=64), nullable=False),
+        sa.Column("recipient_actor", sa.String(length=2048), nullable=False),
+        sa.Column("message_type", sa.Integer(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("franking_tag", sa.String(length=64), nullable=False),
+        sa.Column("sender_stamp", sa.String(length=200), nullable=False),
+        sa.Column("stamp", sa.String(length=200), nullable=False),
+        sa.Column("stamped_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["device_pk"], ["e2ee_devices.id"], name=op.f("fk_e2ee_messages_device_pk_e2ee_devices"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_e2ee_messages")),
+        sa.UniqueConstraint("device_pk", "object_uri", name=op.f("uq_e2ee_messages_device_pk_object_uri")),
+    )
+    with op.batch_alter_table("e2ee_messages", schema=None) as batch_op:
+        batch_op.create_index("ix_e2ee_messages_expires_at", ["expires_at"], unique=False)
+
+    op.create_table(
+        "e2ee_one_time_keys",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("device_pk", sa.BigInteger(), nullable=False),
+        sa.Column("key_id", sa.String(length=64), nullable=False),
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("signature", sa.String(length=128), nullable=False),
+        sa.Column("fallback", sa.Boolean(), nullable=False),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["device_pk"],
+            ["e2ee_devices.id"],
+            name=op.f("fk_e2ee_one_time_keys_device_pk_e2ee_devices"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_e2ee_one_time_keys")),
+        sa.UniqueConstraint(
+            "device_pk", "fallback", "key_id", name=op.f("uq_e2ee_one_time_keys_device_pk_fallback_key_id")
+        ),
+    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_table("e2ee_one_time_keys")
+    with op.batch_alter_table("e2ee_messages", schema=None) as batch_op:
+        batch_op.drop_index("ix_e2ee_messages_expires_at")
+
+    op.drop_table("e2ee_messages")
+    with op.batch_alter_table("e2ee_devices", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_e2ee_devices_token_id"))
+        batch_op.drop_index(batch_op.f("ix_e2ee_devices_account_id"))
+
+    op.drop_table("e2ee_devices")
     with op.batch_alter_table("oauth_tokens", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_oauth_tokens_user_id"))
         batch_op.drop_index(batch_op.f("ix_oauth_tokens_code_id"))
@@ -726,6 +873,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_favourites_status_id"))
 
     op.drop_table("favourites")
+    with op.batch_alter_table("e2ee_report_messages", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_e2ee_report_messages_report_id"))
+
+    op.drop_table("e2ee_report_messages")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_index("ix_deliveries_state_next_attempt_at")
         batch_op.drop_index(batch_op.f("ix_deliveries_domain"))
@@ -746,6 +897,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_reports_state_id")
 
     op.drop_table("reports")
+    with op.batch_alter_table("plaintext_messages", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_plaintext_messages_sender_account_id"))
+        batch_op.drop_index("ix_plaintext_messages_recipient_account_id_id")
+
+    op.drop_table("plaintext_messages")
     with op.batch_alter_table("outbox_activities", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outbox_activities_account_id"))
 
@@ -778,6 +934,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_follows_target_remote")
 
     op.drop_table("follows")
+    op.drop_table("e2ee_identities")
     with op.batch_alter_table("blocks", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_blocks_target_account_id"))
 
@@ -792,6 +949,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_jobs_state_next_attempt_at")
 
     op.drop_table("jobs")
+    op.drop_table("e2ee_stamp_keys")
     op.drop_table("domain_health")
     op.drop_table("domain_blocks")
     op.drop_table("accounts")

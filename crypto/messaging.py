@@ -1,0 +1,417 @@
+"""The client core of end-to-end encrypted messages: one device's keys, sessions and trust,
+with no I/O. ``server/dm`` moves its inputs and outputs over HTTP and keeps it in an encrypted
+store; docs/e2ee.md is the wire contract.
+
+How it works
+------------
+A :class:`DeviceState` holds this device's Olm account (``crypto.olm``), the master key when
+this device holds it, one Olm session list per (actor, device) it talks to, the *pinned*
+signed device list of every contact (and of the member's own account), and the ids of
+messages already received.
+
+* **Trust.** :meth:`DeviceState.accept_device_list` verifies a list (master-key signature),
+  refuses a rollback or an equivocating list (``crypto.devicelist.check_successor``) and pins
+  it. A changed master key is a "safety number changed" event: for a contact the member never
+  verified it is accepted and reported; for a verified contact it raises
+  ``MasterKeyChangedError`` until the member accepts the new key (and the contact becomes
+  unverified). Only devices in a pinned list are ever encrypted to or believed as senders, so
+  a device the server injected, or one its owner revoked, never is (research/e2ee.md §7.3).
+* **Sending.** :meth:`DeviceState.encrypt` makes one franked message (``crypto.envelope``,
+  ``crypto.franking``) and seals it once per target device: every device in the recipient's
+  pinned list and every other device in the member's own list. A target without a session
+  needs a claimed one-time key first (:meth:`DeviceState.missing_sessions`,
+  :meth:`DeviceState.start_session`, which checks the key's signature by that device).
+* **Receiving.** :meth:`DeviceState.decrypt` finds the session (or creates the inbound one a
+  pre-key message starts), decrypts, and accepts the envelope only if it names this device as
+  recipient (unknown-key-share), names the sender device the server said and that device is in
+  the sender's pinned list with the fingerprint key the envelope names and the identity key
+  the Olm session was made with, the tags agree and recompute, and the message id is new
+  (replay). Nothing is kept from a message that fails a check.
+
+What it guarantees: state changes only on success, so a forged or replayed message leaves the
+sessions as they were. What it refuses: sending to a contact whose pinned list is missing, or
+whose master key changed after verification; any message not passing every check above.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from crypto.devicelist import (
+    DeviceEntry,
+    DeviceList,
+    MasterKey,
+    check_successor,
+    one_time_key_payload,
+    parse_device_list,
+    sign_device_list,
+    verify_one_time_key,
+)
+from crypto.envelope import Envelope, Party, PlainMessage, make_envelope, open_envelope, seal_envelope
+from crypto.errors import (
+    DecryptionError,
+    EnvelopeError,
+    MasterKeyChangedError,
+    ReplayError,
+    SessionSetupError,
+    VerificationError,
+)
+from crypto.franking import new_franking_key
+from crypto.olm import OlmAccount, OlmCiphertext, OlmSession, OneTimeKey
+from crypto.safety import safety_number
+
+STATE_VERSION = 1
+MAX_SESSIONS_PER_DEVICE = 4  # older sessions are dropped (Matrix keeps a handful the same way)
+MAX_SEEN_IDS = 20_000
+PICKLE_KEY_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class SignedKey:
+    """A one-time or fallback key with this device's signature, ready to upload."""
+
+    key_id: str
+    key: str
+    signature: str
+    fallback: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key_id": self.key_id, "key": self.key, "signature": self.signature}
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedKey:
+    """A one-time (or fallback) key claimed for a contact's device."""
+
+    key_id: str
+    key: str
+    signature: str
+    fallback: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A device to encrypt to: who, which device, and its keys from a pinned list."""
+
+    actor: str
+    device: DeviceEntry
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingCiphertext:
+    actor: str
+    device_id: str
+    message_type: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message ready to send: the franking opening stays with the sender's history."""
+
+    message: PlainMessage
+    franking_key: bytes
+    franking_tag: bytes
+    ciphertexts: tuple[OutgoingCiphertext, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Pinned:
+    """What accepting a device list did: the list now pinned and whether the master key changed."""
+
+    device_list: DeviceList
+    master_key_changed: bool
+
+
+@dataclass
+class Contact:
+    device_list: DeviceList
+    verified: bool = False
+
+
+def _session_key(actor: str, device_id: str) -> str:
+    return f"{actor}\n{device_id}"
+
+
+class DeviceState:
+    """One device's E2EE state. Not thread-safe; persist with :meth:`to_json` after each change."""
+
+    def __init__(
+        self,
+        *,
+        actor: str,
+        device_id: str,
+        account: OlmAccount,
+        master: MasterKey | None,
+        pickle_key: bytes,
+    ) -> None:
+        self.actor = actor
+        self.device_id = device_id
+        self.account = account
+        self.master = master
+        self._pickle_key = pickle_key
+        self.sessions: dict[str, list[OlmSession]] = {}
+        self.contacts: dict[str, Contact] = {}
+        self.seen: OrderedDict[str, None] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return f"DeviceState(actor={self.actor!r}, device_id={self.device_id!r})"
+
+    # ------------------------------------------------------------------ creation and identity
+
+    @classmethod
+    def create(cls, *, actor: str, device_id: str, master: MasterKey | None = None) -> DeviceState:
+        """A new device (with a new Olm account). ``master``: the member's master key when this
+        device holds it (the first device, or one set up with the recovery code)."""
+        return cls(
+            actor=actor,
+            device_id=device_id,
+            account=OlmAccount.create(),
+            master=master,
+            pickle_key=secrets.token_bytes(PICKLE_KEY_BYTES),
+        )
+
+    @property
+    def me(self) -> Party:
+        return Party(actor=self.actor, device=self.device_id, ed25519=self.account.fingerprint_key)
+
+    @property
+    def entry(self) -> DeviceEntry:
+        """This device as its signed device list names it."""
+        return DeviceEntry(
+            device_id=self.device_id,
+            identity_key=self.account.identity_key,
+            fingerprint_key=self.account.fingerprint_key,
+        )
+
+    def _sign_key(self, key: OneTimeKey, *, fallback: bool) -> SignedKey:
+        payload = one_time_key_payload(
+            actor=self.actor, device_id=self.device_id, key_id=key.key_id, key=key.key, fallback=fallback
+        )
+        return SignedKey(key.key_id, key.key, self.account.sign(payload), fallback)
+
+    def new_one_time_keys(self, count: int) -> list[SignedKey]:
+        """Generate and sign one-time keys to upload (call :meth:`mark_keys_published` after)."""
+        return [self._sign_key(key, fallback=False) for key in self.account.generate_one_time_keys(count)]
+
+    def new_fallback_key(self) -> SignedKey:
+        return self._sign_key(self.account.generate_fallback_key(), fallback=True)
+
+    def mark_keys_published(self) -> None:
+        self.account.mark_published()
+
+    def sign_own_list(self, devices: Iterable[DeviceEntry], *, version: int, at: datetime) -> DeviceList:
+        """Sign the member's device list (needs the master key on this device)."""
+        if self.master is None:
+            raise MasterKeyChangedError("this device does not hold the master key; approve it from one that does")
+        signed = sign_device_list(self.master, actor=self.actor, version=version, devices=devices, signed_at=at)
+        self.accept_device_list(self.actor, signed.to_json(), accept_new_master_key=True)
+        return signed
+
+    # ------------------------------------------------------------------ trust
+
+    def accept_device_list(self, actor: str, document: Any, *, accept_new_master_key: bool = False) -> Pinned:
+        """Verify and pin ``actor``'s signed device list (see the module note)."""
+        new = parse_device_list(document)
+        if new.actor != actor:
+            raise EnvelopeError(f"device list of {new.actor} given for {actor}")
+        contact = self.contacts.get(actor)
+        pinned = contact.device_list if contact is not None else None
+        changed = pinned is not None and pinned.master_key != new.master_key
+        if actor == self.actor and self.master is not None and new.master_key != self.master.public_key:
+            raise MasterKeyChangedError("your own device list is signed by another master key")
+        verified = contact is not None and contact.verified
+        check_successor(pinned, new, accept_new_master_key=accept_new_master_key or (changed and not verified))
+        if changed:
+            verified = False
+        if actor == self.actor and new.device(self.device_id) is None and pinned is not None:
+            # This device was revoked: keep the old pin, never trust a list without us silently.
+            self.contacts[actor] = Contact(new, verified=False)
+            return Pinned(new, changed)
+        self.contacts[actor] = Contact(new, verified=verified)
+        return Pinned(new, changed)
+
+    def pinned(self, actor: str) -> DeviceList | None:
+        contact = self.contacts.get(actor)
+        return contact.device_list if contact is not None else None
+
+    def mark_verified(self, actor: str) -> None:
+        if actor not in self.contacts:
+            raise EnvelopeError(f"no device list of {actor} is pinned yet")
+        self.contacts[actor].verified = True
+
+    def is_verified(self, actor: str) -> bool:
+        contact = self.contacts.get(actor)
+        return contact is not None and contact.verified
+
+    def safety_number(self, actor: str) -> str:
+        """The 60-digit number both members see when neither key was substituted."""
+        mine, theirs = self.pinned(self.actor), self.pinned(actor)
+        if mine is None or theirs is None:
+            raise EnvelopeError("both device lists must be pinned to compute a safety number")
+        return safety_number(self.actor, mine.master_key, actor, theirs.master_key)
+
+    # ------------------------------------------------------------------ sessions
+
+    def targets(self, recipient: str) -> list[Target]:
+        """Every device a message to ``recipient`` goes to: theirs, and our other devices."""
+        theirs = self.pinned(recipient)
+        if theirs is None:
+            raise EnvelopeError(f"no device list of {recipient} is pinned; fetch it first")
+        found = [Target(recipient, d) for d in theirs.devices]
+        mine = self.pinned(self.actor)
+        if mine is not None:
+            found += [Target(self.actor, d) for d in mine.devices if d.device_id != self.device_id]
+        return found
+
+    def missing_sessions(self, targets: Sequence[Target]) -> list[Target]:
+        return [t for t in targets if not self.sessions.get(_session_key(t.actor, t.device.device_id))]
+
+    def start_session(self, target: Target, key: ClaimedKey) -> None:
+        """Open an outbound session with a claimed key, after checking the device signed it."""
+        try:
+            verify_one_time_key(
+                target.device.fingerprint_key,
+                actor=target.actor,
+                device_id=target.device.device_id,
+                key_id=key.key_id,
+                key=key.key,
+                fallback=key.fallback,
+                signature=key.signature,
+            )
+        except VerificationError:
+            raise SessionSetupError("the claimed key is not signed by that device") from None
+        session = self.account.outbound_session(target.device.identity_key, key.key)
+        self._remember(target.actor, target.device.device_id, session)
+
+    def _remember(self, actor: str, device_id: str, session: OlmSession) -> None:
+        key = _session_key(actor, device_id)
+        kept = [s for s in self.sessions.get(key, []) if s.session_id != session.session_id]
+        self.sessions[key] = [session, *kept][:MAX_SESSIONS_PER_DEVICE]
+
+    # ------------------------------------------------------------------ encrypt
+
+    def encrypt(self, message: PlainMessage, targets: Sequence[Target]) -> Outgoing:
+        """Franked ciphertexts of ``message`` for every target (all need sessions)."""
+        if message.sender != self.actor:
+            raise EnvelopeError("a message is sent by this device's actor")
+        missing = self.missing_sessions(targets)
+        if missing:
+            raise SessionSetupError(f"no session with {len(missing)} device(s); claim keys first")
+        franking_key = new_franking_key()
+        sealed: list[OutgoingCiphertext] = []
+        tag = b""
+        for target in targets:
+            recipient = Party(target.actor, target.device.device_id, target.device.fingerprint_key)
+            envelope = make_envelope(sender=self.me, recipient=recipient, message=message, franking_key=franking_key)
+            tag = envelope.franking_tag
+            session = self.sessions[_session_key(target.actor, target.device.device_id)][0]
+            ciphertext = session.encrypt(seal_envelope(envelope))
+            sealed.append(
+                OutgoingCiphertext(target.actor, target.device.device_id, ciphertext.message_type, ciphertext.body)
+            )
+        if not sealed:
+            raise EnvelopeError("no device to encrypt to")
+        return Outgoing(message, franking_key, tag, tuple(sealed))
+
+    # ------------------------------------------------------------------ decrypt
+
+    def knows_device(self, actor: str, device_id: str) -> bool:
+        pinned = self.pinned(actor)
+        return pinned is not None and pinned.device(device_id) is not None
+
+    def decrypt(
+        self, *, sender_actor: str, sender_device: str, message_type: int, body: bytes, outer_tag: bytes
+    ) -> Envelope:
+        """Decrypt and check one ciphertext addressed to this device (see the module note)."""
+        pinned = self.pinned(sender_actor)
+        entry = pinned.device(sender_device) if pinned is not None else None
+        if entry is None:
+            raise EnvelopeError("the sender device is not in the sender's signed device list")
+        ciphertext = OlmCiphertext(message_type, body)
+        key = _session_key(sender_actor, sender_device)
+        plaintext: bytes | None = None
+        used: OlmSession | None = None
+        for session in self.sessions.get(key, []):
+            if message_type == 0 and not session.matches(ciphertext):
+                continue
+            # Decrypting advances the ratchet even if the envelope is then refused: harmless,
+            # the ciphertext authenticated as that device's, and Olm itself refuses replays.
+            try:
+                plaintext = session.decrypt(ciphertext)
+            except DecryptionError:
+                continue
+            used = session
+            break
+        account_before = None
+        if plaintext is None:
+            if message_type != 0:
+                raise DecryptionError("no session decrypts this message")
+            account_before = self.account.pickle(self._pickle_key)
+            used, plaintext = self.account.inbound_session(entry.identity_key, ciphertext)
+        try:
+            envelope = open_envelope(
+                plaintext, me=self.me, sender_actor=sender_actor, sender_device=sender_device, outer_tag=outer_tag
+            )
+            if envelope.sender.ed25519 != entry.fingerprint_key:
+                raise EnvelopeError("the envelope's sender key is not the listed key of that device")
+            if envelope.message.id in self.seen:
+                raise ReplayError("this message was received before")
+        except (EnvelopeError, ReplayError, VerificationError):
+            if account_before is not None:  # the one-time key stays unused: nothing changed
+                self.account = OlmAccount.from_pickle(account_before, self._pickle_key)
+            raise
+        assert used is not None
+        self._remember(sender_actor, sender_device, used)
+        self.seen[envelope.message.id] = None
+        while len(self.seen) > MAX_SEEN_IDS:
+            self.seen.popitem(last=False)
+        return envelope
+
+    # ------------------------------------------------------------------ persistence
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything, for the encrypted local store (pickles are encrypted again with a
+        random pickle key kept beside them; the store's own encryption protects both)."""
+        key = self._pickle_key
+        return {
+            "v": STATE_VERSION,
+            "actor": self.actor,
+            "device_id": self.device_id,
+            "pickle_key": base64.b64encode(key).decode(),
+            "account": self.account.pickle(key),
+            "master_seed": base64.b64encode(self.master.seed).decode() if self.master is not None else None,
+            "sessions": {k: [s.pickle(key) for s in v] for k, v in self.sessions.items()},
+            "contacts": {
+                actor: {"device_list": c.device_list.to_json(), "verified": c.verified}
+                for actor, c in self.contacts.items()
+            },
+            "seen": list(self.seen),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DeviceState:
+        if data.get("v") != STATE_VERSION:
+            raise EnvelopeError("unsupported device state version")
+        key = base64.b64decode(data["pickle_key"])
+        seed = data.get("master_seed")
+        state = cls(
+            actor=data["actor"],
+            device_id=data["device_id"],
+            account=OlmAccount.from_pickle(data["account"], key),
+            master=MasterKey.from_seed(base64.b64decode(seed)) if seed else None,
+            pickle_key=key,
+        )
+        state.sessions = {k: [OlmSession.from_pickle(p, key) for p in v] for k, v in data.get("sessions", {}).items()}
+        state.contacts = {
+            actor: Contact(parse_device_list(c["device_list"]), bool(c.get("verified", False)))
+            for actor, c in data.get("contacts", {}).items()
+        }
+        state.seen = OrderedDict((i, None) for i in data.get("seen", []))
+        return state

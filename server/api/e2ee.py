@@ -1,0 +1,799 @@
+"""The client API for end-to-end encrypted messages, under ``/api/v1/hearthside/e2ee``.
+
+Design note
+-----------
+Everything here needs a token with the ``crypto`` scope (as Mastodon's withdrawn E2EE API did;
+``read``/``write`` do not imply it, so an ordinary Mastodon app never touches a member's
+messages). A device is bound to the token that registered it, so "which device is asking"
+is the token. Endpoints take and give JSON (docs/e2ee.md has the shapes):
+
+* devices: register (pending), list, publish a signed device list (activates and revokes),
+  revoke a pending device; keys: upload, count, query a member's signed list (local, or
+  fetched from the member's server), claim one-time keys (local claims here, remote ones by an
+  HTTP-signed POST to the device's claim URL on the member's behalf);
+* messages: send (one object per recipient actor, one ciphertext per device, stamped), the
+  device inbox, acknowledgement (deletes);
+* settings: who may message me.
+
+Every request is one transaction: input is validated before anything is written. Nothing is
+logged but ids and reason codes; the server never sees a plaintext to log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crypto.devicelist import DEVICE_ID
+from crypto.encoding import b64decode, utc_time
+from federation.e2ee import (
+    MAX_CIPHERTEXT_BYTES,
+    MAX_CIPHERTEXTS,
+    DeviceCiphertext,
+    EncryptedMessage,
+    claim_request,
+    encrypted_create,
+    parse_devices_collection,
+    parse_one_time_key,
+)
+from federation.inbound_schema import InvalidActivity
+from server import e2ee
+from server.auth import Viewer, forget_tokens, require_user
+from server.config import Config
+from server.delivery import enqueue
+from server.entities import account_uri, acct, iso
+from server.errors import ApiError, BadRequest, Forbidden, NotFound, Unprocessable
+from server.federation import FEDERATION, host_of
+from server.ids import new_id
+from server.models import Account, E2EEDevice, E2EEMessage, PlaintextMessage
+from server.remote_actors import ActorUnavailable, account_by_uri, local_account_by_uri, resolve_actor, resolve_handle
+from server.transport import FetchError
+from server.web import CONFIG, SESSIONS, Routes, json_response, now, read_json_object
+
+log = logging.getLogger(__name__)
+routes = Routes()
+
+BASE = "/api/v1/hearthside/e2ee"
+SCOPE = "crypto"
+MAX_KEYS_PER_UPLOAD = 100
+MAX_INBOX_PAGE = 200
+
+
+# ---------------------------------------------------------------------------- input helpers
+
+
+def _text(data: dict[str, Any], name: str, *, max_len: int = 2048) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value:
+        raise Unprocessable(f"{name}: must be a non-empty string")
+    if len(value) > max_len:
+        raise Unprocessable(f"{name}: longer than {max_len} characters")
+    return value
+
+
+def _key(data: dict[str, Any], name: str, size: int) -> str:
+    value = _text(data, name, max_len=128)
+    try:
+        b64decode(value, field=name, size=size)
+    except ValueError as exc:
+        raise Unprocessable(str(exc)) from None
+    return value
+
+
+def _device_id(value: Any, name: str = "device_id") -> str:
+    if not isinstance(value, str) or not DEVICE_ID.fullmatch(value):
+        raise Unprocessable(f"{name}: must be 4-64 characters of A-Z, a-z, 0-9, '_' or '-'")
+    return value
+
+
+def _key_uploads(data: dict[str, Any]) -> list[e2ee.KeyUpload]:
+    keys: list[e2ee.KeyUpload] = []
+    raw = data.get("one_time_keys", [])
+    if not isinstance(raw, list):
+        raise Unprocessable("one_time_keys: must be a list")
+    if len(raw) > MAX_KEYS_PER_UPLOAD:
+        raise Unprocessable(f"one_time_keys: at most {MAX_KEYS_PER_UPLOAD} per upload")
+    items: list[tuple[Any, bool, str]] = [(item, False, f"one_time_keys[{i}]") for i, item in enumerate(raw)]
+    if data.get("fallback_key") is not None:
+        items.append((data["fallback_key"], True, "fallback_key"))
+    for item, fallback, where in items:
+        if not isinstance(item, dict):
+            raise Unprocessable(f"{where}: must be an object with key_id, key and signature")
+        key_id = item.get("key_id")
+        if not isinstance(key_id, str) or not 1 <= len(key_id) <= 64:
+            raise Unprocessable(f"{where}.key_id: must be a string of 1-64 characters")
+        keys.append(
+            e2ee.KeyUpload(
+                key_id=key_id,
+                key=_key(item, "key", 32),
+                signature=_key(item, "signature", 64),
+                fallback=fallback,
+            )
+        )
+    return keys
+
+
+async def _viewer_account(session: AsyncSession, viewer: Viewer) -> Account:
+    account = await session.get(Account, viewer.require_account())
+    if account is None:
+        raise NotFound("Record not found")
+    return account
+
+
+async def _current_device(session: AsyncSession, viewer: Viewer, *, active: bool = True) -> E2EEDevice:
+    device = await e2ee.device_for_token(session, viewer.token_id)
+    if device is None:
+        raise Forbidden("this access token has no E2EE device; set one up first (POST /api/v1/hearthside/e2ee/devices)")
+    if active and device.state != "active":
+        raise Forbidden("this device is not yet in your signed device list; approve it from another device")
+    return device
+
+
+async def resolve_member(request: web.Request, session: AsyncSession, ref: str) -> Account:
+    """An account from an actor URI or a handle (``name``, ``name@domain``, ``@name@domain``);
+    remote ones are fetched when unknown. 404 when there is no such person."""
+    config = request.app[CONFIG]
+    fed = request.app[FEDERATION]
+    account: Account | None
+    if ref.startswith(("https://", "http://")):
+        account = await local_account_by_uri(session, config.base_url, ref)
+        if account is None and not fed.is_local(ref):
+            account = await account_by_uri(session, ref)
+            if account is None or account.fetched_at is None:
+                try:
+                    account = await resolve_actor(fed, ref)
+                except ActorUnavailable:
+                    account = None
+    else:
+        name, _, domain = ref.lstrip("@").partition("@")
+        if not name:
+            raise Unprocessable("actor: give an actor URI or a handle such as name@example.org")
+        if not domain or domain.lower() == config.domain.lower():
+            account = await session.scalar(
+                select(Account).where(Account.username_lower == name.lower(), Account.domain == "")
+            )
+        else:
+            try:
+                account = await resolve_handle(fed, name, domain)
+            except ActorUnavailable:
+                account = None
+    if account is not None and account.id is not None:
+        account = await session.get(Account, account.id, populate_existing=True)
+    if account is None or account.deleted_at is not None or account.is_group:
+        raise NotFound(f"no person {ref} was found")
+    return account
+
+
+def _render_device(device: E2EEDevice, *, current: bool) -> dict[str, Any]:
+    return {
+        "device_id": device.device_id,
+        "identity_key": device.identity_key,
+        "fingerprint_key": device.fingerprint_key,
+        "state": device.state,
+        "current": current,
+        "created_at": iso(device.created_at),
+        "revoked_at": iso(device.revoked_at) if device.revoked_at else None,
+    }
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+@routes.get(BASE + "/settings")
+async def get_settings(request: web.Request) -> web.Response:
+    viewer = await require_user(request, SCOPE)
+    async with request.app[SESSIONS]() as session:
+        account = await _viewer_account(session, viewer)
+        return json_response({"dm_policy": account.dm_policy, "dm_policies": list(e2ee.DM_POLICIES)})
+
+
+@routes.patch(BASE + "/settings")
+async def update_settings(request: web.Request) -> web.Response:
+    viewer = await require_user(request, SCOPE)
+    data = await read_json_object(request)
+    policy = data.get("dm_policy")
+    if policy not in e2ee.DM_POLICIES:
+        raise Unprocessable(f"dm_policy: must be one of {', '.join(e2ee.DM_POLICIES)}")
+    async with request.app[SESSIONS]() as session:
+        account = await _viewer_account(session, viewer)
+        account.dm_policy = policy
+        await session.commit()
+        return json_response({"dm_policy": account.dm_policy, "dm_policies": list(e2ee.DM_POLICIES)})
+
+
+# ---------------------------------------------------------------------------- devices
+
+
+@routes.post(BASE + "/devices")
+async def register_device(request: web.Request) -> web.Response:
+    """Register this token's device (pending until a signed device list names it), with its
+    first one-time keys and fallback key."""
+    viewer = await require_user(request, SCOPE)
+    config = request.app[CONFIG]
+    data = await read_json_object(request)
+    device_id = _device_id(data.get("device_id"))
+    identity_key = _key(data, "identity_key", 32)
+    fingerprint_key = _key(data, "fingerprint_key", 32)
+    uploads = _key_uploads(data)
+    moment = now()
+    async with request.app[SESSIONS]() as session:
+        account = await _viewer_account(session, viewer)
+        device = await e2ee.register_device(
+            session,
+            account,
+            token_id=viewer.token_id,
+            device_id=device_id,
+            identity_key=identity_key,
+            fingerprint_key=fingerprint_key,
+            at=moment,
+        )
+        count = await e2ee.upload_keys(session, config, account, device, uploads, at=moment)
+        published = None
+        if data.get("device_list") is not None:
+            published = await e2ee.publish_device_list(
+                session, config, account, data["device_list"], at=moment, reset=bool(data.get("reset", False))
+            )
+        await session.commit()
+        body = _render_device(device, current=True) | {"one_time_key_count": count}
+    if published is not None and published.revoked_tokens:
+        forget_tokens()
+    log.info("e2ee device registered for account %s", viewer.account_id)
+    return json_response(body, status=201)
+
+
+@routes.get(BASE + "/devices")
+async def list_devices(request: web.Request) -> web.Response:
+    viewer = await require_user(request, SCOPE)
+    async with request.app[SESSIONS]() as session:
+        account = await _viewer_account(session, viewer)
+        devices = await e2ee.devices_of(session, account.id, states=("pending", "active", "revoked"))
+        identity = await e2ee.identity_of(session, account.id)
+        return json_response(
+            {
+                "actor": account_uri(request.app[CONFIG], account),
+                "acct": acct(account),
+                "master_key": identity.master_key if identity else None,
+                "version": identity.version if identity else 0,
+                "device_list": identity.device_list if identity else None,
+                "devices": [_render_device(d, current=d.token_id == viewer.token_id) for d in devices],
+            }
+        )
+
+
+@routes.put(BASE + "/device_list")
+async def publish_device_list(request: web.Request) -> web.Response:
+    """Publish a new signed device list: devices it names become active, active devices it
+    leaves out are revoked (token, keys and waiting messages deleted)."""
+    viewer = await require_user(request, SCOPE)
+    config = request.app[CONFIG]
+    data = await read_json_object(request)
+    if "device_list" not in data:
+        raise BadRequest("missing required parameter: device_list")
+    async with request.app[SESSIONS]() as session:
+        account = await _viewer_account(session, viewer)
+        await _current_device(session, viewer, active=False)
+        published = await e2ee.publish_device_list(
+            session, config, account, data["device_list"], at=now(), reset=bool(data.get("reset", False))
+        )
+        await session.commit()
+    if published.revoked_tokens:
+        forget_tokens()
+    return json_response({"version": published.device_list.version, "device_list": published.device_list.to_json()})
+
+
+@routes.delete(BASE + "/devices/{device_id}")
+async def revoke_pending_device(request: web.Request) -> web.Response:
+    """Revoke a device no signed list names yet (an active one is revoked by publishing a list
+    without it, which needs the master key)."""
+    viewer = await require_user(request, SCOPE)
+    device_id = _device_id(request.match_info["device_id"])
+    async with request.app[SESSIONS]() as session:
+        account = await _viewer_account(session, viewer)
+        device = await session.scalar(
+            select(E2EEDevice).where(E2EEDevice.account_id == account.id, E2EEDevice.device_id == device_id)
+        )
+        if device is None or device.state == "revoked":
+            raise NotFound("Record not found")
+        if device.state == "active":
+            raise ApiError(
+                "this device is in your signed device list: publish a new list without it (PUT device_list)",
+                status=409,
+            )
+        await e2ee._revoke(session, [device], now())
+        await session.commit()
+    forget_tokens()
+    return json_response({"device_id": device_id, "state": "revoked"})
+
+
+# ---------------------------------------------------------------------------- keys
+
+
+@routes.post(BASE + "/keys/upload")
+async def upload_keys(request: web.Request) -> web.Response:
+    viewer = await require_user(request, SCOPE)
+    config = request.app[CONFIG]
+    data = await read_json_object(request)
+    uploads = _key_uploads(data)
+    async with request.app[SESSIONS]() as session:
+        account = await _viewer_account(session, viewer)
+        device = await _current_device(session, viewer, active=False)
+        count = await e2ee.upload_keys(session, config, account, device, uploads, at=now())
+        await session.commit()
+    return json_response({"one_time_key_count": count})
+
+
+@routes.get(BASE + "/keys/count")
+async def count_keys(request: web.Request) -> web.Response:
+    viewer = await require_user(request, SCOPE)
+    async with request.app[SESSIONS]() as session:
+        device = await _current_device(session, viewer, active=False)
+        return json_response({"one_time_key_count": await e2ee.count_keys(session, device.id)})
+
+
+async def _local_device_answer(config: Config, session: AsyncSession, account: Account) -> dict[str, Any]:
+    identity = await e2ee.identity_of(session, account.id)
+    device_list = e2ee.signed_list(identity)
+    actor = account_uri(config, account)
+    return {
+        "actor": actor,
+        "acct": acct(account),
+        "device_list": device_list.to_json() if device_list else None,
+        "devices": [
+            {"device_id": d.device_id, "claim": f"{actor}/devices/{d.device_id}/claim"}
+            for d in (device_list.devices if device_list else ())
+        ],
+    }
+
+
+async def _remote_devices(request: web.Request, account: Account) -> dict[str, Any]:
+    fed = request.app[FEDERATION]
+    actor = account.uri or ""
+    devices_url = await _remote_devices_url(request, account)
+    try:
+        document = await fed.transport.fetch_json(devices_url)
+        found = parse_devices_collection(document, actor_uri=actor, devices_url=devices_url)
+    except FetchError as exc:
+        raise ApiError(f"the devices of {acct(account)} could not be fetched ({exc.reason})", status=502) from None
+    except InvalidActivity as exc:
+        raise ApiError(f"the devices of {acct(account)} are malformed ({exc})", status=502) from None
+    return {
+        "actor": actor,
+        "acct": acct(account),
+        "device_list": found.device_list.to_json() if found.device_list else None,
+        "devices": [{"device_id": device_id, "claim": url} for device_id, url in sorted(found.claim_urls.items())],
+    }
+
+
+async def _remote_devices_url(request: web.Request, account: Account) -> str:
+    fed = request.app[FEDERATION]
+    try:
+        document = await fed.transport.fetch_json(account.uri or "")
+    except FetchError as exc:
+        raise ApiError(f"{acct(account)} could not be fetched ({exc.reason})", status=502) from None
+    url = document.get("e2ee:devices")
+    if not isinstance(url, str) or host_of(url) != host_of(account.uri or ""):
+        raise Unprocessable(f"{acct(account)} does not offer end-to-end encrypted messages")
+    return url
+
+
+@routes.get(BASE + "/keys")
+async def query_keys(request: web.Request) -> web.Response:
+    """A member's signed device list (the client verifies it) and each device's claim URL."""
+    viewer = await require_user(request, SCOPE)
+    ref = request.query.get("actor", "")
+    if not ref or len(ref) > 2048:
+        raise BadRequest("missing required parameter: actor")
+    async with request.app[SESSIONS]() as session:
+        account = await resolve_member(request, session, ref)
+        me = await _viewer_account(session, viewer)
+        if account.local:
+            await e2ee.require_may_message(session, me, account)
+            return json_response(await _local_device_answer(request.app[CONFIG], session, account))
+        await e2ee.require_may_message(session, me, account)
+    return json_response(await _remote_devices(request, account))
+
+
+@routes.post(BASE + "/keys/claim")
+async def claim_keys(request: web.Request) -> web.Response:
+    """One one-time key (else the fallback key) per named device of a member."""
+    viewer = await require_user(request, SCOPE)
+    config = request.app[CONFIG]
+    fed = request.app[FEDERATION]
+    data = await read_json_object(request)
+    ref = _text(data, "actor")
+    wanted = data.get("device_ids")
+    if not isinstance(wanted, list) or not 1 <= len(wanted) <= MAX_CIPHERTEXTS:
+        raise Unprocessable(f"device_ids: must be a list of 1-{MAX_CIPHERTEXTS} device ids")
+    device_ids = list(dict.fromkeys(_device_id(d, "device_ids") for d in wanted))
+    keys: dict[str, Any] = {}
+    failures: dict[str, str] = {}
+    async with request.app[SESSIONS]() as session:
+        me = await _viewer_account(session, viewer)
+        target = await resolve_member(request, session, ref)
+        await e2ee.require_may_message(session, me, target)
+        if target.local:
+            if not e2ee.CLAIMS.allow(
+                account_uri(config, me),
+                target.id,
+                per_minute=config.get("e2ee", "claims_per_minute"),
+                clock=time.monotonic(),
+            ):
+                raise ApiError("too many key claims; try again in a minute", status=429)
+            devices = {d.device_id: d for d in await e2ee.devices_of(session, target.id)}
+            for device_id in device_ids:
+                device = devices.get(device_id)
+                claimed = await e2ee.claim_key(session, device.id) if device is not None else None
+                if claimed is None:
+                    failures[device_id] = "no_keys" if device is not None else "unknown_device"
+                    continue
+                keys[device_id] = {
+                    "key_id": claimed.key_id,
+                    "key": claimed.key,
+                    "signature": claimed.signature,
+                    "fallback": claimed.fallback,
+                }
+            await session.commit()
+            return json_response({"keys": keys, "failures": failures})
+        me_uri = account_uri(config, me)
+        me_id = me.id
+    answer = await _remote_devices(request, target)
+    claim_urls = {d["device_id"]: d["claim"] for d in answer["devices"]}
+    signer = await _member_signer(request, me_id)
+    body = json.dumps(claim_request(actor_uri=me_uri)).encode()
+    for device_id in device_ids:
+        url = claim_urls.get(device_id)
+        if url is None:
+            failures[device_id] = "unknown_device"
+            continue
+        try:
+            answer_key = parse_one_time_key(await fed.transport.post_json(url, body, signer=signer))
+        except FetchError as exc:
+            failures[device_id] = exc.reason
+            continue
+        except InvalidActivity:
+            failures[device_id] = "malformed_key"
+            continue
+        keys[device_id] = {
+            "key_id": answer_key.key_id,
+            "key": answer_key.key,
+            "signature": answer_key.signature,
+            "fallback": answer_key.fallback,
+        }
+    return json_response({"keys": keys, "failures": failures})
+
+
+async def _member_signer(request: web.Request, account_id: int) -> Any:
+    """Sign requests with the member's own key: the claim is made on their behalf, so the
+    remote server can apply the member's block list and message policy (research §8(b))."""
+    from crypto.signing import PrivateKey
+    from federation.httpsig import sign_request
+    from server.actor_keys import local_keys
+
+    config = request.app[CONFIG]
+    async with request.app[SESSIONS]() as session:
+        account = await session.get(Account, account_id)
+        assert account is not None
+        keys = await local_keys(session, config, account)
+        await session.commit()
+    key = PrivateKey.from_pem(keys.rsa_private_pem, trusted=True)
+
+    def signer(method: str, url: str, headers: Any, body: bytes | None) -> dict[str, str]:
+        return sign_request(method, url, headers=headers, body=body, key=key, key_id=keys.rsa_key_id, now=now())
+
+    return signer
+
+
+# ---------------------------------------------------------------------------- messages
+
+
+def _ciphertexts(data: dict[str, Any]) -> list[tuple[str, str, int, str]]:
+    raw = data.get("ciphertexts")
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_CIPHERTEXTS:
+        raise Unprocessable(f"ciphertexts: must be a list of 1-{MAX_CIPHERTEXTS} items")
+    out: list[tuple[str, str, int, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for i, item in enumerate(raw):
+        where = f"ciphertexts[{i}]"
+        if not isinstance(item, dict):
+            raise Unprocessable(f"{where}: must be an object with actor, device_id, type and body")
+        actor = item.get("actor")
+        if not isinstance(actor, str) or not actor:
+            raise Unprocessable(f"{where}.actor: must be an actor URI")
+        device_id = _device_id(item.get("device_id"), f"{where}.device_id")
+        kind = item.get("type")
+        if kind not in (0, 1) or isinstance(kind, bool):
+            raise Unprocessable(f"{where}.type: must be 0 (pre-key) or 1 (normal)")
+        body = item.get("body")
+        if not isinstance(body, str):
+            raise Unprocessable(f"{where}.body: must be base64 text")
+        try:
+            b64decode(body, field=f"{where}.body", max_size=MAX_CIPHERTEXT_BYTES)
+        except ValueError as exc:
+            raise Unprocessable(str(exc)) from None
+        if (actor, device_id) in seen:
+            raise Unprocessable(f"{where}: a second ciphertext for the same device")
+        seen.add((actor, device_id))
+        out.append((actor, device_id, kind, body))
+    return out
+
+
+@routes.post(BASE + "/messages")
+async def send_message(request: web.Request) -> web.Response:
+    """Send one encrypted message to one member: a ciphertext per device of theirs and per
+    other device of yours. Stamped, queued, answered 202; nothing is stored if anything is wrong."""
+    viewer = await require_user(request, SCOPE)
+    config = request.app[CONFIG]
+    data = await read_json_object(request)
+    ref = _text(data, "to")
+    tag_text = _key(data, "franking_tag", 32)
+    items = _ciphertexts(data)
+    moment = now()
+    async with request.app[SESSIONS]() as session:
+        me = await _viewer_account(session, viewer)
+        device = await _current_device(session, viewer)
+        recipient = await resolve_member(request, session, ref)
+        if recipient.id == me.id:
+            raise Unprocessable("to: send messages to someone else (your own devices get copies automatically)")
+        await e2ee.require_may_message(session, me, recipient)
+        me_uri = account_uri(config, me)
+        recipient_uri = account_uri(config, recipient)
+        mine = {d.device_id: d for d in await e2ee.devices_of(session, me.id)}
+        theirs = {d.device_id: d for d in await e2ee.devices_of(session, recipient.id)} if recipient.local else {}
+        local: list[e2ee.Ciphertext] = []
+        remote: list[DeviceCiphertext] = []
+        for i, (actor, device_id, kind, body) in enumerate(items):
+            if actor == me_uri:
+                target = mine.get(device_id)
+                if target is None or target.id == device.id:
+                    raise Unprocessable(
+                        f"ciphertexts[{i}].device_id: {device_id} is not another active device of yours"
+                    )
+                local.append(e2ee.Ciphertext(target, kind, body))
+            elif actor == recipient_uri:
+                if recipient.local:
+                    target = theirs.get(device_id)
+                    if target is None:
+                        raise Unprocessable(f"ciphertexts[{i}].device_id: {device_id} is not an active device of {ref}")
+                    local.append(e2ee.Ciphertext(target, kind, body))
+                else:
+                    remote.append(DeviceCiphertext(device_id, kind, b64decode(body, field="body")))
+            else:
+                raise Unprocessable(f"ciphertexts[{i}].actor: must be the recipient or you")
+        if not any(c.device.account_id == recipient.id for c in local) and not remote:
+            raise Unprocessable("ciphertexts: none is for the recipient")
+        object_uri = f"{config.base_url}/e2ee/messages/{new_id()}"
+        tag = b64decode(tag_text, field="franking_tag", size=32)
+        stamp_value = await e2ee.make_stamp(
+            session, tag=tag, sender=me_uri, recipient=recipient_uri, object_id=object_uri, at=moment
+        )
+        await e2ee.store_ciphertexts(
+            session,
+            config,
+            object_uri=object_uri,
+            sender_actor=me_uri,
+            sender_device=device.device_id,
+            recipient_actor=recipient_uri,
+            ciphertexts=local,
+            franking_tag=tag_text,
+            sender_stamp=stamp_value,
+            stamp_value=stamp_value,
+            stamped_at=moment,
+            at=moment,
+        )
+        if remote:
+            if not config.get("federation", "enabled") or not recipient.inbox_url:
+                raise Unprocessable("to: this member's server cannot be reached from here")
+            message = EncryptedMessage(
+                id=object_uri,
+                actor=me_uri,
+                recipient=recipient_uri,
+                sender_device=device.device_id,
+                published=moment,
+                ciphertexts=tuple(remote),
+                franking_tag=tag,
+                franking_stamp=stamp_value,
+                stamped_at=moment,
+            )
+            activity = encrypted_create(message, activity_id=object_uri + "/activity")
+            await enqueue(
+                session, config.base_url, actor_account_id=me.id, activity=activity, inboxes=[recipient.inbox_url]
+            )
+        await session.commit()
+    return json_response({"id": object_uri, "stamped_at": utc_time(moment), "stamp": stamp_value}, status=202)
+
+
+def _render_message(row: E2EEMessage) -> dict[str, Any]:
+    return {
+        "id": str(row.id),
+        "object_id": row.object_uri,
+        "sender": {"actor": row.sender_actor, "device_id": row.sender_device},
+        "recipient_actor": row.recipient_actor,
+        "type": row.message_type,
+        "body": row.body,
+        "franking_tag": row.franking_tag,
+        "sender_stamp": row.sender_stamp,
+        "stamp": row.stamp,
+        "stamped_at": utc_time(row.stamped_at),
+        "received_at": utc_time(row.created_at),
+    }
+
+
+@routes.get(BASE + "/messages")
+async def device_inbox(request: web.Request) -> web.Response:
+    """Ciphertexts waiting for this token's device, oldest first (acknowledge to delete)."""
+    viewer = await require_user(request, SCOPE)
+    try:
+        limit = min(max(int(request.query.get("limit", "100")), 1), MAX_INBOX_PAGE)
+    except ValueError:
+        raise BadRequest("limit: must be an integer") from None
+    async with request.app[SESSIONS]() as session:
+        device = await _current_device(session, viewer, active=False)
+        rows = await session.scalars(
+            select(E2EEMessage)
+            .where(E2EEMessage.device_pk == device.id, E2EEMessage.expires_at > now())
+            .order_by(E2EEMessage.id)
+            .limit(limit)
+        )
+        return json_response({"messages": [_render_message(r) for r in rows]})
+
+
+@routes.post(BASE + "/messages/ack")
+async def acknowledge(request: web.Request) -> web.Response:
+    """Delete received ciphertexts from this device's inbox."""
+    viewer = await require_user(request, SCOPE)
+    data = await read_json_object(request)
+    raw = data.get("ids")
+    if not isinstance(raw, list) or len(raw) > 1000:
+        raise Unprocessable("ids: must be a list of at most 1000 message ids")
+    try:
+        ids = [int(x) for x in raw]
+    except (TypeError, ValueError):
+        raise Unprocessable("ids: must be message ids (strings of digits)") from None
+    async with request.app[SESSIONS]() as session:
+        device = await _current_device(session, viewer, active=False)
+        result = await session.execute(
+            delete(E2EEMessage).where(E2EEMessage.device_pk == device.id, E2EEMessage.id.in_(ids))
+        )
+        await session.commit()
+    return json_response({"deleted": int(getattr(result, "rowcount", 0) or 0)})
+
+
+# ---------------------------------------------------------------------------- plaintext box
+
+
+@routes.get("/api/v1/hearthside/plaintext_messages")
+async def plaintext_messages(request: web.Request) -> web.Response:
+    """Direct messages from software without end-to-end encryption (only kept when the
+    instance enables ``[e2ee] accept_plaintext_dms``), each labelled as such."""
+    viewer = await require_user(request, "read:statuses")
+    async with request.app[SESSIONS]() as session:
+        rows = (
+            await session.execute(
+                select(PlaintextMessage, Account)
+                .join(Account, Account.id == PlaintextMessage.sender_account_id)
+                .where(PlaintextMessage.recipient_account_id == viewer.require_account())
+                .order_by(PlaintextMessage.id.desc())
+                .limit(100)
+            )
+        ).all()
+        return json_response(
+            {
+                "label": "not end-to-end encrypted",
+                "messages": [
+                    {
+                        "id": str(m.id),
+                        "uri": m.uri,
+                        "from": acct(a),
+                        "content": m.content,
+                        "created_at": iso(m.created_at),
+                        "end_to_end_encrypted": False,
+                    }
+                    for m, a in rows
+                ],
+            }
+        )
+
+
+# ---------------------------------------------------------------------------- reports
+
+
+MAX_REPORTED_MESSAGES = 20
+
+
+@routes.post(BASE + "/reports")
+async def report_messages(request: web.Request) -> web.Response:
+    """Reveal received messages to this instance's moderators (docs/e2ee.md "Franking").
+
+    Each revealed message must recompute its franking tag and carry our stamp binding it to
+    its sender, this member and the time: moderators see only what was revealed, and know it
+    is what was sent. ``forward`` also sends a ``Flag`` (from the instance actor) to the
+    sender's instance with the sender's stamps, which that instance can verify in turn.
+    """
+    viewer = await require_user(request, SCOPE)
+    config = request.app[CONFIG]
+    data = await read_json_object(request)
+    comment = data.get("comment", "")
+    if not isinstance(comment, str) or len(comment) > 1000:
+        raise Unprocessable("comment: must be text of at most 1000 characters")
+    forward = data.get("forward", False)
+    if not isinstance(forward, bool):
+        raise Unprocessable("forward: must be true or false")
+    raw = data.get("messages")
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_REPORTED_MESSAGES:
+        raise Unprocessable(f"messages: must be a list of 1-{MAX_REPORTED_MESSAGES} revealed messages")
+    parsed = [e2ee.parse_revealed(item, f"messages[{i}]") for i, item in enumerate(raw)]
+    sender_stamps: list[str] = []
+    for i, item in enumerate(raw):
+        value = item.get("sender_stamp")
+        if not isinstance(value, str) or not value or len(value) > 200:
+            raise Unprocessable(f"messages[{i}].sender_stamp: must be the sending server's stamp")
+        sender_stamps.append(value)
+    senders = {revealed.message.sender for revealed, *_ in parsed}
+    if len(senders) != 1:
+        raise Unprocessable("messages: report messages of one sender at a time")
+    from crypto.sealing import seal
+    from server.models import E2EEReportMessage, Report
+
+    moment = now()
+    async with request.app[SESSIONS]() as session:
+        me = await _viewer_account(session, viewer)
+        me_uri = account_uri(config, me)
+        for i, (revealed, key, tag, at) in enumerate(parsed):
+            if revealed.message.recipient != me_uri:
+                raise Unprocessable(f"messages[{i}].message.to: you can only report messages sent to you")
+            if not await e2ee.verify_revealed(session, revealed, key, tag, at):
+                raise Unprocessable(f"messages[{i}]: the franking tag or this server's stamp does not verify")
+        sender_uri = senders.pop()
+        sender = await local_account_by_uri(session, config.base_url, sender_uri) or await account_by_uri(
+            session, sender_uri
+        )
+        if sender is None:
+            raise Unprocessable("messages: the sender is unknown here")
+        report = Report(
+            id=new_id(),
+            reporter_account_id=me.id,
+            origin_domain="",
+            target_account_id=sender.id,
+            status_ids=[],
+            comment=comment,
+            category="e2ee_message",
+            state="open",
+            created_at=moment,
+        )
+        session.add(report)
+        await session.flush()
+        sealing_key = e2ee.report_key(config)
+        for revealed, *_ in parsed:
+            session.add(
+                E2EEReportMessage(
+                    id=new_id(),
+                    report_id=report.id,
+                    object_uri=revealed.object_id,
+                    sealed=seal(sealing_key, json.dumps(revealed.to_json()).encode()),
+                    verified=True,
+                    created_at=moment,
+                )
+            )
+        forwarded = False
+        if forward and not sender.local and config.get("federation", "enabled"):
+            inbox = sender.shared_inbox_url or sender.inbox_url
+            if inbox:
+                from federation.documents import flag_activity, instance_actor_url
+                from server.outbox import activity_uri
+
+                instance_actor = instance_actor_url(config.base_url)
+                flag = flag_activity(activity_uri(config), instance_actor, [sender_uri], comment)
+                flag["e2ee:revealed"] = [
+                    {**revealed.to_json(), "stamp": sender_stamps[i]} for i, (revealed, *_) in enumerate(parsed)
+                ]
+                await enqueue(session, config.base_url, actor_account_id=None, activity=flag, inboxes=[inbox])
+                forwarded = True
+        await session.commit()
+    log.info("e2ee report %s filed (%s messages)", report.id, len(parsed))
+    return json_response({"id": str(report.id), "messages": len(parsed), "forwarded": forwarded}, status=201)

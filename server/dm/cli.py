@@ -1,0 +1,246 @@
+"""``hearthside dm``: end-to-end encrypted messages from the command line, for members.
+
+Every command opens the member's encrypted store (``--profile``, default
+``$HEARTHSIDE_DM_HOME`` or ``~/.local/share/hearthside/dm``) with a passphrase read from
+``$HEARTHSIDE_DM_PASSPHRASE`` or asked for; keys never leave it. Output is plain text, or one
+JSON object per line with ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from crypto.errors import CryptoError, WrongPassphraseError
+from server.dm.client import DmClient, DmError
+from server.dm.store import Store, StoreMissing
+
+DEFAULT_HOME = Path.home() / ".local" / "share" / "hearthside" / "dm"
+
+NO_MODERATOR_ACCESS = (
+    "Messages are end-to-end encrypted: nobody else, not even the moderators or admins of either "
+    "server, can read them. If you report a message, you choose what to show your moderators."
+)
+
+
+def _passphrase(confirm: bool = False) -> str:
+    value = os.environ.get("HEARTHSIDE_DM_PASSPHRASE")
+    if value:
+        return value
+    value = getpass.getpass("Passphrase for your message store: ")
+    if confirm and getpass.getpass("Repeat it: ") != value:
+        raise DmError("the passphrases differ")
+    if not value:
+        raise DmError("a passphrase is needed to protect your keys")
+    return value
+
+
+def _store(args: argparse.Namespace, *, new: bool = False) -> Store:
+    home = Path(args.profile or os.environ.get("HEARTHSIDE_DM_HOME") or DEFAULT_HOME)
+    return Store(home, _passphrase(confirm=new and not os.environ.get("HEARTHSIDE_DM_PASSPHRASE")))
+
+
+def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    print(json.dumps(data, ensure_ascii=False) if args.json else text)
+
+
+def _with_client(work: Callable[[DmClient, argparse.Namespace], Awaitable[int]]) -> Callable[[argparse.Namespace], int]:
+    """Open the store, run ``work`` with a client, save the store (also after a failure midway,
+    so sessions that advanced are kept)."""
+
+    def run(args: argparse.Namespace) -> int:
+        store = _store(args)
+        profile = store.load()
+
+        async def go() -> int:
+            async with DmClient(profile) as client:
+                try:
+                    return await work(client, args)
+                finally:
+                    store.save(profile)
+                    for notice in client.notices:
+                        print(f"notice: {notice}", file=sys.stderr)
+
+        return asyncio.run(go())
+
+    return run
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    store = _store(args, new=True)
+    if store.exists():
+        raise DmError(f"{store.path} exists already; use another --profile for another login")
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
+    profile = asyncio.run(DmClient.login(args.server, args.username, password))
+    store.save(profile)
+    _emit(args, {"actor": profile.actor, "acct": profile.acct}, f"Logged in as {profile.acct} ({profile.actor}).")
+    return 0
+
+
+async def _setup(client: DmClient, args: argparse.Namespace) -> int:
+    result = await client.setup(recovery_code=args.recovery_code)
+    data = {"device_id": result.device_id, "state": result.state, "recovery_code": result.recovery_code}
+    lines = [f"This device is {result.device_id} ({result.state})."]
+    if result.recovery_code:
+        lines += [
+            "Your recovery code (write it down and keep it safe; it lets a new device join without this one):",
+            f"  {result.recovery_code}",
+        ]
+    if result.state == "pending":
+        lines.append(
+            f"Approve it from a device you already use: `hearthside dm devices approve {result.device_id}`, "
+            "or set it up with your recovery code."
+        )
+    lines.append(NO_MODERATOR_ACCESS)
+    _emit(args, data, "\n".join(lines))
+    return 0
+
+
+async def _send(client: DmClient, args: argparse.Namespace) -> int:
+    text = args.text if args.text not in (None, "-") else sys.stdin.read()
+    message_id = await client.send(args.to, text.rstrip("\n"))
+    _emit(args, {"id": message_id, "to": args.to}, f"Sent ({message_id}).")
+    return 0
+
+
+def _line(item: dict[str, Any]) -> str:
+    message = item["message"]
+    arrow = "->" if item["direction"] == "out" else "<-"
+    peer = message["to"] if item["direction"] == "out" else message["from"]
+    return f"{message['created']} {arrow} {peer}: {message['body'].get('content', '')}  [{item['id']}]"
+
+
+async def _read(client: DmClient, args: argparse.Namespace) -> int:
+    before = client.profile.undecryptable
+    fresh = await client.receive()
+    if args.all:
+        items = client.profile.history
+        if args.with_:
+            actor = await client.resolve(args.with_)
+            items = client.history_with(actor)
+    else:
+        ids = {m.id for m in fresh}
+        items = [item for item in client.profile.history if item["id"] in ids]
+    for item in items:
+        _emit(args, {k: item[k] for k in ("id", "direction", "peer", "message")}, _line(item))
+    failed = client.profile.undecryptable - before
+    if failed:
+        print(f"notice: {failed} message(s) could not be decrypted or failed a check and were dropped", file=sys.stderr)
+    if not items and not args.json:
+        print("No new messages.")
+    return 0
+
+
+async def _conversations(client: DmClient, args: argparse.Namespace) -> int:
+    await client.receive()
+    for entry in client.conversations():
+        _emit(args, entry, f"{entry['peer']}  {entry['messages']} message(s), last {entry['last']}")
+    return 0
+
+
+async def _verify(client: DmClient, args: argparse.Namespace) -> int:
+    number = await client.safety_number(args.contact)
+    if args.confirm:
+        await client.mark_verified(args.contact)
+    verified = client.device.is_verified(await client.resolve(args.contact))
+    _emit(
+        args,
+        {"contact": args.contact, "safety_number": number, "verified": verified},
+        f"Safety number with {args.contact}:\n  {number}\n"
+        "Compare it with theirs (in person or on a call). If they match, run this again with --confirm."
+        + ("\nVerified." if verified else ""),
+    )
+    return 0
+
+
+async def _devices(client: DmClient, args: argparse.Namespace) -> int:
+    action = args.device_action
+    if action == "approve":
+        await client.approve(args.device_id)
+    elif action == "revoke":
+        await client.revoke(args.device_id)
+    listing = await client.devices()
+    for device in listing["devices"]:
+        mark = " (this device)" if device["current"] else ""
+        _emit(args, device, f"{device['device_id']}  {device['state']}{mark}  since {device['created_at']}")
+    return 0
+
+
+async def _report(client: DmClient, args: argparse.Namespace) -> int:
+    answer = await client.report(args.message_ids, comment=args.comment or "", forward=args.forward)
+    _emit(
+        args,
+        answer,
+        f"Reported {answer['messages']} message(s) to your moderators (report {answer['id']})"
+        + (", and forwarded to the sender's server." if answer.get("forwarded") else "."),
+    )
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    dm = sub.add_parser("dm", help="end-to-end encrypted private messages (member tool)")
+    dm.add_argument("--profile", help="folder of the encrypted key store (default: $HEARTHSIDE_DM_HOME)")
+    dm.add_argument("--json", action="store_true", help="one JSON object per line")
+    commands = dm.add_subparsers(dest="dm_command", required=True)
+
+    p = commands.add_parser("login", help="log in to your Hearthside server")
+    p.add_argument("server", help="your server's URL, e.g. https://example.org")
+    p.add_argument("username")
+    p.add_argument("--password-stdin", action="store_true")
+    p.set_defaults(fn=cmd_login)
+
+    p = commands.add_parser("setup", help="set up this device's keys")
+    p.add_argument("--recovery-code", help="join with your recovery code instead of approval from another device")
+    p.set_defaults(fn=_with_client(_setup))
+
+    p = commands.add_parser("send", help="send a message")
+    p.add_argument("to", help="name@server or an actor URL")
+    p.add_argument("text", nargs="?", help="the message (default: standard input)")
+    p.set_defaults(fn=_with_client(_send))
+
+    p = commands.add_parser("read", help="fetch and show new messages")
+    p.add_argument("--all", action="store_true", help="show the whole history kept on this device")
+    p.add_argument("--with", dest="with_", help="only the conversation with this contact (with --all)")
+    p.set_defaults(fn=_with_client(_read))
+
+    commands.add_parser("conversations", help="list conversations").set_defaults(fn=_with_client(_conversations))
+
+    p = commands.add_parser("verify", help="show the safety number with a contact")
+    p.add_argument("contact")
+    p.add_argument("--confirm", action="store_true", help="mark the contact verified (numbers matched)")
+    p.set_defaults(fn=_with_client(_verify))
+
+    devices = commands.add_parser("devices", help="list, approve or revoke your devices")
+    actions = devices.add_subparsers(dest="device_action")
+    for name in ("approve", "revoke"):
+        a = actions.add_parser(name)
+        a.add_argument("device_id")
+    devices.set_defaults(fn=_with_client(_devices))
+
+    p = commands.add_parser("report", help="reveal received messages to your moderators")
+    p.add_argument("message_ids", nargs="+", help="ids shown by `read --all`")
+    p.add_argument("--comment", help="what happened (optional)")
+    p.add_argument("--forward", action="store_true", help="also tell the sender's server")
+    p.set_defaults(fn=_with_client(_report))
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        code: int = args.fn(args)
+    except (DmError, StoreMissing) as exc:
+        print(f"hearthside dm: {exc}", file=sys.stderr)
+        return 2
+    except WrongPassphraseError:
+        print("hearthside dm: wrong passphrase", file=sys.stderr)
+        return 2
+    except CryptoError as exc:
+        print(f"hearthside dm: {exc}", file=sys.stderr)
+        return 2
+    return code

@@ -1,0 +1,458 @@
+"""The E2EE client library: a member's device talking to their own Hearthside server.
+
+Design note
+-----------
+All cryptography happens here, on the member's machine (``crypto.messaging``); the server
+sees public keys and ciphertext only. :class:`DmClient` wraps one :class:`~server.dm.store.Profile`
+(login, device state, history) and the server's ``/api/v1/hearthside/e2ee`` API:
+
+* ``login`` registers an OAuth app and gets a token with the ``crypto`` scope (password grant);
+* ``setup`` creates this device. The member's first device also creates the master key and
+  prints a recovery code; a later device is *pending* until a device holding the master key
+  approves it (``approve``), or it is set up with the recovery code and approves itself;
+* ``send`` pins the recipient's signed device list (and the member's own), opens sessions with
+  claimed one-time keys where none exist, encrypts one franked message for every device of the
+  recipient and every other device of the member, and posts it;
+* ``receive`` fetches this device's inbox, refreshes a sender's device list when a message
+  comes from a device not yet pinned, decrypts and checks each message, keeps it in the
+  history with its franking opening, acknowledges (the server deletes the ciphertext), and
+  tops up one-time keys;
+* ``revoke`` publishes a list without a device (which makes the server delete its token, keys
+  and waiting messages); ``report`` reveals chosen messages to the member's own moderators.
+
+A new device sees no history: messages sent before it joined were never encrypted to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from crypto.devicelist import DeviceEntry, MasterKey
+from crypto.encoding import b64decode, b64encode
+from crypto.envelope import new_message
+from crypto.errors import CryptoError, MasterKeyChangedError
+from crypto.messaging import ClaimedKey, DeviceState, Target
+from server.dm.store import Profile
+
+log = logging.getLogger(__name__)
+
+SCOPES = "read write crypto"
+ONE_TIME_KEYS = 50
+REPLENISH_BELOW = 20
+_DEVICE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+class DmError(Exception):
+    """Something the member should read (the message says what and what to do)."""
+
+
+def new_device_id() -> str:
+    return "".join(secrets.choice(_DEVICE_ALPHABET) for _ in range(10))
+
+
+@dataclass(frozen=True, slots=True)
+class SetupResult:
+    device_id: str
+    state: str  # active | pending
+    recovery_code: str | None  # only when this call created the master key
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A received message as the member sees it."""
+
+    id: str
+    sender: str
+    recipient: str
+    content: str
+    created: str
+    own_copy: bool  # sent by one of the member's other devices
+
+
+class DmClient:
+    """One device of one member. Call :meth:`close` (or use ``async with``) when done."""
+
+    def __init__(self, profile: Profile, *, session: aiohttp.ClientSession | None = None) -> None:
+        self.profile = profile
+        self._session = session
+        self._own_session = session is None
+        self.notices: list[str] = []
+
+    async def __aenter__(self) -> DmClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        return self._session
+
+    async def _call(
+        self, method: str, path: str, *, json_body: Any = None, params: dict[str, str] | None = None
+    ) -> Any:
+        url = self.profile.server.rstrip("/") + path
+        headers = {"Authorization": f"Bearer {self.profile.token}"}
+        async with self._http().request(method, url, json=json_body, params=params, headers=headers) as resp:
+            data = await resp.json(content_type=None) if resp.content_length != 0 else {}
+            if resp.status >= 400:
+                message = data.get("error") if isinstance(data, dict) else None
+                raise DmError(f"{method} {path}: {resp.status} {message or resp.reason}")
+            return data
+
+    @staticmethod
+    async def login(
+        server: str, username: str, password: str, *, session: aiohttp.ClientSession | None = None
+    ) -> Profile:
+        """Register an app and log in with the password grant; returns a new profile."""
+        own = session is None
+        http = session or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        base = server.rstrip("/")
+        try:
+            async with http.post(
+                base + "/api/v1/apps",
+                data={"client_name": "hearthside dm", "redirect_uris": "urn:ietf:wg:oauth:2.0:oob", "scopes": SCOPES},
+            ) as resp:
+                app = await resp.json(content_type=None)
+                if resp.status >= 400:
+                    raise DmError(f"app registration failed: {resp.status} {app.get('error', '')}")
+            async with http.post(
+                base + "/oauth/token",
+                data={
+                    "grant_type": "password",
+                    "username": username,
+                    "password": password,
+                    "client_id": app["client_id"],
+                    "client_secret": app["client_secret"],
+                    "scope": SCOPES,
+                },
+            ) as resp:
+                token = await resp.json(content_type=None)
+                if resp.status >= 400:
+                    raise DmError(f"login failed: {token.get('error_description') or token.get('error', resp.status)}")
+            headers = {"Authorization": f"Bearer {token['access_token']}"}
+            async with http.get(base + "/api/v1/hearthside/e2ee/devices", headers=headers) as resp:
+                listing = await resp.json(content_type=None)
+                if resp.status >= 400:
+                    raise DmError(f"this server does not offer encrypted messages ({resp.status})")
+        finally:
+            if own:
+                await http.close()
+        return Profile(server=base, token=token["access_token"], actor=listing["actor"], acct=listing["acct"])
+
+    # ------------------------------------------------------------------ devices
+
+    @property
+    def device(self) -> DeviceState:
+        if self.profile.device is None:
+            raise DmError("this device is not set up yet: run `hearthside dm setup`")
+        return self.profile.device
+
+    async def setup(self, *, recovery_code: str | None = None) -> SetupResult:
+        """Create this device's keys and register them (see the module note)."""
+        if self.profile.device is not None:
+            raise DmError("this device is already set up")
+        listing = await self._call("GET", "/api/v1/hearthside/e2ee/devices")
+        existing_master = listing.get("master_key")
+        master: MasterKey | None = None
+        created_code: str | None = None
+        if recovery_code:
+            try:
+                master = MasterKey.from_recovery_code(recovery_code)
+            except CryptoError:
+                raise DmError("that recovery code is not valid (check for typos)") from None
+            if existing_master and master.public_key != existing_master:
+                raise DmError("that recovery code belongs to another master key")
+        elif not existing_master:
+            master = MasterKey.generate()
+            created_code = master.recovery_code()
+        state = DeviceState.create(actor=self.profile.actor, device_id=new_device_id(), master=master)
+        keys = state.new_one_time_keys(ONE_TIME_KEYS)
+        fallback = state.new_fallback_key()
+        body: dict[str, Any] = {
+            "device_id": state.device_id,
+            "identity_key": state.account.identity_key,
+            "fingerprint_key": state.account.fingerprint_key,
+            "one_time_keys": [k.to_json() for k in keys],
+            "fallback_key": fallback.to_json(),
+        }
+        if master is not None:
+            if listing.get("device_list"):
+                state.accept_device_list(self.profile.actor, listing["device_list"])
+            current = state.pinned(self.profile.actor)
+            devices = [*(current.devices if current else ()), state.entry]
+            version = (listing.get("version") or 0) + 1
+            body["device_list"] = state.sign_own_list(devices, version=version, at=_now()).to_json()
+        await self._call("POST", "/api/v1/hearthside/e2ee/devices", json_body=body)
+        state.mark_keys_published()
+        self.profile.device = state
+        if master is None and listing.get("device_list"):
+            state.accept_device_list(self.profile.actor, listing["device_list"])
+        return SetupResult(state.device_id, "active" if master is not None else "pending", created_code)
+
+    async def devices(self) -> dict[str, Any]:
+        return dict(await self._call("GET", "/api/v1/hearthside/e2ee/devices"))
+
+    async def _publish_own(self, keep: list[str] | None = None, add: str | None = None) -> dict[str, Any]:
+        listing = await self.devices()
+        state = self.device
+        if listing.get("device_list"):
+            state.accept_device_list(self.profile.actor, listing["device_list"])
+        current = state.pinned(self.profile.actor)
+        entries = {d.device_id: d for d in (current.devices if current else ())}
+        if add is not None:
+            registered = {d["device_id"]: d for d in listing["devices"]}
+            device = registered.get(add)
+            if device is None or device["state"] != "pending":
+                raise DmError(f"{add} is not a pending device of yours")
+            entries[add] = DeviceEntry(add, device["identity_key"], device["fingerprint_key"])
+        if keep is not None:
+            entries = {k: v for k, v in entries.items() if k in keep}
+        signed = state.sign_own_list(list(entries.values()), version=int(listing.get("version") or 0) + 1, at=_now())
+        return dict(
+            await self._call("PUT", "/api/v1/hearthside/e2ee/device_list", json_body={"device_list": signed.to_json()})
+        )
+
+    async def approve(self, device_id: str) -> None:
+        """Add a pending device of the member to the signed list (needs the master key here)."""
+        await self._publish_own(add=device_id)
+
+    async def revoke(self, device_id: str) -> None:
+        """Remove a device: it can read nothing sent from now on, and the server deletes its
+        token, keys and waiting messages."""
+        listing = await self.devices()
+        states = {d["device_id"]: d["state"] for d in listing["devices"]}
+        if states.get(device_id) == "pending":
+            await self._call("DELETE", f"/api/v1/hearthside/e2ee/devices/{device_id}")
+            return
+        if states.get(device_id) != "active":
+            raise DmError(f"{device_id} is not an active or pending device of yours")
+        if device_id == self.device.device_id:
+            raise DmError("revoke this device from another one (or use `hearthside dm logout`)")
+        current = [d["device_id"] for d in listing["devices"] if d["state"] == "active" and d["device_id"] != device_id]
+        await self._publish_own(keep=current)
+
+    # ------------------------------------------------------------------ contacts
+
+    async def _pin(self, ref: str) -> str:
+        """Fetch and pin ``ref``'s signed device list; returns their actor URI."""
+        answer = await self._call("GET", "/api/v1/hearthside/e2ee/keys", params={"actor": ref})
+        actor = answer["actor"]
+        if not answer.get("device_list"):
+            raise DmError(f"{ref} has not set up encrypted messages yet")
+        try:
+            pinned = self.device.accept_device_list(actor, answer["device_list"])
+        except MasterKeyChangedError:
+            raise DmError(
+                f"the safety number with {ref} changed since you verified it. Compare it again "
+                f"(`hearthside dm verify {ref}`) before sending."
+            ) from None
+        except CryptoError as exc:
+            raise DmError(f"the device list of {ref} was refused: {exc}") from None
+        if pinned.master_key_changed:
+            self.notices.append(f"The safety number with {ref} changed (a new master key). Compare it if you can.")
+        return str(actor)
+
+    async def _refresh_own(self) -> None:
+        listing = await self.devices()
+        if listing.get("device_list"):
+            self.device.accept_device_list(self.profile.actor, listing["device_list"])
+
+    async def _open_sessions(self, targets: list[Target]) -> None:
+        missing = self.device.missing_sessions(targets)
+        by_actor: dict[str, list[Target]] = {}
+        for target in missing:
+            by_actor.setdefault(target.actor, []).append(target)
+        for actor, wanted in by_actor.items():
+            answer = await self._call(
+                "POST",
+                "/api/v1/hearthside/e2ee/keys/claim",
+                json_body={"actor": actor, "device_ids": [t.device.device_id for t in wanted]},
+            )
+            for target in wanted:
+                key = answer.get("keys", {}).get(target.device.device_id)
+                if key is None:
+                    continue
+                self.device.start_session(
+                    target, ClaimedKey(key["key_id"], key["key"], key["signature"], bool(key.get("fallback")))
+                )
+
+    async def send(self, to: str, text: str) -> str:
+        """Encrypt ``text`` for every device of ``to`` and every other device of ours; returns
+        the message id."""
+        state = self.device
+        await self._refresh_own()
+        own = state.pinned(self.profile.actor)
+        if own is None or own.device(state.device_id) is None:
+            raise DmError("this device is not approved yet: approve it from your first device")
+        actor = await self._pin(to)
+        targets = state.targets(actor)
+        await self._open_sessions(targets)
+        reachable = [t for t in targets if not state.missing_sessions([t])]
+        if not any(t.actor == actor for t in reachable):
+            raise DmError(f"none of the devices of {to} could be reached (no keys left)")
+        try:
+            message = new_message(sender=self.profile.actor, recipient=actor, content=text, now=_now())
+        except CryptoError as exc:
+            raise DmError(str(exc)) from None
+        outgoing = state.encrypt(message, reachable)
+        answer = await self._call(
+            "POST",
+            "/api/v1/hearthside/e2ee/messages",
+            json_body={
+                "to": actor,
+                "franking_tag": b64encode(outgoing.franking_tag),
+                "ciphertexts": [
+                    {"actor": c.actor, "device_id": c.device_id, "type": c.message_type, "body": b64encode(c.body)}
+                    for c in outgoing.ciphertexts
+                ],
+            },
+        )
+        self.profile.history.append(
+            {
+                "id": message.id,
+                "direction": "out",
+                "peer": actor,
+                "message": message.to_json(),
+                "object_id": answer["id"],
+                "franking_key": b64encode(outgoing.franking_key),
+                "franking_tag": b64encode(outgoing.franking_tag),
+                "stamp": answer.get("stamp"),
+                "stamped_at": answer.get("stamped_at"),
+            }
+        )
+        return message.id
+
+    async def receive(self) -> list[Incoming]:
+        """Fetch, decrypt, keep and acknowledge everything waiting for this device."""
+        state = self.device
+        received: list[Incoming] = []
+        while True:
+            page = await self._call("GET", "/api/v1/hearthside/e2ee/messages", params={"limit": "100"})
+            rows = page.get("messages", [])
+            if not rows:
+                break
+            done: list[str] = []
+            for row in rows:
+                done.append(row["id"])
+                item = await self._open(row)
+                if item is not None:
+                    received.append(item)
+            await self._call("POST", "/api/v1/hearthside/e2ee/messages/ack", json_body={"ids": done})
+        count = await self._call("GET", "/api/v1/hearthside/e2ee/keys/count")
+        if int(count.get("one_time_key_count", 0)) < REPLENISH_BELOW:
+            keys = state.new_one_time_keys(ONE_TIME_KEYS - int(count.get("one_time_key_count", 0)))
+            await self._call(
+                "POST", "/api/v1/hearthside/e2ee/keys/upload", json_body={"one_time_keys": [k.to_json() for k in keys]}
+            )
+            state.mark_keys_published()
+        return received
+
+    async def _open(self, row: dict[str, Any]) -> Incoming | None:
+        state = self.device
+        sender = row["sender"]["actor"]
+        sender_device = row["sender"]["device_id"]
+        try:
+            if not state.knows_device(sender, sender_device):
+                if sender == self.profile.actor:
+                    await self._refresh_own()
+                else:
+                    await self._pin(sender)
+            envelope = state.decrypt(
+                sender_actor=sender,
+                sender_device=sender_device,
+                message_type=int(row["type"]),
+                body=b64decode(row["body"], field="body"),
+                outer_tag=b64decode(row["franking_tag"], field="franking_tag", size=32),
+            )
+        except (CryptoError, DmError, ValueError) as exc:
+            self.profile.undecryptable += 1
+            log.info("a message could not be opened: %s", type(exc).__name__)
+            return None
+        message = envelope.message
+        own = message.sender == self.profile.actor
+        peer = message.recipient if own else message.sender
+        self.profile.history.append(
+            {
+                "id": message.id,
+                "direction": "out" if own else "in",
+                "peer": peer,
+                "message": message.to_json(),
+                "object_id": row["object_id"],
+                "sender_device": sender_device,
+                "franking_key": b64encode(envelope.franking_key),
+                "franking_tag": b64encode(envelope.franking_tag),
+                "stamp": row["stamp"],
+                "sender_stamp": row["sender_stamp"],
+                "stamped_at": row["stamped_at"],
+            }
+        )
+        return Incoming(message.id, message.sender, message.recipient, message.content, row["stamped_at"], own)
+
+    # ------------------------------------------------------------------ history and trust
+
+    def conversations(self) -> list[dict[str, Any]]:
+        """One entry per contact: last message time and count (newest first)."""
+        peers: dict[str, dict[str, Any]] = {}
+        for item in self.profile.history:
+            entry = peers.setdefault(item["peer"], {"peer": item["peer"], "messages": 0, "last": ""})
+            entry["messages"] += 1
+            entry["last"] = max(entry["last"], item["message"]["created"])
+        return sorted(peers.values(), key=lambda e: e["last"], reverse=True)
+
+    def history_with(self, peer: str) -> list[dict[str, Any]]:
+        return [item for item in self.profile.history if item["peer"] == peer]
+
+    async def resolve(self, ref: str) -> str:
+        """The actor URI of a handle or URI (pins their device list on the way)."""
+        return await self._pin(ref)
+
+    async def safety_number(self, ref: str) -> str:
+        actor = await self._pin(ref)
+        await self._refresh_own()
+        return self.device.safety_number(actor)
+
+    async def mark_verified(self, ref: str) -> None:
+        actor = await self._pin(ref)
+        self.device.mark_verified(actor)
+
+    async def report(self, message_ids: list[str], *, comment: str, forward: bool) -> dict[str, Any]:
+        """Reveal chosen received messages (and their franking openings) to your moderators."""
+        chosen = [item for item in self.profile.history if item["id"] in message_ids and item["direction"] == "in"]
+        if not chosen or len(chosen) != len(set(message_ids)):
+            raise DmError("give the ids of messages you received (see `hearthside dm read --all`)")
+        body = {
+            "comment": comment,
+            "forward": forward,
+            "messages": [
+                {
+                    "object_id": item["object_id"],
+                    "message": item["message"],
+                    "franking_key": item["franking_key"],
+                    "franking_tag": item["franking_tag"],
+                    "stamp": item["stamp"],
+                    "sender_stamp": item["sender_stamp"],
+                    "stamped_at": item["stamped_at"],
+                }
+                for item in chosen
+            ],
+        }
+        return dict(await self._call("POST", "/api/v1/hearthside/e2ee/reports", json_body=body))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

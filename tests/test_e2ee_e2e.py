@@ -1,0 +1,220 @@
+"""End-to-end encrypted messages between members of two Hearthside instances.
+
+Two real instances on 127.0.0.2 and 127.0.0.3 (SQLite and PostgreSQL), members on each using
+the client library (``server.dm.client``) and the ``hearthside dm`` commands: messages in both
+directions, a second device per member (one approved by the first device, one set up with the
+recovery code), a revoked device that can read nothing more, and a canary that must never
+reach either server's database files, logs or stored request bodies (issue 4, "How it is
+shown"; research/e2ee.md §8(d) test 18).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from federation_harness import Instance, eventually, instances, resolve
+from sqlalchemy import text
+
+from server.cli import main as cli_main
+from server.dm.client import DmClient, DmError, Incoming, SetupResult
+from server.models import E2EEDevice, E2EEMessage
+
+PASSPHRASE = "a long passphrase for the test store"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def pair(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[list[Instance], Any]]:
+    pg = request.getfixturevalue("pg_server") if request.param == "postgres" else None
+    async for started in instances(request.param, tmp_path, pg):
+        yield started, pg
+
+
+def handle(inst: Instance, username: str) -> str:
+    return f"{username}@{inst.domain}"
+
+
+async def follow(inst: Instance, user: Any, target: str) -> None:
+    account = await resolve(inst, user, target)
+    await inst.api("POST", f"/api/v1/accounts/{account['id']}/follow", user)
+
+
+async def mutual_follow(a: Instance, a_user: Any, b: Instance, b_user: Any) -> None:
+    await follow(a, a_user, handle(b, b_user.username))
+    await follow(b, b_user, handle(a, a_user.username))
+
+    async def accepted() -> bool:
+        for inst, user, other in ((a, a_user, handle(b, b_user.username)), (b, b_user, handle(a, a_user.username))):
+            account = await resolve(inst, user, other)
+            rel = await inst.api("GET", "/api/v1/accounts/relationships", user, params={"id[]": account["id"]})
+            if not rel[0]["following"]:
+                return False
+        return True
+
+    await eventually(accepted, what="mutual follows")
+
+
+async def device(inst: Instance, username: str, **setup: Any) -> tuple[DmClient, SetupResult]:
+    profile = await DmClient.login(inst.base_url, username, inst.users[username].password)
+    client = DmClient(profile)
+    return client, await client.setup(**setup)
+
+
+async def receive_until(client: DmClient, count: int = 1) -> list[Incoming]:
+    got: list[Incoming] = []
+
+    async def arrived() -> bool:
+        got.extend(await client.receive())
+        return len(got) >= count
+
+    await eventually(arrived, what=f"{count} message(s) for {client.profile.acct}")
+    return got
+
+
+def grep_files(folder: Path, needle: bytes) -> list[Path]:
+    hits = []
+    for path in folder.rglob("*"):
+        if path.is_file():
+            try:
+                if needle in path.read_bytes():
+                    hits.append(path)
+            except OSError:
+                continue
+    return hits
+
+
+async def test_members_on_two_instances_exchange_encrypted_messages(
+    pair: tuple[list[Instance], Any], tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    (a, b), pg = pair
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+    await mutual_follow(a, alice, b, bob)
+    canary = "canary-" + secrets.token_hex(16)
+
+    alice1, first_alice = await device(a, "alice")
+    bob1, first_bob = await device(b, "bob")
+    assert first_alice.state == first_bob.state == "active"
+    assert first_bob.recovery_code is not None
+    try:
+        # A -> B and B -> A, first messages (pre-key) and replies (normal messages).
+        await alice1.send(handle(b, "bob"), f"hello bob {canary}")
+        first = await receive_until(bob1)
+        assert [m.content for m in first] == [f"hello bob {canary}"]
+        assert first[0].sender == a.actor("alice") and not first[0].own_copy
+        await bob1.send(handle(a, "alice"), f"hi alice {canary}")
+        assert [m.content for m in await receive_until(alice1)] == [f"hi alice {canary}"]
+        await alice1.send(handle(b, "bob"), "second from alice")
+        assert [m.content for m in await receive_until(bob1)] == ["second from alice"]
+
+        # A second device for each: alice2 approved by alice1, bob2 joins with the recovery code.
+        alice2, second = await device(a, "alice")
+        assert second.state == "pending" and second.recovery_code is None
+        with pytest.raises(DmError, match="not approved"):
+            await alice2.send(handle(b, "bob"), "too early")
+        await alice1.approve(alice2.device.device_id)
+        bob2, joined = await device(b, "bob", recovery_code=first_bob.recovery_code)
+        assert joined.state == "active"
+        # A new device sees no history.
+        assert await bob2.receive() == []
+
+        await alice1.send(handle(b, "bob"), "to all of bob's devices")
+        assert [m.content for m in await receive_until(bob1)] == ["to all of bob's devices"]
+        assert [m.content for m in await receive_until(bob2)] == ["to all of bob's devices"]
+        own = await receive_until(alice2)
+        assert [(m.content, m.own_copy) for m in own] == [("to all of bob's devices", True)]
+
+        await bob2.send(handle(a, "alice"), "from bob's second device")
+        for client in (alice1, alice2, bob1):
+            assert [m.content for m in await receive_until(client)] == ["from bob's second device"]
+
+        # Revoke alice2: its token dies with it and nothing more is encrypted to it.
+        revoked_id = alice2.device.device_id
+        await alice1.revoke(revoked_id)
+        with pytest.raises(DmError, match="401"):
+            await alice2.receive()
+        await bob1.send(handle(a, "alice"), "after the revocation")
+        assert [m.content for m in await receive_until(alice1)] == ["after the revocation"]
+        gone = await a.one(E2EEDevice, E2EEDevice.device_id == revoked_id)
+        assert gone.state == "revoked" and gone.token_id is None
+        assert await a.rows(E2EEMessage, E2EEMessage.device_pk == gone.id) == []
+
+        # The hearthside dm commands: carol on B talks to alice on A.
+        carol = await b.user("carol")
+        await mutual_follow(a, alice, b, carol)
+        profile = tmp_path / "carol-profile"
+        out = await dm(profile, "login", b.base_url, "carol", "--password-stdin", stdin=carol.password + "\n")
+        assert "carol" in out
+        out = await dm(profile, "--json", "setup")
+        assert json.loads(out)["state"] == "active"
+        await dm(profile, "send", handle(a, "alice"), f"carol here {canary}")
+        got = await receive_until(alice1)
+        assert [m.content for m in got] == [f"carol here {canary}"]
+        await alice1.send(handle(b, "carol"), "hello carol")
+
+        async def carol_reads() -> list[dict[str, Any]]:
+            lines = (await dm(profile, "--json", "read")).splitlines()
+            return [json.loads(line) for line in lines if line.startswith("{")]
+
+        read = await eventually(carol_reads, what="carol's CLI read")
+        assert [r["message"]["body"]["content"] for r in read] == ["hello carol"]
+        conversations = await dm(profile, "--json", "conversations")
+        assert a.actor("alice") in conversations
+        numbers = json.loads(await dm(profile, "--json", "verify", handle(a, "alice")))
+        assert numbers["safety_number"] == await alice1.safety_number(handle(b, "carol"))
+        listing = await dm(profile, "--json", "devices")
+        assert json.loads(listing.splitlines()[0])["state"] == "active"
+        # The store at rest is encrypted: the canary is not in it either.
+        assert grep_files(profile, canary.encode()) == []
+    finally:
+        for client in (alice1, bob1):
+            await client.close()
+        for name in ("alice2", "bob2"):
+            extra = locals().get(name)
+            if extra is not None:
+                await extra.close()
+
+    # The canary never reached either server: database files, logs, stored request bodies.
+    for inst in (a, b):
+        if inst.db_url.startswith("sqlite"):
+            folder = Path(inst.db_url.split("///", 1)[1]).parent
+            assert grep_files(folder, canary.encode()) == [], f"canary found in {inst.name}'s files"
+        async with inst.engine.connect() as conn:
+            rows = await conn.execute(text("SELECT body FROM inbox_items WHERE body IS NOT NULL"))
+            assert all(canary not in (r[0] or "") for r in rows)
+            rows = await conn.execute(text("SELECT body FROM outbox_activities"))
+            assert all(canary not in r[0] for r in rows)
+    if pg is not None:
+        async with a.engine.connect() as conn:
+            await conn.execute(text("CHECKPOINT"))
+        assert pg.data_dir is not None
+        assert grep_files(pg.data_dir, canary.encode()) == [], "canary found in PostgreSQL's files"
+    assert canary not in caplog.text
+
+
+async def dm(profile: Path, *argv: str, stdin: str = "") -> str:
+    """Run ``hearthside dm --profile PROFILE ARGV...`` as a member would; returns its stdout."""
+
+    def run() -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        old = sys.stdin, sys.stdout, sys.stderr
+        sys.stdin, sys.stdout, sys.stderr = io.StringIO(stdin), out, err
+        try:
+            code = cli_main(["dm", "--profile", str(profile), *argv])
+        finally:
+            sys.stdin, sys.stdout, sys.stderr = old
+        return code, out.getvalue(), err.getvalue()
+
+    code, out, err = await asyncio.to_thread(run)
+    assert code == 0, f"hearthside dm {' '.join(argv)} failed ({code}): {err}"
+    return out
