@@ -591,7 +591,7 @@ async def on_encrypted_message(ctx: Context, raw: dict[str, Any]) -> None:
         await commit_applied(ctx, session)
 
 
-async def keep_plaintext_dm(ctx: Context, note: RemoteNote, author: Account) -> None:
+async def keep_plaintext_dm(ctx: Context, session: AsyncSession, note: RemoteNote, author: Account) -> None:
     """A direct message from software without E2EE: refused, unless the instance keeps them in
     the separate "not end-to-end encrypted" box (``[e2ee] accept_plaintext_dms``)."""
     from server import e2ee
@@ -600,36 +600,33 @@ async def keep_plaintext_dm(ctx: Context, note: RemoteNote, author: Account) -> 
     fed = ctx.fed
     if not fed.config.get("e2ee", "accept_plaintext_dms"):
         raise Ignored("direct_message_refused")
-    async with fed.sessions() as session:
-        recipients: list[Account] = []
-        for uri in dict.fromkeys([*note.to, *note.cc, *note.mentions]):
-            account = await local_account_by_uri(session, fed.config.base_url, uri)
-            if account is not None and not account.is_group and account not in recipients:
-                recipients.append(account)
-        sender = await session.get(Account, author.id)
-        assert sender is not None
-        kept = 0
-        for recipient in recipients:
-            if await e2ee.refusal(session, sender, recipient) is not None:
-                continue
-            exists = await session.scalar(
-                select(PlaintextMessage.id).where(PlaintextMessage.uri == f"{note.id}#{recipient.id}")
-            )
-            if exists is None:
-                session.add(
-                    PlaintextMessage(
-                        id=new_id(),
-                        uri=f"{note.id}#{recipient.id}",
-                        recipient_account_id=recipient.id,
-                        sender_account_id=sender.id,
-                        content=note.content_html,
-                        created_at=note.published or now(),
-                    )
+    recipients: list[Account] = []
+    for uri in dict.fromkeys([*note.to, *note.cc, *note.mentions]):
+        account = await local_account_by_uri(session, fed.config.base_url, uri)
+        if account is not None and not account.is_group and account not in recipients:
+            recipients.append(account)
+    kept = 0
+    for recipient in recipients:
+        if await e2ee.refusal(session, author, recipient) is not None:
+            continue
+        exists = await session.scalar(
+            select(PlaintextMessage.id).where(PlaintextMessage.uri == f"{note.id}#{recipient.id}")
+        )
+        if exists is None:
+            session.add(
+                PlaintextMessage(
+                    id=new_id(),
+                    uri=f"{note.id}#{recipient.id}",
+                    recipient_account_id=recipient.id,
+                    sender_account_id=author.id,
+                    content=note.content_html,
+                    created_at=note.published or now(),
                 )
-                kept += 1
-        if not kept:
-            raise Ignored("direct_message_refused")
-        await commit_applied(ctx, session)
+            )
+            kept += 1
+    if not kept:
+        raise Ignored("direct_message_refused")
+    await commit_applied(ctx, session)
 
 
 async def on_create(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None:
@@ -653,7 +650,7 @@ async def on_create(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> No
         if note.attributed_to != author.uri:
             raise Ignored("author_is_not_actor")
         if note.visibility == "direct" and group is None:
-            await keep_plaintext_dm(ctx, note, author)
+            await keep_plaintext_dm(ctx, session, note, author)
             return
         if group is not None and group.local:
             view = await groups.load_group(session, group.id)
@@ -1033,21 +1030,57 @@ async def on_flag(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None
         if target is None:
             raise Ignored("flag_of_nothing_here")
         comment = raw.get("content")
+        revealed = raw.get("e2ee:revealed")
+        report = Report(
+            id=new_id(),
+            uri=incoming.id,
+            reporter_account_id=None,
+            origin_domain=host_of(ctx.actor.uri or ""),
+            target_account_id=target.id,
+            status_ids=status_ids,
+            comment=html_to_text(comment)[:5000] if isinstance(comment, str) else "",
+            category="e2ee_message" if isinstance(revealed, list) and revealed else "other",
+            state="open",
+            created_at=now(),
+        )
+        session.add(report)
+        if isinstance(revealed, list) and revealed:
+            await session.flush()
+            await _file_revealed(session, fed, report, target, revealed)
+        await commit_applied(ctx, session)
+
+
+async def _file_revealed(
+    session: AsyncSession, fed: Federation, report: Report, target: Account, revealed: list[Any]
+) -> None:
+    """Messages a remote reporter revealed about our member (a forwarded E2EE report): each is
+    checked against our own stamp, made when our member sent it; kept sealed, with the result."""
+    from crypto.sealing import seal
+    from server import e2ee
+    from server.entities import account_uri
+    from server.errors import Unprocessable
+    from server.models import E2EEReportMessage
+
+    target_uri = account_uri(fed.config, target)
+    key = e2ee.report_key(fed.config)
+    for i, item in enumerate(revealed[:20]):
+        try:
+            parsed, franking_key, tag, at = e2ee.parse_revealed(item, f"e2ee:revealed[{i}]")
+        except Unprocessable:
+            continue
+        if parsed.message.sender != target_uri:
+            continue  # only messages our reported member sent can carry our stamp
+        verified = await e2ee.verify_revealed(session, parsed, franking_key, tag, at)
         session.add(
-            Report(
+            E2EEReportMessage(
                 id=new_id(),
-                uri=incoming.id,
-                reporter_account_id=None,
-                origin_domain=host_of(ctx.actor.uri or ""),
-                target_account_id=target.id,
-                status_ids=status_ids,
-                comment=html_to_text(comment)[:5000] if isinstance(comment, str) else "",
-                category="other",
-                state="open",
+                report_id=report.id,
+                object_uri=parsed.object_id,
+                sealed=seal(key, json.dumps(parsed.to_json()).encode()),
+                verified=verified,
                 created_at=now(),
             )
         )
-        await commit_applied(ctx, session)
 
 
 HANDLERS: Mapping[str, Any] = {

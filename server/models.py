@@ -651,9 +651,7 @@ class E2EEOneTimeKey(Base):
     """A signed one-time key (handed out once, then deleted) or the device's fallback key."""
 
     __tablename__ = "e2ee_one_time_keys"
-    __table_args__ = (
-        UniqueConstraint("device_pk", "fallback", "key_id"),
-    )
+    __table_args__ = (UniqueConstraint("device_pk", "fallback", "key_id"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     device_pk: Mapped[int] = _fk("e2ee_devices.id")

@@ -35,6 +35,7 @@ SCOPE_DESCRIPTIONS = {
     "admin:read:accounts": "See accounts and instance invites as instance staff",
     "admin:write:accounts": "Change roles, verification and instance invites as instance staff",
     "crypto": "End-to-end encrypted messages: devices, keys, ciphertext",
+    "admin:read:reports": "See reports, including revealed encrypted messages, as instance staff",
 }
 
 
@@ -470,6 +471,74 @@ SCHEMAS: dict[str, Any] = {
         {"ids": {"type": "array", "maxItems": 1000, "items": ID, "description": "DeviceInboxMessage ids"}}
     ),
     "Acknowledged": _object({"deleted": {"type": "integer", "minimum": 0}}),
+    "RevealedMessage": _object(
+        {
+            "message": _object(
+                {
+                    "id": {"type": "string"},
+                    "from": {"type": "string"},
+                    "to": {"type": "string"},
+                    "created": UTC_TIME,
+                    "expires": {**UTC_TIME, "type": ["string", "null"]},
+                    "body": {"type": "object", "required": ["type"]},
+                },
+                description='The franked message object, as decrypted (docs/e2ee.md "Messages")',
+            ),
+            "franking_key": {**KEY, "description": "The message's 32-byte franking key"},
+            "franking_tag": KEY,
+            "object_id": {"type": "string", "maxLength": 2048},
+            "stamp": {**STAMP, "description": "This server's stamp, as received in the device inbox"},
+            "sender_stamp": {**STAMP, "description": "The sending server's stamp, as received"},
+            "stamped_at": UTC_TIME,
+        },
+        description="A received message revealed to moderators; the tag must recompute and this server's stamp verify.",
+    ),
+    "E2EEReport": _object(
+        {
+            "comment": {"type": "string", "maxLength": 1000},
+            "forward": {
+                "type": "boolean",
+                "description": "Also send a Flag with the sender's stamps to the sender's instance",
+            },
+            "messages": {"type": "array", "minItems": 1, "maxItems": 20, "items": _ref("RevealedMessage")},
+        },
+        required=["messages"],
+        description="Report received encrypted messages of one sender: only what is revealed here is shown to "
+        "moderators.",
+    ),
+    "E2EEReportFiled": _object(
+        {
+            "id": ID,
+            "messages": {"type": "integer", "minimum": 1},
+            "forwarded": {"type": "boolean"},
+        }
+    ),
+    "E2EEReportView": _object(
+        {
+            "id": ID,
+            "category": {"type": "string"},
+            "origin_domain": {"type": ["string", "null"]},
+            "target": {"type": ["string", "null"], "description": "The reported sender's actor URI"},
+            "comment": {"type": "string"},
+            "created_at": DATETIME,
+            "messages": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "object_id": {"type": "string"},
+                        "from": {"type": "string"},
+                        "to": {"type": "string"},
+                        "created": UTC_TIME,
+                        "content": {"type": "string"},
+                        "verified": {"type": "boolean"},
+                        "error": {"type": "string"},
+                    },
+                    required=["object_id", "verified"],
+                ),
+            },
+        },
+        description="The messages a reporter revealed, each with whether its franking verified.",
+    ),
     "PlaintextMessageBox": _object(
         {
             "label": {"const": "not end-to-end encrypted"},
@@ -1158,6 +1227,32 @@ def _e2ee_paths() -> dict[str, Any]:
                 body=_json_body(_ref("Acknowledge")),
                 response=_ref("Acknowledged"),
                 errors=("400", "401", "403", "415", "422"),
+            ),
+        },
+        e + "/reports": {
+            "post": _operation(
+                "reportE2EEMessages",
+                "Report received encrypted messages",
+                tag=t,
+                scope=scope,
+                description="Reveals the messages (plaintext, franking key, tag, stamps) to this instance's "
+                "moderators. Each must be addressed to you, its tag must recompute and this server's stamp "
+                "verify (422 otherwise); one sender per report.",
+                body=_json_body(_ref("E2EEReport")),
+                response=_ref("E2EEReportFiled"),
+                errors=("400", "401", "403", "415", "422"),
+                status="201",
+            ),
+        },
+        e + "/reports/{id}": {
+            "get": _operation(
+                "showE2EEReport",
+                "The messages revealed in a report",
+                tag=t,
+                scope="admin:read:reports",
+                description="Instance admins and moderators.",
+                parameters=[_path_param("id", "The report's id")],
+                response=_ref("E2EEReportView"),
             ),
         },
         "/api/v1/hearthside/plaintext_messages": {

@@ -797,3 +797,58 @@ async def report_messages(request: web.Request) -> web.Response:
         await session.commit()
     log.info("e2ee report %s filed (%s messages)", report.id, len(parsed))
     return json_response({"id": str(report.id), "messages": len(parsed), "forwarded": forwarded}, status=201)
+
+
+@routes.get(BASE + "/reports/{id}")
+async def show_report(request: web.Request) -> web.Response:
+    """For instance moderators: the messages revealed in a report, each with whether its
+    franking tag and this server's stamp verified. Only what the reporter chose to reveal."""
+    from crypto.errors import VerificationError
+    from crypto.sealing import unseal
+    from server.models import E2EEReportMessage, Report
+    from server.web import path_id
+
+    viewer = await require_user(request, "admin:read:reports")
+    if not viewer.is_staff:
+        raise Forbidden("This action is for instance moderators")
+    config = request.app[CONFIG]
+    report_id = path_id(request)
+    async with request.app[SESSIONS]() as session:
+        report = await session.get(Report, report_id)
+        if report is None:
+            raise NotFound("Record not found")
+        rows = await session.scalars(
+            select(E2EEReportMessage).where(E2EEReportMessage.report_id == report.id).order_by(E2EEReportMessage.id)
+        )
+        key = e2ee.report_key(config)
+        messages = []
+        for row in rows:
+            try:
+                revealed = json.loads(unseal(key, row.sealed))
+            except VerificationError:
+                messages.append({"object_id": row.object_uri, "verified": False, "error": "cannot be opened"})
+                continue
+            message = revealed["message"]
+            messages.append(
+                {
+                    "object_id": row.object_uri,
+                    "from": message["from"],
+                    "to": message["to"],
+                    "created": message["created"],
+                    "content": message["body"].get("content", ""),
+                    "verified": row.verified,
+                }
+            )
+        target = await session.get(Account, report.target_account_id)
+    log.info("e2ee report %s opened by moderator account %s", report.id, viewer.account_id)
+    return json_response(
+        {
+            "id": str(report.id),
+            "category": report.category,
+            "origin_domain": report.origin_domain or None,
+            "target": account_uri(config, target) if target is not None else None,
+            "comment": report.comment,
+            "created_at": iso(report.created_at),
+            "messages": messages,
+        }
+    )
