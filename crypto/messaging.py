@@ -36,6 +36,7 @@ whose master key changed after verification; any message not passing every check
 from __future__ import annotations
 
 import base64
+import hmac
 import secrets
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -53,6 +54,7 @@ from crypto.devicelist import (
     sign_device_list,
     verify_one_time_key,
 )
+from crypto.encoding import b64decode
 from crypto.envelope import Envelope, Party, PlainMessage, make_envelope, open_envelope, seal_envelope
 from crypto.errors import (
     DecryptionError,
@@ -133,6 +135,14 @@ class Pinned:
 class Contact:
     device_list: DeviceList
     verified: bool = False
+
+
+def _same_key(a: str, b: str) -> bool:
+    """Compare two base64 keys as bytes (one may be padded, the other not)."""
+    try:
+        return hmac.compare_digest(b64decode(a, field="key", size=32), b64decode(b, field="key", size=32))
+    except ValueError:
+        return False
 
 
 def _session_key(actor: str, device_id: str) -> str:
@@ -359,7 +369,7 @@ class DeviceState:
             envelope = open_envelope(
                 plaintext, me=self.me, sender_actor=sender_actor, sender_device=sender_device, outer_tag=outer_tag
             )
-            if envelope.sender.ed25519 != entry.fingerprint_key:
+            if not _same_key(envelope.sender.ed25519, entry.fingerprint_key):
                 raise EnvelopeError("the envelope's sender key is not the listed key of that device")
             if envelope.message.id in self.seen:
                 raise ReplayError("this message was received before")

@@ -355,3 +355,28 @@ async def test_plaintext_direct_messages__refused_or_kept_apart(tmp_path: Path, 
     finally:
         await close_instance(a, None)
         await close_instance(b, None)
+
+
+async def test_disappearing_messages__timer_inside_the_ciphertext(pair: list[Instance], monkeypatch: Any) -> None:
+    from datetime import timedelta
+
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    a, b = pair
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+    await mutual_follow(a, alice, b, bob)
+    alice1, _ = await device(a, "alice")
+    bob1, _ = await device(b, "bob")
+    try:
+        await alice1.send(handle(b, "bob"), "gone in ten minutes", expires_in=timedelta(minutes=10))
+        await alice1.send(handle(b, "bob"), "kept")
+        got = await receive_until(bob1, 2)
+        assert sorted(m.content for m in got) == ["gone in ten minutes", "kept"]
+        kept = {i["message"]["body"]["content"]: i["message"]["expires"] for i in bob1.profile.history}
+        assert kept["kept"] is None and kept["gone in ten minutes"] is not None
+        later = datetime.now(UTC) + timedelta(minutes=11)
+        assert bob1.purge_expired(later) == 1 and alice1.purge_expired(later) == 1
+        assert [i["message"]["body"]["content"] for i in bob1.profile.history] == ["kept"]
+    finally:
+        await alice1.close()
+        await bob1.close()

@@ -15,6 +15,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -105,9 +106,19 @@ async def _setup(client: DmClient, args: argparse.Namespace) -> int:
 
 async def _send(client: DmClient, args: argparse.Namespace) -> int:
     text = args.text if args.text not in (None, "-") else sys.stdin.read()
-    message_id = await client.send(args.to, text.rstrip("\n"))
+    expires = _duration(args.expires) if args.expires else None
+    message_id = await client.send(args.to, text.rstrip("\n"), expires_in=expires)
     _emit(args, {"id": message_id, "to": args.to}, f"Sent ({message_id}).")
     return 0
+
+
+def _duration(text: str) -> timedelta:
+    """``30s``, ``10m``, ``2h``, ``7d``."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit() or int(number) <= 0:
+        raise DmError(f"--expires: give a duration such as 30s, 10m, 2h or 7d, not {text!r}")
+    return timedelta(seconds=int(number) * units[unit])
 
 
 def _line(item: dict[str, Any]) -> str:
@@ -203,6 +214,7 @@ def add_parser(sub: Any) -> None:
     p = commands.add_parser("send", help="send a message")
     p.add_argument("to", help="name@server or an actor URL")
     p.add_argument("text", nargs="?", help="the message (default: standard input)")
+    p.add_argument("--expires", help="disappearing message: deleted on every device after e.g. 10m, 2h, 7d")
     p.set_defaults(fn=_with_client(_send))
 
     p = commands.add_parser("read", help="fetch and show new messages")
@@ -227,7 +239,11 @@ def add_parser(sub: Any) -> None:
     p = commands.add_parser("report", help="reveal received messages to your moderators")
     p.add_argument("message_ids", nargs="+", help="ids shown by `read --all`")
     p.add_argument("--comment", help="what happened (optional)")
-    p.add_argument("--forward", action="store_true", help="also tell the sender's server")
+    p.add_argument(
+        "--forward",
+        action="store_true",
+        help="also send the revealed messages to the sender's server (it will learn that you reported them)",
+    )
     p.set_defaults(fn=_with_client(_report))
 
 

@@ -28,13 +28,13 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 
 from crypto.devicelist import DeviceEntry, MasterKey
-from crypto.encoding import b64decode, b64encode
+from crypto.encoding import b64decode, b64encode, utc_time
 from crypto.envelope import new_message
 from crypto.errors import CryptoError, MasterKeyChangedError
 from crypto.messaging import ClaimedKey, DeviceState, Target
@@ -291,9 +291,11 @@ class DmClient:
                     target, ClaimedKey(key["key_id"], key["key"], key["signature"], bool(key.get("fallback")))
                 )
 
-    async def send(self, to: str, text: str) -> str:
+    async def send(self, to: str, text: str, *, expires_in: timedelta | None = None) -> str:
         """Encrypt ``text`` for every device of ``to`` and every other device of ours; returns
-        the message id."""
+        the message id. ``expires_in``: a disappearing message; the timer travels inside the
+        ciphertext (the server cannot change it) and every device deletes it when it passes,
+        though a recipient can always have copied it first."""
         state = self.device
         await self._refresh_own()
         own = state.pinned(self.profile.actor)
@@ -306,7 +308,9 @@ class DmClient:
         if not any(t.actor == actor for t in reachable):
             raise DmError(f"none of the devices of {to} could be reached (no keys left)")
         try:
-            message = new_message(sender=self.profile.actor, recipient=actor, content=text, now=_now())
+            message = new_message(
+                sender=self.profile.actor, recipient=actor, content=text, now=_now(), expires_in=expires_in
+            )
         except CryptoError as exc:
             raise DmError(str(exc)) from None
         outgoing = state.encrypt(message, reachable)
@@ -337,9 +341,19 @@ class DmClient:
         )
         return message.id
 
+    def purge_expired(self, now: datetime | None = None) -> int:
+        """Delete disappearing messages whose time has passed from this device's history."""
+        moment = utc_time(now or _now())
+        before = len(self.profile.history)
+        self.profile.history = [
+            item for item in self.profile.history if not (item["message"].get("expires") or "9") <= moment
+        ]
+        return before - len(self.profile.history)
+
     async def receive(self) -> list[Incoming]:
         """Fetch, decrypt, keep and acknowledge everything waiting for this device."""
         state = self.device
+        self.purge_expired()
         received: list[Incoming] = []
         while True:
             page = await self._call("GET", "/api/v1/hearthside/e2ee/messages", params={"limit": "100"})
@@ -401,6 +415,7 @@ class DmClient:
                 "stamped_at": row["stamped_at"],
             }
         )
+        self.purge_expired()
         return Incoming(message.id, message.sender, message.recipient, message.content, row["stamped_at"], own)
 
     # ------------------------------------------------------------------ history and trust
