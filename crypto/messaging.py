@@ -28,8 +28,12 @@ messages already received.
   the Olm session was made with, the tags agree and recompute, and the message id is new
   (replay). Nothing is kept from a message that fails a check.
 
-What it guarantees: state changes only on success, so a forged or replayed message leaves the
-sessions as they were. What it refuses: sending to a contact whose pinned list is missing, or
+What it guarantees: a refused message leaves the account's one-time keys, the pinned lists and
+the replay cache as they were, and adds no session. One exception, by choice: a message that
+authenticates under an existing Olm session (so it did come from that device) but then fails an
+envelope check still spends its ratchet step; restoring the session would cost a pickle per
+message, and the only party that could make a genuine message fail (a server altering the
+outer tag) could as well have dropped it. What it refuses: sending to a contact whose pinned list is missing, or
 whose master key changed after verification; any message not passing every check above.
 """
 
@@ -58,6 +62,7 @@ from crypto.encoding import b64decode
 from crypto.envelope import Envelope, Party, PlainMessage, make_envelope, open_envelope, seal_envelope
 from crypto.errors import (
     DecryptionError,
+    E2EEError,
     EnvelopeError,
     MasterKeyChangedError,
     ReplayError,
@@ -233,18 +238,27 @@ class DeviceState:
             raise EnvelopeError(f"device list of {new.actor} given for {actor}")
         contact = self.contacts.get(actor)
         pinned = contact.device_list if contact is not None else None
-        changed = pinned is not None and pinned.master_key != new.master_key
-        if actor == self.actor and self.master is not None and new.master_key != self.master.public_key:
+        changed = pinned is not None and not _same_key(pinned.master_key, new.master_key)
+        if actor == self.actor and self.master is not None and not _same_key(new.master_key, self.master.public_key):
             raise MasterKeyChangedError("your own device list is signed by another master key")
-        verified = contact is not None and contact.verified
+        # The member's own account counts as verified: a new master key for it is never taken
+        # silently (a device without the master key would otherwise copy messages to whatever
+        # device a forged list names).
+        verified = (contact is not None and contact.verified) or actor == self.actor
         check_successor(pinned, new, accept_new_master_key=accept_new_master_key or (changed and not verified))
         if changed:
             verified = False
-        if actor == self.actor and new.device(self.device_id) is None and pinned is not None:
-            # This device was revoked: keep the old pin, never trust a list without us silently.
-            self.contacts[actor] = Contact(new, verified=False)
-            return Pinned(new, changed)
-        self.contacts[actor] = Contact(new, verified=verified)
+        if pinned is not None:
+            # Sessions with devices that left the list, or came back with other keys, are dropped:
+            # nothing is ever encrypted to keys their owner replaced.
+            for old in pinned.devices:
+                current = new.device(old.device_id)
+                if current is None or not (
+                    _same_key(current.identity_key, old.identity_key)
+                    and _same_key(current.fingerprint_key, old.fingerprint_key)
+                ):
+                    self.sessions.pop(_session_key(actor, old.device_id), None)
+        self.contacts[actor] = Contact(new, verified=verified and actor != self.actor)
         return Pinned(new, changed)
 
     def pinned(self, actor: str) -> DeviceList | None:
@@ -373,7 +387,7 @@ class DeviceState:
                 raise EnvelopeError("the envelope's sender key is not the listed key of that device")
             if envelope.message.id in self.seen:
                 raise ReplayError("this message was received before")
-        except (EnvelopeError, ReplayError, VerificationError):
+        except (E2EEError, VerificationError):
             if account_before is not None:  # the one-time key stays unused: nothing changed
                 self.account = OlmAccount.from_pickle(account_before, self._pickle_key)
             raise
