@@ -6,7 +6,7 @@ VENV   ?= .venv
 DATA   ?= data
 BIN     = $(VENV)/bin
 
-.PHONY: setup run test lint pg-binaries peers bench bench-federation bench-tools clean-data regen-migration
+.PHONY: setup run test lint pg-binaries peers bench bench-federation bench-e2ee bench-tools clean-data regen-migration
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -59,11 +59,17 @@ bench-tools:
 bench: setup pg-binaries bench-tools peers
 	$(BIN)/python -m bench.api_bench
 	$(BIN)/python -m bench.federation_bench
+	$(BIN)/python -m bench.e2ee_bench
 
 # Federation (issue 3): inbox ingest and group fan-out, against a bare aiohttp handler and the
 # Fedify peer (bench/federation_bench.py). Wrap in `flock /tmp/bench.lock` when others benchmark too.
 bench-federation: setup pg-binaries bench-tools peers
 	$(BIN)/python -m bench.federation_bench
+
+# E2EE (issue 4): client encrypt+decrypt and session setups against raw vodozemac, and the
+# server's send path (bench/e2ee_bench.py). Wrap in `flock /tmp/bench.lock` when others benchmark too.
+bench-e2ee: setup
+	$(BIN)/python -m bench.e2ee_bench
 
 clean-data:
 	rm -rf $(DATA)

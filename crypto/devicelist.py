@@ -56,6 +56,7 @@ MAX_VERSION = 2**53 - 1  # the largest integer RFC 8785 (I-JSON) can write
 KEY_BYTES = 32
 SIGNATURE_BYTES = 64
 
+_WHITESPACE = re.compile(r"\s")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _CROCKFORD_READ = {char: value for value, char in enumerate(_CROCKFORD)} | {"O": 0, "I": 1, "L": 1}
 _SEED_BYTES = 32
@@ -75,7 +76,7 @@ def valid_actor(value: object) -> TypeGuard[str]:
         isinstance(value, str)
         and 0 < len(value) <= MAX_ACTOR_CHARS
         and value.isprintable()
-        and not any(char.isspace() for char in value)
+        and _WHITESPACE.search(value) is None
     )
 
 

@@ -2,25 +2,41 @@
 
 How it works:
 
-- The **message** is what the sender franks and every target device receives unchanged:
-  JCS of ``{"id": uuid4, "from", "to", "created", "expires", "body"}``, where ``body`` is a
-  restricted ActivityStreams object (``{"type": "Note", "content": text, ...}``). The
-  disappearing-message time (``expires``) lives here, inside the ciphertext, so no server can
-  change it.
-- The **envelope** is what one target device decrypts: JCS of ``{"v": 1, "sender",
-  "recipient", "message", "frankingKey", "frankingTag", "pad"}``. ``sender`` and
-  ``recipient`` name actor, device id and Ed25519 fingerprint key, because Olm itself does not
-  bind identities to the plaintext (unknown-key-share: a message for Bob's device that Carol
-  re-encrypts to Dave must not look to Dave as if Alice wrote to him).
-- ``pad`` is a run of ``=`` that makes the envelope exactly one of ``BUCKETS`` bytes long, so
-  ciphertext lengths reveal only the bucket (research e2ee.md §7.1).
+- The **message** is what the sender franks and every target device receives unchanged: the
+  UTF-8 JSON object ``{"id": uuid4, "from", "to", "created", "expires", "body"}`` (times as
+  whole Unix seconds), where ``body`` is a restricted ActivityStreams object
+  (``{"type": "Note", "content": text, ...}``). Its **exact bytes** are what the franking tag
+  commits to, what a reporter reveals and what a moderator's server checks: nobody
+  re-serialises it, so no canonical form is needed (and no two JSON libraries can disagree
+  about one). Receivers parse it strictly: exactly these keys, no duplicate keys anywhere.
+  The disappearing-message time (``expires``) lives here, inside the ciphertext, so no server
+  can change it.
+- The **envelope** is what one target device decrypts, a small binary frame::
 
-What ``open_envelope`` refuses: a length that is not a bucket, anything but canonical JSON of
-exactly this shape (``EnvelopeError`` naming the field); an envelope whose recipient is not
-this device (actor, device id and key); a sender that disagrees with the outer envelope or
-with the message's ``from``; a message that involves neither us as recipient nor us as sender
-(the sender's other devices get copies whose ``to`` is the peer); an inner franking tag that
-differs from the outer one or does not recompute (``FrankingError``).
+      0x02 | sender actor | sender device | sender Ed25519 (32) | recipient actor |
+      recipient device | recipient Ed25519 (32) | franking key (32) | franking tag (32) |
+      message | zero padding
+
+  where actors and devices are UTF-8 with a 2-byte big-endian length and the message has a
+  4-byte length. ``sender`` and ``recipient`` are in the plaintext because Olm does not bind
+  identities to it (unknown-key-share: a message for Bob's device that Carol re-encrypts to
+  Dave must not look to Dave as if Alice wrote to him; research/e2ee.md §3).
+- **Padding** to :func:`padded_length`: at least 1,024 bytes (so every short message, the
+  common case, looks the same), and above that Padmé (Nikitin et al., "Reducing Metadata
+  Leakage from Encrypted Files and Communication with PURBs", PETS 2019): at most 12 %
+  overhead, leaking O(log log n) bits of the length (research/e2ee.md §7.1).
+
+Why binary, not the JSON envelope research/e2ee.md sketched: a JSON envelope must be parsed and
+checked for a canonical form on every message, which cost ~94 % of client time against Olm's
+own (bench/e2ee_bench.py); a fixed frame is read with a few slices, and the franked message
+is still JSON, as the research asks, committed byte for byte.
+
+What ``open_envelope`` refuses (``EnvelopeError`` naming the part): a malformed frame or
+padding; an envelope whose recipient is not this device (actor, device id and key); a sender
+that disagrees with the outer envelope or with the message's ``from``; a message involving
+neither us as recipient nor us as sender (the sender's other devices get copies whose ``to``
+is the peer); an inner franking tag that differs from the outer one or does not recompute
+(``FrankingError``).
 
 What it leaves to the caller (``crypto/messaging.py``): that the sender's device is in the
 sender's signed device list with the returned ``sender.ed25519`` and the Olm session's identity
@@ -29,43 +45,74 @@ key, and that the message id was not seen before.
 
 from __future__ import annotations
 
-import copy
 import hmac
 import json
 import re
+import struct
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, NoReturn
 
 from crypto.devicelist import DEVICE_ID, KEY_BYTES, valid_actor
-from crypto.encoding import b64decode, b64encode, canonical_json, parse_utc_time, utc_second, utc_time
+from crypto.encoding import b64decode, b64encode, utc_second, utc_time
 from crypto.errors import EnvelopeError, FrankingError
-from crypto.franking import FRANKING_KEY_BYTES, TAG_BYTES, check_franking_tag, franking_tag
+from crypto.franking import FRANKING_KEY_BYTES, TAG_BYTES, franking_tag
 
-BUCKETS = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
-MAX_ENVELOPE_BYTES = BUCKETS[-1]
+ENVELOPE_VERSION = 2
+MIN_PADDED = 1024
+MAX_ENVELOPE_BYTES = 65536
+MAX_MESSAGE_BYTES = 60_000
 MAX_CONTENT_CHARS = 20_000
-ENVELOPE_VERSION = 1
 MAX_BODY_DEPTH = 16
+MAX_TIME = 253_402_300_800  # 10000-01-01T00:00:00Z in seconds: the first time datetime cannot hold
 
+_VERSION_BYTE = bytes([ENVELOPE_VERSION])
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
 _UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 _BODY_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_:-]{0,63}")
 _MESSAGE_FIELDS = frozenset({"id", "from", "to", "created", "expires", "body"})
-_ENVELOPE_FIELDS = frozenset({"v", "sender", "recipient", "message", "frankingKey", "frankingTag", "pad"})
-_PARTY_FIELDS = frozenset({"actor", "device", "ed25519"})
 _SAFE_INTEGER = 2**53 - 1
 
 
 @dataclass(frozen=True, slots=True)
 class Party:
-    """One end of a message: actor id, device id and the device's Ed25519 fingerprint key."""
+    """One end of a message: actor id, device id and the device's Ed25519 fingerprint key
+    (base64, as device lists publish it)."""
 
     actor: str
     device: str
     ed25519: str
+    key: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not valid_actor(self.actor):
+            _fail("actor: must be an actor id")
+        if not isinstance(self.device, str) or DEVICE_ID.fullmatch(self.device) is None:
+            _fail(f"device: must match {DEVICE_ID.pattern}")
+        try:
+            key = b64decode(self.ed25519, field="ed25519", size=KEY_BYTES)
+        except (ValueError, TypeError) as exc:
+            raise EnvelopeError(str(exc)) from None
+        object.__setattr__(self, "key", key)
+
+    @classmethod
+    def _from_frame(cls, actor: str, device: str, key: bytes) -> Party:
+        """A party read from an envelope frame: the key is kept as read (32 bytes by the
+        frame's layout); actor and device are checked by the caller's comparisons."""
+        party = object.__new__(cls)
+        object.__setattr__(party, "actor", actor)
+        object.__setattr__(party, "device", device)
+        object.__setattr__(party, "ed25519", b64encode(key))
+        object.__setattr__(party, "key", key)
+        return party
+
+    def same(self, other: Party) -> bool:
+        """Same actor, device and key (keys compared as bytes)."""
+        return self.actor == other.actor and self.device == other.device and hmac.compare_digest(self.key, other.key)
 
     def to_json(self) -> dict[str, Any]:
         return {"actor": self.actor, "device": self.device, "ed25519": self.ed25519}
@@ -73,7 +120,7 @@ class Party:
 
 @dataclass(frozen=True, slots=True)
 class PlainMessage:
-    """The franked message. ``body`` is a read-only copy; times are UTC, whole seconds."""
+    """The franked message: its fields, and ``encoded``, the exact bytes the tag commits to."""
 
     id: str
     sender: str
@@ -81,12 +128,7 @@ class PlainMessage:
     created: datetime
     expires: datetime | None
     body: Mapping[str, Any] = field(repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "created", utc_second(self.created))
-        if self.expires is not None:
-            object.__setattr__(self, "expires", utc_second(self.expires))
-        object.__setattr__(self, "body", MappingProxyType(copy.deepcopy(dict(self.body))))
+    encoded: bytes = field(repr=False)
 
     @property
     def content(self) -> str:
@@ -95,18 +137,15 @@ class PlainMessage:
         return content if isinstance(content, str) else ""
 
     def to_json(self) -> dict[str, Any]:
+        """For display and history (times as RFC 3339); not the committed form."""
         return {
             "id": self.id,
             "from": self.sender,
             "to": self.recipient,
             "created": utc_time(self.created),
             "expires": None if self.expires is None else utc_time(self.expires),
-            "body": copy.deepcopy(dict(self.body)),
+            "body": json.loads(json.dumps(dict(self.body))),
         }
-
-    def canonical(self) -> bytes:
-        """The franked bytes: JCS of ``to_json()``."""
-        return canonical_json(self.to_json())
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,23 +163,17 @@ def _fail(message: str) -> NoReturn:
     raise EnvelopeError(message)
 
 
-def _fields(value: object, expected: frozenset[str], where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        _fail(f"{where}: must be an object")
-    for name in value:
-        if name not in expected:
-            shown = name if isinstance(name, str) and len(name) <= 64 else "?"
-            _fail(f"{where}: unknown field {shown!r}")
-    for name in sorted(expected):
-        if name not in value:
-            _fail(f"{where}: missing field {name!r}")
-    return value
+# ---------------------------------------------------------------------------- the message
 
 
 def _check_json_value(value: object, where: str, depth: int = 0) -> None:
     if depth > MAX_BODY_DEPTH:
         _fail(f"{where}: nested deeper than {MAX_BODY_DEPTH}")
     if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        if not _is_utf8(value):
+            _fail(f"{where}: not valid Unicode text (a lone surrogate)")
         return
     if isinstance(value, int):
         if abs(value) > _SAFE_INTEGER:
@@ -150,18 +183,14 @@ def _check_json_value(value: object, where: str, depth: int = 0) -> None:
         if value != value or value in (float("inf"), float("-inf")):
             _fail(f"{where}: not a finite number")
         return
-    if isinstance(value, str):
-        if not _is_utf8(value):
-            _fail(f"{where}: not valid Unicode text")
-        return
     if isinstance(value, list):
         for item in value:
             _check_json_value(item, where, depth + 1)
         return
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         for key, item in value.items():
-            if not isinstance(key, str) or not _is_utf8(key):
-                _fail(f"{where}: object keys must be text")
+            if not _is_utf8(key):
+                _fail(f"{where}: a key is not valid Unicode text")
             _check_json_value(item, where, depth + 1)
         return
     _fail(f"{where}: not a JSON value")
@@ -175,19 +204,9 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-def _time(value: object, where: str) -> datetime:
-    if not isinstance(value, str):
-        _fail(f"{where}: must be a time string")
-    try:
-        return parse_utc_time(value, field=where)
-    except ValueError as exc:
-        raise EnvelopeError(str(exc)) from None
-
-
-def _check_body(body: object) -> Mapping[str, Any]:
-    if not isinstance(body, Mapping):
+def _check_body(body: object) -> dict[str, Any]:
+    if not isinstance(body, dict):
         _fail("body: must be an object")
-    _check_json_value(body, "body")
     kind = body.get("type")
     if not isinstance(kind, str) or _BODY_TYPE.fullmatch(kind) is None:
         _fail("body.type: must be a type name such as 'Note'")
@@ -196,33 +215,67 @@ def _check_body(body: object) -> Mapping[str, Any]:
         content = body.get("content")
         if not isinstance(content, str) or not 0 < len(content) <= MAX_CONTENT_CHARS:
             _fail(f"body.content: must be text of 1 to {MAX_CONTENT_CHARS} characters")
+        if not _is_utf8(content):
+            _fail("body.content: not valid Unicode text (a lone surrogate)")
+    if body.keys() - {"type", "content"}:  # the common {"type", "content"} needs no walk
+        _check_json_value(body, "body")
     return body
 
 
-def parse_message(data: Any) -> PlainMessage:
-    """Parse an untrusted message object; ``EnvelopeError`` naming the field otherwise."""
-    doc = _fields(data, _MESSAGE_FIELDS, "message")
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate key")
+    return result
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _seconds(value: object, where: str) -> datetime:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < MAX_TIME:
+        _fail(f"{where}: must be whole Unix seconds")
+    return datetime.fromtimestamp(value, UTC)
+
+
+def decode_message(encoded: bytes) -> PlainMessage:
+    """Parse a message from its exact bytes (a received envelope's, or a revealed one in a
+    report); ``EnvelopeError`` naming the field otherwise."""
+    if not isinstance(encoded, bytes) or len(encoded) > MAX_MESSAGE_BYTES:
+        _fail(f"message: must be at most {MAX_MESSAGE_BYTES} bytes")
+    try:
+        doc = _DECODER.decode(encoded.decode("utf-8"))
+    except (ValueError, RecursionError):
+        _fail("message: is not UTF-8 JSON with unique keys")
+    if not isinstance(doc, dict) or doc.keys() != _MESSAGE_FIELDS:
+        _fail(f"message: must be an object with exactly {', '.join(sorted(_MESSAGE_FIELDS))}")
     message_id = doc["id"]
     if not isinstance(message_id, str) or _UUID4.fullmatch(message_id) is None:
         _fail("id: must be a lower-case UUID4")
-    for name in ("from", "to"):
-        if not valid_actor(doc[name]):
-            _fail(f"{name}: must be an actor id")
-    created = _time(doc["created"], "created")
-    expires = None if doc["expires"] is None else _time(doc["expires"], "expires")
+    sender, recipient = doc["from"], doc["to"]
+    if not valid_actor(sender):
+        _fail("from: must be an actor id")
+    if not valid_actor(recipient):
+        _fail("to: must be an actor id")
+    created = _seconds(doc["created"], "created")
+    expires = None if doc["expires"] is None else _seconds(doc["expires"], "expires")
     if expires is not None and expires <= created:
         _fail("expires: must be after created")
     body = _check_body(doc["body"])
-    message = PlainMessage(
-        id=message_id, sender=doc["from"], recipient=doc["to"], created=created, expires=expires, body=body
+    return PlainMessage(
+        id=message_id,
+        sender=sender,
+        recipient=recipient,
+        created=created,
+        expires=expires,
+        body=MappingProxyType(body),
+        encoded=encoded,
     )
-    try:
-        size = len(message.canonical())
-    except ValueError:
-        _fail("body: has no canonical JSON form")
-    if size > MAX_ENVELOPE_BYTES:
-        _fail(f"message: longer than {MAX_ENVELOPE_BYTES} bytes")
-    return message
 
 
 def new_message(
@@ -246,100 +299,135 @@ def new_message(
         _fail("extra: may not set type or content")
     if expires_in is not None and expires_in <= timedelta(0):
         _fail("expires_in: must be positive")
+    if not valid_actor(sender) or not valid_actor(recipient):
+        _fail("from/to: must be actor ids")
     created = utc_second(now)
     expires = None if expires_in is None else utc_second(created + expires_in)
-    return parse_message(
-        {
-            "id": str(uuid.uuid4()),
-            "from": sender,
-            "to": recipient,
-            "created": utc_time(created),
-            "expires": None if expires is None else utc_time(expires),
-            "body": {"type": "Note", "content": content, **extra},
-        }
+    if expires is not None and expires <= created:
+        _fail("expires_in: must be at least one second")
+    body = {"type": "Note", "content": content, **extra}
+    if extra:
+        _check_body(body)
+    message_id = str(uuid.uuid4())
+    try:
+        encoded = _ENCODER.encode(
+            {
+                "id": message_id,
+                "from": sender,
+                "to": recipient,
+                "created": int(created.timestamp()),
+                "expires": None if expires is None else int(expires.timestamp()),
+                "body": body,
+            }
+        ).encode("utf-8")
+    except (TypeError, ValueError, UnicodeEncodeError):
+        _fail("message: has no JSON form (non-JSON values or unpaired surrogates)")
+    if len(encoded) > MAX_MESSAGE_BYTES:
+        _fail(f"message: longer than {MAX_MESSAGE_BYTES} bytes")
+    # What the receivers will parse from these bytes (a fresh copy, so the caller's ``extra``
+    # cannot change the message afterwards).
+    return PlainMessage(
+        id=message_id,
+        sender=sender,
+        recipient=recipient,
+        created=created,
+        expires=expires,
+        body=MappingProxyType(_DECODER.decode(encoded.decode("utf-8"))["body"]) if extra else MappingProxyType(body),
+        encoded=encoded,
     )
 
 
-def make_envelope(*, sender: Party, recipient: Party, message: PlainMessage, franking_key: bytes) -> Envelope:
-    """The envelope of ``message`` for one target device, with its franking tag computed.
+# ---------------------------------------------------------------------------- the envelope
 
-    ``EnvelopeError`` for a malformed party (the receiver would refuse it)."""
+
+def make_envelope(*, sender: Party, recipient: Party, message: PlainMessage, franking_key: bytes) -> Envelope:
+    """The envelope of ``message`` for one target device, with its franking tag computed."""
     if not isinstance(franking_key, bytes) or len(franking_key) != FRANKING_KEY_BYTES:
         raise ValueError("a franking key is 32 bytes")
-    _parse_party(sender.to_json(), "sender")
-    _parse_party(recipient.to_json(), "recipient")
     return Envelope(
         sender=sender,
         recipient=recipient,
         message=message,
         franking_key=franking_key,
-        franking_tag=franking_tag(franking_key, message.canonical()),
+        franking_tag=franking_tag(franking_key, message.encoded),
     )
 
 
 def padded_length(size: int) -> int:
-    """The smallest bucket that holds ``size`` bytes; ``EnvelopeError`` above the largest."""
+    """The length an envelope of ``size`` bytes is padded to (see the module note);
+    ``EnvelopeError`` above ``MAX_ENVELOPE_BYTES``."""
     if size < 0:
         raise ValueError("size must not be negative")
-    for bucket in BUCKETS:
-        if size <= bucket:
-            return bucket
-    _fail(f"envelope of {size} bytes is longer than {MAX_ENVELOPE_BYTES} bytes")
+    if size <= MIN_PADDED:
+        return MIN_PADDED
+    exponent = size.bit_length() - 1  # floor(log2(size))
+    low_bits = exponent - exponent.bit_length()  # E - (floor(log2 E) + 1)
+    mask = (1 << low_bits) - 1
+    padded = (size + mask) & ~mask
+    if padded > MAX_ENVELOPE_BYTES:
+        _fail(f"envelope of {size} bytes is longer than {MAX_ENVELOPE_BYTES} bytes")
+    return padded
 
 
-def _envelope_json(envelope: Envelope, pad: str) -> dict[str, Any]:
-    return {
-        "v": ENVELOPE_VERSION,
-        "sender": envelope.sender.to_json(),
-        "recipient": envelope.recipient.to_json(),
-        "message": envelope.message.to_json(),
-        "frankingKey": b64encode(envelope.franking_key),
-        "frankingTag": b64encode(envelope.franking_tag),
-        "pad": pad,
-    }
+def _short(text: str) -> bytes:
+    data = text.encode("utf-8")
+    return _U16.pack(len(data)) + data
 
 
 def seal_envelope(envelope: Envelope) -> bytes:
-    """The plaintext to encrypt for one device: JCS, padded to exactly a bucket's length."""
-    unpadded = len(canonical_json(_envelope_json(envelope, "")))
-    # "=" is written as itself in JCS, so each pad character adds exactly one byte.
-    sealed = canonical_json(_envelope_json(envelope, "=" * (padded_length(unpadded) - unpadded)))
-    if len(sealed) not in BUCKETS:  # pragma: no cover - guards the arithmetic above
-        _fail("padding failed")
-    return sealed
+    """The plaintext to encrypt for one device: the frame, zero-padded to ``padded_length``."""
+    sender, recipient, message = envelope.sender, envelope.recipient, envelope.message.encoded
+    frame = b"".join(
+        (
+            _VERSION_BYTE,
+            _short(sender.actor),
+            _short(sender.device),
+            sender.key,
+            _short(recipient.actor),
+            _short(recipient.device),
+            recipient.key,
+            envelope.franking_key,
+            envelope.franking_tag,
+            _U32.pack(len(message)),
+            message,
+        )
+    )
+    return frame + bytes(padded_length(len(frame)) - len(frame))
 
 
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _parse_party(value: object, where: str) -> Party:
-    doc = _fields(value, _PARTY_FIELDS, where)
-    if not valid_actor(doc["actor"]):
-        _fail(f"{where}.actor: must be an actor id")
-    device = doc["device"]
-    if not isinstance(device, str) or DEVICE_ID.fullmatch(device) is None:
-        _fail(f"{where}.device: must match {DEVICE_ID.pattern}")
-    _bytes(doc["ed25519"], f"{where}.ed25519", KEY_BYTES)
-    return Party(actor=doc["actor"], device=device, ed25519=doc["ed25519"])
-
-
-def _bytes(value: object, where: str, size: int) -> bytes:
-    if not isinstance(value, str):
-        _fail(f"{where}: must be a base64 string")
+def _read_frame(data: bytes) -> tuple[str, str, bytes, str, str, bytes, bytes, bytes, bytes, int]:
+    """The frame's fields and the offset where padding starts; ``EnvelopeError`` when any part
+    runs past the end or is not UTF-8 (the layout is in the module note)."""
     try:
-        return b64decode(value, field=where, size=size)
-    except ValueError as exc:
-        raise EnvelopeError(str(exc)) from None
-
-
-def _same_party(a: Party, b: Party) -> bool:
-    try:
-        key_a = b64decode(a.ed25519, field="ed25519", size=KEY_BYTES)
-        key_b = b64decode(b.ed25519, field="ed25519", size=KEY_BYTES)
-    except ValueError:
-        return False
-    return a.actor == b.actor and a.device == b.device and hmac.compare_digest(key_a, key_b)
+        offset = 1
+        texts: list[str] = []
+        keys: list[bytes] = []
+        for _party in range(2):
+            for _name in range(2):
+                (size,) = _U16.unpack_from(data, offset)
+                offset += 2
+                chunk = data[offset : offset + size]
+                if len(chunk) != size:
+                    _fail("envelope: truncated")
+                texts.append(chunk.decode("utf-8"))
+                offset += size
+            keys.append(data[offset : offset + KEY_BYTES])
+            offset += KEY_BYTES
+        franking_key = data[offset : offset + FRANKING_KEY_BYTES]
+        tag = data[offset + FRANKING_KEY_BYTES : offset + FRANKING_KEY_BYTES + TAG_BYTES]
+        offset += FRANKING_KEY_BYTES + TAG_BYTES
+        (size,) = _U32.unpack_from(data, offset)
+        offset += 4
+    except struct.error:
+        _fail("envelope: truncated")
+    except UnicodeDecodeError:
+        _fail("envelope: a party is not UTF-8")
+    if size > MAX_MESSAGE_BYTES:
+        _fail("envelope: message too long")
+    encoded = data[offset : offset + size]
+    if len(encoded) != size or any(len(k) != KEY_BYTES for k in keys) or len(tag) != TAG_BYTES:
+        _fail("envelope: truncated")
+    return texts[0], texts[1], keys[0], texts[2], texts[3], keys[1], franking_key, tag, encoded, offset + size
 
 
 def open_envelope(plaintext: bytes, *, me: Party, sender_actor: str, sender_device: str, outer_tag: bytes) -> Envelope:
@@ -348,39 +436,26 @@ def open_envelope(plaintext: bytes, *, me: Party, sender_actor: str, sender_devi
     ``sender_actor``/``sender_device`` and ``outer_tag`` come from the outer (server-visible)
     envelope. Raises ``EnvelopeError`` or ``FrankingError`` as the module note describes.
     """
-    if not isinstance(plaintext, bytes) or len(plaintext) not in BUCKETS:
-        _fail("envelope length is not one of the padding buckets")
-    try:
-        doc = json.loads(plaintext.decode("utf-8"), parse_constant=_reject_constant)
-        canonical = canonical_json(doc)
-    except (ValueError, RecursionError):
-        _fail("envelope is not JSON")
-    if canonical != plaintext:
-        _fail("envelope is not canonical JSON (RFC 8785)")
-    fields = _fields(doc, _ENVELOPE_FIELDS, "envelope")
-    version = fields["v"]
-    if type(version) is not int or version != ENVELOPE_VERSION:
-        _fail(f"v: must be {ENVELOPE_VERSION}")
-    pad = fields["pad"]
-    if not isinstance(pad, str) or pad.strip("=") != "":
-        _fail("pad: must be '=' characters only")
-    sender = _parse_party(fields["sender"], "sender")
-    recipient = _parse_party(fields["recipient"], "recipient")
-    message = parse_message(fields["message"])
-    franking_key = _bytes(fields["frankingKey"], "frankingKey", FRANKING_KEY_BYTES)
-    inner_tag = _bytes(fields["frankingTag"], "frankingTag", TAG_BYTES)
-
-    if not _same_party(recipient, me):
-        _fail("not addressed to this device")
-    if sender.actor != sender_actor or sender.device != sender_device:
-        _fail("sender does not match the outer envelope")
-    if message.sender != sender.actor:
-        _fail("from: does not match the sending actor")
-    if me.actor not in (message.recipient, message.sender):
-        _fail("to: the message is not for this member")
-    if not isinstance(outer_tag, bytes) or not hmac.compare_digest(inner_tag, outer_tag):
+    if not isinstance(plaintext, bytes) or not plaintext or plaintext[0] != ENVELOPE_VERSION:
+        _fail("envelope: not a version 2 envelope")
+    from_actor, from_device, from_key, to_actor, to_device, to_key, key, tag, encoded, end = _read_frame(plaintext)
+    if len(plaintext) != padded_length(end) or plaintext.count(0, end) != len(plaintext) - end:
+        _fail("envelope: padding is not zeros to the padded length")
+    # Unknown-key-share: the envelope must name this very device as its recipient.
+    if to_actor != me.actor or to_device != me.device or not hmac.compare_digest(to_key, me.key):
+        _fail("envelope: not addressed to this device")
+    if from_actor != sender_actor or from_device != sender_device:
+        _fail("envelope: the sender disagrees with the outer envelope")
+    if not hmac.compare_digest(tag, outer_tag if isinstance(outer_tag, bytes) else b""):
         raise FrankingError("the inner franking tag differs from the outer one")
-    check_franking_tag(franking_key, message.canonical(), inner_tag)
-    return Envelope(
-        sender=sender, recipient=recipient, message=message, franking_key=franking_key, franking_tag=inner_tag
-    )
+    if not hmac.compare_digest(franking_tag(key, encoded), tag):
+        raise FrankingError("the franking tag does not recompute")
+    message = decode_message(encoded)
+    if message.sender != from_actor:
+        _fail("message.from: is not the sender")
+    if me.actor not in (message.recipient, message.sender):
+        _fail("message: neither from nor to this device's actor")
+    if DEVICE_ID.fullmatch(from_device) is None:
+        _fail("envelope: the sender device id is malformed")
+    sender = Party._from_frame(from_actor, from_device, from_key)
+    return Envelope(sender=sender, recipient=me, message=message, franking_key=key, franking_tag=tag)

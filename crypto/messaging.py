@@ -59,7 +59,7 @@ from crypto.devicelist import (
     verify_one_time_key,
 )
 from crypto.encoding import b64decode
-from crypto.envelope import Envelope, Party, PlainMessage, make_envelope, open_envelope, seal_envelope
+from crypto.envelope import Envelope, Party, PlainMessage, open_envelope, seal_envelope
 from crypto.errors import (
     DecryptionError,
     E2EEError,
@@ -69,7 +69,7 @@ from crypto.errors import (
     SessionSetupError,
     VerificationError,
 )
-from crypto.franking import new_franking_key
+from crypto.franking import franking_tag, new_franking_key
 from crypto.olm import OlmAccount, OlmCiphertext, OlmSession, OneTimeKey
 from crypto.safety import safety_number
 
@@ -172,6 +172,9 @@ class DeviceState:
         self.master = master
         self._pickle_key = pickle_key
         self.sessions: dict[str, list[OlmSession]] = {}
+        self._me: Party | None = None
+        self._parties: dict[tuple[str, str, str], Party] = {}
+        self._decoded: dict[str, bytes] = {}
         self.contacts: dict[str, Contact] = {}
         self.seen: OrderedDict[str, None] = OrderedDict()
 
@@ -194,7 +197,27 @@ class DeviceState:
 
     @property
     def me(self) -> Party:
-        return Party(actor=self.actor, device=self.device_id, ed25519=self.account.fingerprint_key)
+        if self._me is None:
+            self._me = Party(actor=self.actor, device=self.device_id, ed25519=self.account.fingerprint_key)
+        return self._me
+
+    def _key_bytes(self, key: str) -> bytes:
+        """A listed key decoded (cached: lists are parsed and checked when pinned)."""
+        found = self._decoded.get(key)
+        if found is None:
+            if len(self._decoded) > 10_000:
+                self._decoded.clear()
+            found = self._decoded[key] = b64decode(key, field="key", size=32)
+        return found
+
+    def _party(self, target: Target) -> Party:
+        key = (target.actor, target.device.device_id, target.device.fingerprint_key)
+        party = self._parties.get(key)
+        if party is None:
+            if len(self._parties) > 10_000:
+                self._parties.clear()
+            party = self._parties[key] = Party(*key)
+        return party
 
     @property
     def entry(self) -> DeviceEntry:
@@ -329,12 +352,13 @@ class DeviceState:
         if missing:
             raise SessionSetupError(f"no session with {len(missing)} device(s); claim keys first")
         franking_key = new_franking_key()
+        tag = franking_tag(franking_key, message.encoded)
         sealed: list[OutgoingCiphertext] = []
-        tag = b""
+        me = self.me
         for target in targets:
-            recipient = Party(target.actor, target.device.device_id, target.device.fingerprint_key)
-            envelope = make_envelope(sender=self.me, recipient=recipient, message=message, franking_key=franking_key)
-            tag = envelope.franking_tag
+            envelope = Envelope(
+                sender=me, recipient=self._party(target), message=message, franking_key=franking_key, franking_tag=tag
+            )
             session = self.sessions[_session_key(target.actor, target.device.device_id)][0]
             ciphertext = session.encrypt(seal_envelope(envelope))
             sealed.append(
@@ -383,7 +407,7 @@ class DeviceState:
             envelope = open_envelope(
                 plaintext, me=self.me, sender_actor=sender_actor, sender_device=sender_device, outer_tag=outer_tag
             )
-            if not _same_key(envelope.sender.ed25519, entry.fingerprint_key):
+            if not hmac.compare_digest(envelope.sender.key, self._key_bytes(entry.fingerprint_key)):
                 raise EnvelopeError("the envelope's sender key is not the listed key of that device")
             if envelope.message.id in self.seen:
                 raise ReplayError("this message was received before")

@@ -37,12 +37,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crypto.devicelist import DeviceList, parse_device_list, verify_one_time_key
 from crypto.encoding import b64decode, b64encode, parse_utc_time, utc_time
-from crypto.envelope import PlainMessage, parse_message
+from crypto.envelope import MAX_MESSAGE_BYTES, PlainMessage, decode_message
 from crypto.errors import DeviceListError, E2EEError, FrankingError, VerificationError
 from crypto.franking import StampKey, check_franking_tag, stamp, verify_stamp
 from server.config import Config
@@ -229,6 +229,7 @@ async def _revoke(session: AsyncSession, devices: Iterable[E2EEDevice], at: date
         device.revoked_at = at
         await session.execute(delete(E2EEOneTimeKey).where(E2EEOneTimeKey.device_pk == device.id))
         await session.execute(delete(E2EEMessage).where(E2EEMessage.device_pk == device.id))
+        device.pending = 0
         if device.token_id is not None:
             tokens.append(device.token_id)
             await session.execute(
@@ -475,20 +476,18 @@ async def store_ciphertexts(
     stamp_value: str,
     stamped_at: datetime,
     at: datetime,
+    refuse_when_full: bool = True,
 ) -> int:
-    """Queue ciphertexts in local devices' inboxes (idempotent per device and object)."""
+    """Queue ciphertexts in local devices' inboxes (idempotent per device and object). A full
+    inbox refuses the send (429) or, for messages from other servers, skips that device."""
     if not ciphertexts:
         return 0
     limit = config.get("e2ee", "max_pending_per_device")
-    pks = [c.device.id for c in ciphertexts]
-    full = await session.execute(
-        select(E2EEMessage.device_pk, func.count())
-        .where(E2EEMessage.device_pk.in_(pks))
-        .group_by(E2EEMessage.device_pk)
-        .having(func.count() >= limit)
-    )
-    if full.first() is not None:
+    full = {c.device.id for c in ciphertexts if c.device.pending >= limit}
+    if full and refuse_when_full:
         raise ApiError("a recipient device's inbox is full; try again later", status=429)
+    ciphertexts = [c for c in ciphertexts if c.device.id not in full]
+    pks = [c.device.id for c in ciphertexts]
     existing = set(
         await session.scalars(
             select(E2EEMessage.device_pk).where(E2EEMessage.device_pk.in_(pks), E2EEMessage.object_uri == object_uri)
@@ -516,15 +515,49 @@ async def store_ciphertexts(
         if c.device.id not in existing
     ]
     session.add_all(rows)
+    if rows:
+        await session.execute(
+            update(E2EEDevice)
+            .where(E2EEDevice.id.in_([row.device_pk for row in rows]))
+            .values(pending=E2EEDevice.pending + 1)
+        )
     await session.flush()
     return len(rows)
+
+
+async def acknowledge(session: AsyncSession, device: E2EEDevice, ids: Sequence[int]) -> int:
+    """Delete ciphertexts the device received; returns how many went."""
+    result = await session.execute(
+        delete(E2EEMessage).where(E2EEMessage.device_pk == device.id, E2EEMessage.id.in_(ids))
+    )
+    gone = int(getattr(result, "rowcount", 0) or 0)
+    if gone:
+        await _uncount(session, device.id, gone)
+    return gone
+
+
+async def _uncount(session: AsyncSession, device_pk: int, gone: int) -> None:
+    await session.execute(
+        update(E2EEDevice)
+        .where(E2EEDevice.id == device_pk)
+        .values(pending=case((E2EEDevice.pending > gone, E2EEDevice.pending - gone), else_=0))
+    )
 
 
 async def prune(session: AsyncSession, config: Config, at: datetime) -> int:
     """Delete expired ciphertexts, and sent encrypted activities whose deliveries ended."""
     from server.models import Delivery, OutboxActivity
 
+    expired = (
+        await session.execute(
+            select(E2EEMessage.device_pk, func.count())
+            .where(E2EEMessage.expires_at <= at)
+            .group_by(E2EEMessage.device_pk)
+        )
+    ).all()
     gone = getattr(await session.execute(delete(E2EEMessage).where(E2EEMessage.expires_at <= at)), "rowcount", 0)
+    for device_pk, count in expired:
+        await _uncount(session, device_pk, int(count))
     unfinished = select(Delivery.activity_id).where(Delivery.state == "pending")
     sent = getattr(
         await session.execute(
@@ -645,7 +678,7 @@ class Revealed:
     def to_json(self) -> dict[str, Any]:
         return {
             "object_id": self.object_id,
-            "message": self.message.to_json(),
+            "message": b64encode(self.message.encoded),
             "franking_key": self.franking_key,
             "franking_tag": self.franking_tag,
             "stamp": self.stamp,
@@ -658,7 +691,8 @@ def parse_revealed(item: Any, where: str) -> tuple[Revealed, bytes, bytes, datet
     if not isinstance(item, dict):
         raise Unprocessable(f"{where}: must be an object")
     try:
-        message = parse_message(item.get("message"))
+        encoded = b64decode(str(item.get("message", "")), field=f"{where}.message", max_size=MAX_MESSAGE_BYTES)
+        message = decode_message(encoded)
         key = b64decode(str(item.get("franking_key", "")), field=f"{where}.franking_key", size=32)
         tag = b64decode(str(item.get("franking_tag", "")), field=f"{where}.franking_tag", size=32)
         at = parse_utc_time(str(item.get("stamped_at", "")), field=f"{where}.stamped_at")
@@ -677,7 +711,7 @@ async def verify_revealed(session: AsyncSession, revealed: Revealed, key: bytes,
     """True when the tag recomputes from the revealed message and our stamp binds that tag to
     its sender, recipient, object id and time (research/e2ee.md §8(c) step 5)."""
     try:
-        check_franking_tag(key, revealed.message.canonical(), tag)
+        check_franking_tag(key, revealed.message.encoded, tag)
         verify_stamp(
             await stamp_keys(session),
             revealed.stamp,

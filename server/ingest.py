@@ -587,6 +587,7 @@ async def on_encrypted_message(ctx: Context, raw: dict[str, Any]) -> None:
             stamp_value=ours,
             stamped_at=message.stamped_at,
             at=moment,
+            refuse_when_full=False,
         )
         await commit_applied(ctx, session)
 

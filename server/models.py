@@ -643,6 +643,8 @@ class E2EEDevice(Base):
     identity_key: Mapped[str] = mapped_column(String(64))
     fingerprint_key: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16), default="pending")
+    # Ciphertexts waiting in this device's inbox (kept with the rows, so "is it full" is one read).
+    pending: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 

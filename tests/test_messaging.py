@@ -23,7 +23,16 @@ from hypothesis import strategies as st
 
 from crypto.devicelist import MasterKey, sign_device_list
 from crypto.encoding import canonical_json
-from crypto.envelope import BUCKETS, Envelope, Party, PlainMessage, make_envelope, new_message, seal_envelope
+from crypto.envelope import (
+    MIN_PADDED,
+    Envelope,
+    Party,
+    PlainMessage,
+    make_envelope,
+    new_message,
+    padded_length,
+    seal_envelope,
+)
 from crypto.errors import (
     CryptoError,
     DecryptionError,
@@ -791,28 +800,42 @@ def test_messaging__a_restored_state_opens_a_one_time_key_message_sent_before(wo
 # ------------------------------------------------------------------------------ 25: padding
 
 
-def test_messaging__normal_message_length_depends_only_on_the_bucket() -> None:
+def frame_length(envelope: Envelope) -> int:
+    """The unpadded length of an envelope's frame, from the layout in crypto/envelope.py."""
+    sender, recipient = envelope.sender, envelope.recipient
+    texts = (sender.actor, sender.device, recipient.actor, recipient.device)
+    return 1 + sum(2 + len(t.encode()) for t in texts) + 32 + 32 + 32 + 32 + 4 + len(envelope.message.encoded)
+
+
+def test_messaging__normal_message_length_depends_only_on_the_padded_length() -> None:
     world = World()
     a1, b1 = world.a1, world.b1
     lengths: dict[int, set[int]] = {}
+    sealed_lengths, padded_lengths = set(), set()
     for size in range(1, 4097):
         out = world.send(a1, BOB, "x" * size, only=b1)
         (ciphertext,) = out.ciphertexts
+        envelope = make_envelope(sender=a1.me, recipient=b1.me, message=out.message, franking_key=out.franking_key)
+        sealed = len(seal_envelope(envelope))
+        sealed_lengths.add(sealed)
+        padded_lengths.add(padded_length(frame_length(envelope)))
         if ciphertext.message_type == MESSAGE_TYPE_NORMAL:
-            envelope = make_envelope(sender=a1.me, recipient=b1.me, message=out.message, franking_key=out.franking_key)
-            lengths.setdefault(len(seal_envelope(envelope)), set()).add(len(ciphertext.body))
+            lengths.setdefault(sealed, set()).add(len(ciphertext.body))
         if size % 64 == 1:
             # Bob reads and answers, so Alice's chain restarts: a steady state, as in any
             # conversation, where the chain index keeps to one byte.
             deliver(out, a1, b1)
             reply = world.send(b1, ALICE, "ok", only=a1)
             deliver(reply, b1, a1)
-    assert set(lengths) <= set(BUCKETS)
-    assert len(lengths) >= 3
+    assert sealed_lengths == padded_lengths
+    assert min(sealed_lengths) >= MIN_PADDED
+    assert len(sealed_lengths) >= 20
+    # Each padded length gives one ciphertext length, a different one for each.
+    assert set(lengths) == sealed_lengths
     assert all(len(found) == 1 for found in lengths.values()), lengths
-    by_bucket = [next(iter(lengths[bucket])) for bucket in sorted(lengths)]
-    assert len(set(by_bucket)) == len(lengths)
-    assert by_bucket == sorted(by_bucket)
+    by_length = [next(iter(lengths[padded])) for padded in sorted(lengths)]
+    assert len(set(by_length)) == len(padded_lengths)
+    assert by_length == sorted(by_length)
 
 
 # ------------------------------------------------------------------------------ safety numbers

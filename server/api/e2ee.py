@@ -27,11 +27,13 @@ import time
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crypto.devicelist import DEVICE_ID
 from crypto.encoding import b64decode, utc_time
+from crypto.envelope import decode_message
+from federation.documents import DocumentError
 from federation.e2ee import (
     MAX_CIPHERTEXT_BYTES,
     MAX_CIPHERTEXTS,
@@ -108,15 +110,19 @@ def _key_uploads(data: dict[str, Any]) -> list[e2ee.KeyUpload]:
         key_id = item.get("key_id")
         if not isinstance(key_id, str) or not 1 <= len(key_id) <= 64:
             raise Unprocessable(f"{where}.key_id: must be a string of 1-64 characters")
-        keys.append(
-            e2ee.KeyUpload(
-                key_id=key_id,
-                key=_key(item, "key", 32),
-                signature=_key(item, "signature", 64),
-                fallback=fallback,
-            )
-        )
+        try:
+            key, signature = _key(item, "key", 32), _key(item, "signature", 64)
+        except Unprocessable as exc:
+            raise Unprocessable(f"{where}.{exc}") from None
+        keys.append(e2ee.KeyUpload(key_id=key_id, key=key, signature=signature, fallback=fallback))
     return keys
+
+
+def _flag(data: dict[str, Any], name: str) -> bool:
+    value = data.get(name, False)
+    if not isinstance(value, bool):
+        raise Unprocessable(f"{name}: must be true or false")
+    return value
 
 
 async def _viewer_account(session: AsyncSession, viewer: Viewer) -> Account:
@@ -135,38 +141,48 @@ async def _current_device(session: AsyncSession, viewer: Viewer, *, active: bool
     return device
 
 
-async def resolve_member(request: web.Request, session: AsyncSession, ref: str) -> Account:
-    """An account from an actor URI or a handle (``name``, ``name@domain``, ``@name@domain``);
-    remote ones are fetched when unknown. 404 when there is no such person."""
+async def resolve_member(request: web.Request, ref: str) -> int:
+    """The account id of an actor URI or a handle (``name``, ``name@domain``, ``@name@domain``);
+    remote ones are fetched when unknown, with no database session held during the fetch.
+    404 when there is no such person."""
     config = request.app[CONFIG]
     fed = request.app[FEDERATION]
     account: Account | None
-    if ref.startswith(("https://", "http://")):
-        account = await local_account_by_uri(session, config.base_url, ref)
-        if account is None and not fed.is_local(ref):
-            account = await account_by_uri(session, ref)
-            if account is None or account.fetched_at is None:
-                try:
-                    account = await resolve_actor(fed, ref)
-                except ActorUnavailable:
-                    account = None
-    else:
-        name, _, domain = ref.lstrip("@").partition("@")
-        if not name:
-            raise Unprocessable("actor: give an actor URI or a handle such as name@example.org")
-        if not domain or domain.lower() == config.domain.lower():
-            account = await session.scalar(
-                select(Account).where(Account.username_lower == name.lower(), Account.domain == "")
-            )
+    remote_uri: str | None = None
+    remote_handle: tuple[str, str] | None = None
+    async with request.app[SESSIONS]() as session:
+        if ref.startswith(("https://", "http://")):
+            account = await local_account_by_uri(session, config.base_url, ref)
+            if account is None and not fed.is_local(ref):
+                account = await account_by_uri(session, ref)
+                if account is None or account.fetched_at is None:
+                    remote_uri = ref
         else:
-            try:
-                account = await resolve_handle(fed, name, domain)
-            except ActorUnavailable:
-                account = None
-    if account is not None and account.id is not None:
-        account = await session.get(Account, account.id, populate_existing=True)
+            name, _, domain = ref.lstrip("@").partition("@")
+            if not name:
+                raise Unprocessable("actor: give an actor URI or a handle such as name@example.org")
+            if not domain or domain.lower() == config.domain.lower():
+                account = await session.scalar(
+                    select(Account).where(Account.username_lower == name.lower(), Account.domain == "")
+                )
+            else:
+                account, remote_handle = None, (name, domain)
+    try:
+        if remote_uri is not None:
+            account = await resolve_actor(fed, remote_uri)
+        elif remote_handle is not None:
+            account = await resolve_handle(fed, *remote_handle)
+    except ActorUnavailable:
+        account = None
     if account is None or account.deleted_at is not None or account.is_group:
         raise NotFound(f"no person {ref} was found")
+    return account.id
+
+
+async def _member(session: AsyncSession, account_id: int) -> Account:
+    account = await session.get(Account, account_id)
+    if account is None:
+        raise NotFound("Record not found")
     return account
 
 
@@ -237,7 +253,7 @@ async def register_device(request: web.Request) -> web.Response:
         published = None
         if data.get("device_list") is not None:
             published = await e2ee.publish_device_list(
-                session, config, account, data["device_list"], at=moment, reset=bool(data.get("reset", False))
+                session, config, account, data["device_list"], at=moment, reset=_flag(data, "reset")
             )
         await session.commit()
         body = _render_device(device, current=True) | {"one_time_key_count": count}
@@ -279,7 +295,7 @@ async def publish_device_list(request: web.Request) -> web.Response:
         account = await _viewer_account(session, viewer)
         await _current_device(session, viewer, active=False)
         published = await e2ee.publish_device_list(
-            session, config, account, data["device_list"], at=now(), reset=bool(data.get("reset", False))
+            session, config, account, data["device_list"], at=now(), reset=_flag(data, "reset")
         )
         await session.commit()
     if published.revoked_tokens:
@@ -389,8 +405,9 @@ async def query_keys(request: web.Request) -> web.Response:
     ref = request.query.get("actor", "")
     if not ref or len(ref) > 2048:
         raise BadRequest("missing required parameter: actor")
+    account_id = await resolve_member(request, ref)
     async with request.app[SESSIONS]() as session:
-        account = await resolve_member(request, session, ref)
+        account = await _member(session, account_id)
         me = await _viewer_account(session, viewer)
         if account.local:
             await e2ee.require_may_message(session, me, account)
@@ -413,9 +430,10 @@ async def claim_keys(request: web.Request) -> web.Response:
     device_ids = list(dict.fromkeys(_device_id(d, "device_ids") for d in wanted))
     keys: dict[str, Any] = {}
     failures: dict[str, str] = {}
+    target_id = await resolve_member(request, ref)
     async with request.app[SESSIONS]() as session:
         me = await _viewer_account(session, viewer)
-        target = await resolve_member(request, session, ref)
+        target = await _member(session, target_id)
         await e2ee.require_may_message(session, me, target)
         if target.local:
             if not e2ee.CLAIMS.allow(
@@ -507,15 +525,17 @@ def _ciphertexts(data: dict[str, Any]) -> list[tuple[str, str, int, str]]:
             raise Unprocessable(f"{where}.actor: must be an actor URI")
         device_id = _device_id(item.get("device_id"), f"{where}.device_id")
         kind = item.get("type")
-        if kind not in (0, 1) or isinstance(kind, bool):
+        if type(kind) is not int or kind not in (0, 1):
             raise Unprocessable(f"{where}.type: must be 0 (pre-key) or 1 (normal)")
         body = item.get("body")
         if not isinstance(body, str):
             raise Unprocessable(f"{where}.body: must be base64 text")
         try:
-            b64decode(body, field=f"{where}.body", max_size=MAX_CIPHERTEXT_BYTES)
+            decoded = b64decode(body, field=f"{where}.body", max_size=MAX_CIPHERTEXT_BYTES)
         except ValueError as exc:
             raise Unprocessable(str(exc)) from None
+        if not decoded:
+            raise Unprocessable(f"{where}.body: must not be empty")
         if (actor, device_id) in seen:
             raise Unprocessable(f"{where}: a second ciphertext for the same device")
         seen.add((actor, device_id))
@@ -534,10 +554,11 @@ async def send_message(request: web.Request) -> web.Response:
     tag_text = _key(data, "franking_tag", 32)
     items = _ciphertexts(data)
     moment = now()
+    recipient_id = await resolve_member(request, ref)
     async with request.app[SESSIONS]() as session:
         me = await _viewer_account(session, viewer)
         device = await _current_device(session, viewer)
-        recipient = await resolve_member(request, session, ref)
+        recipient = await _member(session, recipient_id)
         if recipient.id == me.id:
             raise Unprocessable("to: send messages to someone else (your own devices get copies automatically)")
         await e2ee.require_may_message(session, me, recipient)
@@ -600,7 +621,10 @@ async def send_message(request: web.Request) -> web.Response:
                 franking_stamp=stamp_value,
                 stamped_at=moment,
             )
-            activity = encrypted_create(message, activity_id=object_uri + "/activity")
+            try:
+                activity = encrypted_create(message, activity_id=object_uri + "/activity")
+            except DocumentError as exc:
+                raise Unprocessable(f"ciphertexts: {exc}") from None
             await enqueue(
                 session, config.base_url, actor_account_id=me.id, activity=activity, inboxes=[recipient.inbox_url]
             )
@@ -652,16 +676,16 @@ async def acknowledge(request: web.Request) -> web.Response:
     if not isinstance(raw, list) or len(raw) > 1000:
         raise Unprocessable("ids: must be a list of at most 1000 message ids")
     try:
-        ids = [int(x) for x in raw]
+        ids = [int(x) for x in raw if not isinstance(x, bool | float)]
     except (TypeError, ValueError):
         raise Unprocessable("ids: must be message ids (strings of digits)") from None
+    if len(ids) != len(raw) or not all(0 < i < 2**63 for i in ids):
+        raise Unprocessable("ids: must be message ids (strings of digits)")
     async with request.app[SESSIONS]() as session:
         device = await _current_device(session, viewer, active=False)
-        result = await session.execute(
-            delete(E2EEMessage).where(E2EEMessage.device_pk == device.id, E2EEMessage.id.in_(ids))
-        )
+        gone = await e2ee.acknowledge(session, device, ids)
         await session.commit()
-    return json_response({"deleted": int(getattr(result, "rowcount", 0) or 0)})
+    return json_response({"deleted": gone})
 
 
 # ---------------------------------------------------------------------------- plaintext box
@@ -828,7 +852,7 @@ async def show_report(request: web.Request) -> web.Response:
             except VerificationError:
                 messages.append({"object_id": row.object_uri, "verified": False, "error": "cannot be opened"})
                 continue
-            message = revealed["message"]
+            message = decode_message(b64decode(revealed["message"], field="message")).to_json()
             messages.append(
                 {
                     "object_id": row.object_uri,

@@ -332,6 +332,7 @@ class DmClient:
                 "direction": "out",
                 "peer": actor,
                 "message": message.to_json(),
+                "message_bytes": b64encode(message.encoded),
                 "object_id": answer["id"],
                 "franking_key": b64encode(outgoing.franking_key),
                 "franking_tag": b64encode(outgoing.franking_tag),
@@ -406,6 +407,7 @@ class DmClient:
                 "direction": "out" if own else "in",
                 "peer": peer,
                 "message": message.to_json(),
+                "message_bytes": b64encode(message.encoded),
                 "object_id": row["object_id"],
                 "sender_device": sender_device,
                 "franking_key": b64encode(envelope.franking_key),
@@ -456,7 +458,7 @@ class DmClient:
             "messages": [
                 {
                     "object_id": item["object_id"],
-                    "message": item["message"],
+                    "message": item["message_bytes"],
                     "franking_key": item["franking_key"],
                     "franking_tag": item["franking_tag"],
                     "stamp": item["stamp"],

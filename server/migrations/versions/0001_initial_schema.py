@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 11:00:41.816592
+Create Date: 2026-11-21 11:15:34.254060
 """
 
 from __future__ import annotations
@@ -766,6 +766,7 @@ def upgrade() -> None:
         sa.Column("identity_key", sa.String(length=64), nullable=False),
         sa.Column("fingerprint_key", sa.String(length=64), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("pending", sa.Integer(), nullable=False),
         sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", server.models.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
