@@ -499,6 +499,9 @@ async def delete_account(session: AsyncSession, user: User, account: Account, *,
         .where(and_(Invite.created_by_account_id == me, Invite.revoked_at.is_(None)))
         .values(revoked_at=at)
     )
+    from server.e2ee import forget_member
+
+    await forget_member(session, me, at)
     await revoke_tokens(session, user.id, at=at)
     await session.execute(
         update(User).where(User.id == user.id).values(email=None, password_hash="!deleted", registration_reason="")  # noqa: S106 (no hash verifies)

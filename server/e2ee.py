@@ -724,3 +724,14 @@ async def verify_revealed(session: AsyncSession, revealed: Revealed, key: bytes,
     except FrankingError:
         return False
     return True
+
+
+async def forget_member(session: AsyncSession, account_id: int, at: datetime) -> None:
+    """A member deleted their account: every device is revoked (keys and waiting ciphertext
+    deleted) and the identity goes, so nobody can start a session with them again; plaintext
+    messages kept for them go too."""
+    from server.models import PlaintextMessage
+
+    await _revoke(session, await devices_of(session, account_id, states=("pending", "active")), at)
+    await session.execute(delete(E2EEIdentity).where(E2EEIdentity.account_id == account_id))
+    await session.execute(delete(PlaintextMessage).where(PlaintextMessage.recipient_account_id == account_id))

@@ -1433,3 +1433,34 @@ async def test_fuzz__arbitrary_json_never_gives_a_5xx(
     payload = await response.json()
     if response.status >= 400:
         assert set(payload) == {"error"}
+
+
+async def test_account_deletion__forgets_devices_keys_and_waiting_ciphertext(
+    client: Any, engine: Any, config: Any, member: Any
+) -> None:
+    alice = await member("alice", policy="everyone")
+    bob = await member("bob")
+    _message, tag = franked(bob, alice)
+    body = {"to": alice.actor, "franking_tag": b64encode(tag), "ciphertexts": [ciphertext(alice.listed[0])]}
+    await ok(await client.post(f"{E}/messages", json=body, headers=bob.listed[0].headers), 202, "SentMessage")
+    await ok(
+        await client.post(
+            "/api/v1/hearthside/account/delete", json={"password": alice.user.password}, headers=alice.user.headers
+        )
+    )
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(E2EEMessage))).scalar() == 0
+        owners = (
+            await conn.execute(
+                select(E2EEDevice.account_id).join(E2EEOneTimeKey, E2EEOneTimeKey.device_pk == E2EEDevice.id).distinct()
+            )
+        ).all()
+        assert owners == [(bob.user.account_id,)]
+        assert (await conn.execute(select(E2EEIdentity.account_id))).all() == [(bob.user.account_id,)]
+        states = dict((await conn.execute(select(E2EEDevice.account_id, E2EEDevice.state))).all())
+    assert states[alice.user.account_id] == "revoked"
+    response = await client.get("/users/alice/devices", headers={"Accept": "application/activity+json"})
+    assert response.status == 404
+    claim = {"actor": alice.actor, "device_ids": [alice.listed[0].device_id]}
+    response = await client.post(f"{E}/keys/claim", json=claim, headers=bob.listed[0].headers)
+    assert response.status in (403, 404)
