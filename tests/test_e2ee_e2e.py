@@ -26,6 +26,7 @@ from sqlalchemy import text
 
 from server.cli import main as cli_main
 from server.dm.client import DmClient, DmError, Incoming, SetupResult
+from server.dm.store import Store
 from server.models import E2EEDevice, E2EEMessage
 
 PASSPHRASE = "a long passphrase for the test store"
@@ -204,6 +205,13 @@ async def test_members_on_two_instances_exchange_encrypted_messages(
 
 async def dm(profile: Path, *argv: str, stdin: str = "") -> str:
     """Run ``hearthside dm --profile PROFILE ARGV...`` as a member would; returns its stdout."""
+    code, out, err = await run_dm(profile, *argv, stdin=stdin)
+    assert code == 0, f"hearthside dm {' '.join(argv)} failed ({code}): {err}"
+    return out
+
+
+async def run_dm(profile: Path, *argv: str, stdin: str = "") -> tuple[int, str, str]:
+    """``hearthside dm --profile PROFILE ARGV...``: (exit code, stdout, stderr)."""
 
     def run() -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()
@@ -215,6 +223,60 @@ async def dm(profile: Path, *argv: str, stdin: str = "") -> str:
             sys.stdin, sys.stdout, sys.stderr = old
         return code, out.getvalue(), err.getvalue()
 
-    code, out, err = await asyncio.to_thread(run)
-    assert code == 0, f"hearthside dm {' '.join(argv)} failed ({code}): {err}"
-    return out
+    return await asyncio.to_thread(run)
+
+
+async def test_hearthside_dm_commands__both_directions_second_device_and_revocation(
+    pair: tuple[list[Instance], Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the commands, as members on each instance would use them."""
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    (a, b), _pg = pair
+    dave = await a.user("dave")
+    erin = await b.user("erin")
+    await mutual_follow(a, dave, b, erin)
+    dave1, dave2, erin1 = tmp_path / "dave1", tmp_path / "dave2", tmp_path / "erin1"
+    for profile, inst, user in ((dave1, a, dave), (dave2, a, dave), (erin1, b, erin)):
+        await dm(profile, "login", inst.base_url, user.username, "--password-stdin", stdin=user.password + "\n")
+    first = json.loads(await dm(dave1, "--json", "setup"))
+    assert first["state"] == "active" and first["recovery_code"]
+    await dm(erin1, "setup")
+
+    async def read(profile: Path, count: int) -> list[str]:
+        got: list[str] = []
+
+        async def arrived() -> bool:
+            lines = (await dm(profile, "--json", "read")).splitlines()
+            got.extend(json.loads(line)["message"]["body"]["content"] for line in lines if line.startswith("{"))
+            return len(got) >= count
+
+        await eventually(arrived, what=f"{count} message(s) in {profile.name}")
+        return got
+
+    await dm(erin1, "send", handle(a, "dave"), "erin to dave")
+    assert await read(dave1, 1) == ["erin to dave"]
+    await dm(dave1, "send", handle(b, "erin"), "dave to erin")
+    assert await read(erin1, 1) == ["dave to erin"]
+
+    # Dave's second device waits for approval from the first, then gets messages and copies.
+    second = json.loads(await dm(dave2, "--json", "setup"))
+    assert second["state"] == "pending" and second["recovery_code"] is None
+    await dm(dave1, "devices", "approve", second["device_id"])
+    await dm(erin1, "send", handle(a, "dave"), "to both of dave's devices")
+    assert await read(dave1, 1) == ["to both of dave's devices"]
+    assert await read(dave2, 1) == ["to both of dave's devices"]
+    await dm(dave2, "send", handle(b, "erin"), "from dave's second device")
+    assert await read(erin1, 1) == ["from dave's second device"]
+    assert await read(dave1, 1) == ["from dave's second device"]  # the copy for dave's other device
+
+    # Revoked from the first device: the second can read nothing more.
+    listing = [
+        json.loads(line) for line in (await dm(dave1, "--json", "devices", "revoke", second["device_id"])).splitlines()
+    ]
+    assert {d["device_id"]: d["state"] for d in listing}[second["device_id"]] == "revoked"
+    await dm(erin1, "send", handle(a, "dave"), "after the revocation")
+    assert await read(dave1, 1) == ["after the revocation"]
+    code, _out, err = await run_dm(dave2, "read")
+    assert code == 2 and "401" in err
+    kept = Store(dave2, PASSPHRASE).load().history
+    assert "after the revocation" not in json.dumps(kept) and "to both of dave's devices" in json.dumps(kept)
