@@ -339,7 +339,10 @@ class DeviceState:
 
     def _remember(self, actor: str, device_id: str, session: OlmSession) -> None:
         key = _session_key(actor, device_id)
-        kept = [s for s in self.sessions.get(key, []) if s.session_id != session.session_id]
+        current = self.sessions.get(key)
+        if current and current[0] is session:
+            return  # the usual case: the newest session carried on
+        kept = [s for s in current or () if s.session_id != session.session_id]
         self.sessions[key] = [session, *kept][:MAX_SESSIONS_PER_DEVICE]
 
     # ------------------------------------------------------------------ encrypt
@@ -348,19 +351,20 @@ class DeviceState:
         """Franked ciphertexts of ``message`` for every target (all need sessions)."""
         if message.sender != self.actor:
             raise EnvelopeError("a message is sent by this device's actor")
-        missing = self.missing_sessions(targets)
+        sessions = [self.sessions.get(_session_key(t.actor, t.device.device_id)) for t in targets]
+        missing = sum(1 for found in sessions if not found)
         if missing:
-            raise SessionSetupError(f"no session with {len(missing)} device(s); claim keys first")
+            raise SessionSetupError(f"no session with {missing} device(s); claim keys first")
         franking_key = new_franking_key()
         tag = franking_tag(franking_key, message.encoded)
         sealed: list[OutgoingCiphertext] = []
         me = self.me
-        for target in targets:
+        for target, found in zip(targets, sessions, strict=True):
+            assert found
             envelope = Envelope(
                 sender=me, recipient=self._party(target), message=message, franking_key=franking_key, franking_tag=tag
             )
-            session = self.sessions[_session_key(target.actor, target.device.device_id)][0]
-            ciphertext = session.encrypt(seal_envelope(envelope))
+            ciphertext = found[0].encrypt(seal_envelope(envelope))
             sealed.append(
                 OutgoingCiphertext(target.actor, target.device.device_id, ciphertext.message_type, ciphertext.body)
             )
@@ -418,7 +422,7 @@ class DeviceState:
         assert used is not None
         self._remember(sender_actor, sender_device, used)
         self.seen[envelope.message.id] = None
-        while len(self.seen) > MAX_SEEN_IDS:
+        if len(self.seen) > MAX_SEEN_IDS:
             self.seen.popitem(last=False)
         return envelope
 
