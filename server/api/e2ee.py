@@ -56,7 +56,7 @@ from server.ids import new_id
 from server.models import Account, E2EEDevice, E2EEMessage, PlaintextMessage
 from server.remote_actors import ActorUnavailable, account_by_uri, local_account_by_uri, resolve_actor, resolve_handle
 from server.transport import FetchError
-from server.web import CONFIG, SESSIONS, Routes, json_response, now, read_json_object
+from server.web import CONFIG, READ_SESSIONS, SESSIONS, Routes, json_response, now, read_json_object
 
 log = logging.getLogger(__name__)
 routes = Routes()
@@ -150,7 +150,9 @@ async def resolve_member(request: web.Request, ref: str) -> int:
     account: Account | None
     remote_uri: str | None = None
     remote_handle: tuple[str, str] | None = None
-    async with request.app[SESSIONS]() as session:
+    # The query-only reader (inline on SQLite): the handler's writing session comes after, so a
+    # request takes SQLite's single writer connection once, not twice.
+    async with request.app[READ_SESSIONS]() as session:
         if ref.startswith(("https://", "http://")):
             account = await local_account_by_uri(session, config.base_url, ref)
             if account is None and not fed.is_local(ref):
