@@ -735,3 +735,24 @@ async def forget_member(session: AsyncSession, account_id: int, at: datetime) ->
     await _revoke(session, await devices_of(session, account_id, states=("pending", "active")), at)
     await session.execute(delete(E2EEIdentity).where(E2EEIdentity.account_id == account_id))
     await session.execute(delete(PlaintextMessage).where(PlaintextMessage.recipient_account_id == account_id))
+
+
+def keep_revealed(
+    session: AsyncSession, config: Config, report_id: int, revealed: Revealed, *, verified: bool, at: datetime
+) -> None:
+    """File one revealed message with a report, sealed at rest (``report_key``)."""
+    import json
+
+    from crypto.sealing import seal
+    from server.models import E2EEReportMessage
+
+    session.add(
+        E2EEReportMessage(
+            id=new_id(),
+            report_id=report_id,
+            object_uri=revealed.object_id,
+            sealed=seal(report_key(config), json.dumps(revealed.to_json()).encode()),
+            verified=verified,
+            created_at=at,
+        )
+    )

@@ -1056,14 +1056,11 @@ async def _file_revealed(
 ) -> None:
     """Messages a remote reporter revealed about our member (a forwarded E2EE report): each is
     checked against our own stamp, made when our member sent it; kept sealed, with the result."""
-    from crypto.sealing import seal
     from server import e2ee
     from server.entities import account_uri
     from server.errors import Unprocessable
-    from server.models import E2EEReportMessage
 
     target_uri = account_uri(fed.config, target)
-    key = e2ee.report_key(fed.config)
     for i, item in enumerate(revealed[:20]):
         try:
             parsed, franking_key, tag, at = e2ee.parse_revealed(item, f"e2ee:revealed[{i}]")
@@ -1072,16 +1069,7 @@ async def _file_revealed(
         if parsed.message.sender != target_uri:
             continue  # only messages our reported member sent can carry our stamp
         verified = await e2ee.verify_revealed(session, parsed, franking_key, tag, at)
-        session.add(
-            E2EEReportMessage(
-                id=new_id(),
-                report_id=report.id,
-                object_uri=parsed.object_id,
-                sealed=seal(key, json.dumps(parsed.to_json()).encode()),
-                verified=verified,
-                created_at=now(),
-            )
-        )
+        e2ee.keep_revealed(session, fed.config, report.id, parsed, verified=verified, at=now())
 
 
 HANDLERS: Mapping[str, Any] = {

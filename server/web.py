@@ -121,6 +121,10 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     API): 415 for another content type, 400 for malformed JSON, a non-object or deep nesting."""
     if request.content_type != "application/json":
         raise ApiError("request body must be application/json", status=415)
+    return await _json_body(request)
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
         data = json.loads(raw) if raw.strip() else {}
@@ -139,16 +143,7 @@ async def read_params(request: web.Request) -> Params:
     if request.method in ("POST", "PUT", "PATCH", "DELETE") and request.body_exists:
         ctype = request.content_type
         if ctype == "application/json":
-            raw = await request.read()
-            try:
-                data = json.loads(raw) if raw.strip() else {}
-            except (ValueError, RecursionError):
-                raise BadRequest("request body is not valid JSON") from None
-            if not isinstance(data, dict):
-                raise BadRequest("request body must be a JSON object")
-            if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-                raise BadRequest(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
-            merged.extend(_flatten_json(data))
+            merged.extend(_flatten_json(await _json_body(request)))
         elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
             try:
                 form = await request.post()

@@ -162,10 +162,21 @@ async def post_as(
     """POST ``activity`` to ``inbox_url`` signed (draft-cavage) with the key of ``username``
     on ``inst`` — to send what Hearthside's own outbox never sends (moderation activities,
     reports), exactly as a remote server would."""
-    from datetime import UTC, datetime
+    if prove:  # the actor's FEP-8b32 proof, so a group can redistribute it verifiably
+        from datetime import UTC, datetime
 
-    from crypto.signing import PrivateKey
-    from federation.httpsig import sign_request
+        from crypto.integrity import sign_object
+        from crypto.signing import PrivateKey
+
+        keys = await _keys_of(inst, username)
+        activity = sign_object(
+            activity, PrivateKey.from_pem(keys.ed25519_private_pem), keys.ed25519_key_id, datetime.now(UTC)
+        )
+    status, _answer = await signed_post(inst, username, inbox_url, json.dumps(activity).encode())
+    return status
+
+
+async def _keys_of(inst: Instance, username: str) -> Any:
     from server.actor_keys import local_keys
     from server.models import Account
 
@@ -174,16 +185,24 @@ async def post_as(
         assert account is not None, username
         keys = await local_keys(session, inst.config, account)
         await session.commit()
-    if prove:  # the actor's FEP-8b32 proof, so a group can redistribute it verifiably
-        from crypto.integrity import sign_object
+    return keys
 
-        activity = sign_object(
-            activity, PrivateKey.from_pem(keys.ed25519_private_pem), keys.ed25519_key_id, datetime.now(UTC)
-        )
-    body = json.dumps(activity).encode()
+
+async def signed_post(
+    inst: Instance, username: str, url: str, body: bytes, *, tamper: bytes | None = None
+) -> tuple[int, Any]:
+    """POST ``body`` to ``url`` signed (draft-cavage) with ``username``'s key on ``inst``;
+    ``tamper`` replaces the body after signing (the Digest then no longer matches). Returns the
+    status and the JSON answer (None when the answer is not JSON)."""
+    from datetime import UTC, datetime
+
+    from crypto.signing import PrivateKey
+    from federation.httpsig import sign_request
+
+    keys = await _keys_of(inst, username)
     headers = sign_request(
         "POST",
-        inbox_url,
+        url,
         headers={"Content-Type": "application/activity+json"},
         body=body,
         key=PrivateKey.from_pem(keys.rsa_private_pem),
@@ -191,5 +210,9 @@ async def post_as(
         now=datetime.now(UTC),
     )
     assert inst.http is not None
-    async with inst.http.post(inbox_url, data=body, headers=headers) as response:
-        return response.status
+    async with inst.http.post(url, data=tamper if tamper is not None else body, headers=headers) as response:
+        try:
+            answer = await response.json(content_type=None)
+        except ValueError:
+            answer = None
+        return response.status, answer

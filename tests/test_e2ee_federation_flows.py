@@ -16,16 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from federation_harness import Instance, close_instance, eventually, instances, make_instance, post_as
-from sqlalchemy import select
+from federation_harness import Instance, close_instance, eventually, instances, make_instance, post_as, signed_post
 from test_e2ee_e2e import device, handle, mutual_follow, receive_until
 
 from crypto.encoding import b64decode, b64encode
-from crypto.signing import PrivateKey
-from federation.httpsig import sign_request
-from server.actor_keys import local_keys
-from server.db import make_sessionmaker
-from server.models import Account, E2EEReportMessage, PlaintextMessage, Report, Status
+from server.models import E2EEReportMessage, PlaintextMessage, Report, Status
 
 PASSPHRASE = "another passphrase for the test store"
 
@@ -34,30 +29,6 @@ PASSPHRASE = "another passphrase for the test store"
 async def pair(tmp_path: Path) -> AsyncIterator[list[Instance]]:
     async for started in instances("sqlite", tmp_path, None):
         yield started
-
-
-async def signed_post(
-    inst: Instance, username: str, url: str, body: bytes, *, tamper: bytes | None = None
-) -> tuple[int, Any]:
-    """POST ``body`` to ``url`` signed with ``username``'s key on ``inst``; ``tamper`` replaces
-    the body after signing (the Digest then no longer matches)."""
-    async with make_sessionmaker(inst.engine)() as session:
-        account = await session.scalar(select(Account).where(Account.username == username, Account.domain == ""))
-        assert account is not None
-        keys = await local_keys(session, inst.config, account)
-        await session.commit()
-    headers = sign_request(
-        "POST",
-        url,
-        headers={"Content-Type": "application/activity+json"},
-        body=body,
-        key=PrivateKey.from_pem(keys.rsa_private_pem),
-        key_id=keys.rsa_key_id,
-        now=datetime.now(UTC),
-    )
-    assert inst.http is not None
-    async with inst.http.post(url, data=tamper if tamper is not None else body, headers=headers) as response:
-        return response.status, await response.json(content_type=None)
 
 
 def claim_body(actor: str) -> bytes:

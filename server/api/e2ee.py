@@ -37,6 +37,7 @@ from federation.documents import DocumentError
 from federation.e2ee import (
     MAX_CIPHERTEXT_BYTES,
     MAX_CIPHERTEXTS,
+    ClaimedKey,
     DeviceCiphertext,
     EncryptedMessage,
     claim_request,
@@ -452,12 +453,7 @@ async def claim_keys(request: web.Request) -> web.Response:
                 if claimed is None:
                     failures[device_id] = "no_keys" if device is not None else "unknown_device"
                     continue
-                keys[device_id] = {
-                    "key_id": claimed.key_id,
-                    "key": claimed.key,
-                    "signature": claimed.signature,
-                    "fallback": claimed.fallback,
-                }
+                keys[device_id] = _key_answer(claimed)
             await session.commit()
             return json_response({"keys": keys, "failures": failures})
         me_uri = account_uri(config, me)
@@ -479,13 +475,12 @@ async def claim_keys(request: web.Request) -> web.Response:
         except InvalidActivity:
             failures[device_id] = "malformed_key"
             continue
-        keys[device_id] = {
-            "key_id": answer_key.key_id,
-            "key": answer_key.key,
-            "signature": answer_key.signature,
-            "fallback": answer_key.fallback,
-        }
+        keys[device_id] = _key_answer(answer_key)
     return json_response({"keys": keys, "failures": failures})
+
+
+def _key_answer(key: e2ee.Claimed | ClaimedKey) -> dict[str, Any]:
+    return {"key_id": key.key_id, "key": key.key, "signature": key.signature, "fallback": key.fallback}
 
 
 async def _member_signer(request: web.Request, account_id: int) -> Any:
@@ -763,8 +758,7 @@ async def report_messages(request: web.Request) -> web.Response:
     senders = {revealed.message.sender for revealed, *_ in parsed}
     if len(senders) != 1:
         raise Unprocessable("messages: report messages of one sender at a time")
-    from crypto.sealing import seal
-    from server.models import E2EEReportMessage, Report
+    from server.models import Report
 
     moment = now()
     async with request.app[SESSIONS]() as session:
@@ -794,18 +788,8 @@ async def report_messages(request: web.Request) -> web.Response:
         )
         session.add(report)
         await session.flush()
-        sealing_key = e2ee.report_key(config)
         for revealed, *_ in parsed:
-            session.add(
-                E2EEReportMessage(
-                    id=new_id(),
-                    report_id=report.id,
-                    object_uri=revealed.object_id,
-                    sealed=seal(sealing_key, json.dumps(revealed.to_json()).encode()),
-                    verified=True,
-                    created_at=moment,
-                )
-            )
+            e2ee.keep_revealed(session, config, report.id, revealed, verified=True, at=moment)
         forwarded = False
         if forward and not sender.local and config.get("federation", "enabled"):
             inbox = sender.shared_inbox_url or sender.inbox_url
