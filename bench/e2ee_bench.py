@@ -84,7 +84,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -100,6 +100,7 @@ import crypto.encoding
 import crypto.envelope
 import crypto.franking
 import crypto.olm
+from bench.api_bench import drive
 from crypto.devicelist import DeviceEntry, MasterKey, one_time_key_payload, sign_device_list
 from crypto.encoding import b64encode
 from crypto.envelope import make_envelope, new_message, seal_envelope
@@ -618,25 +619,6 @@ async def set_up_member(http: aiohttp.ClientSession, actor: str, tokens: list[st
     ) as response:
         await expect(response, 200)
     return devices
-
-
-async def drive(count: int, concurrency: int, call: Callable[[int], Awaitable[None]]) -> tuple[float, list[float]]:
-    """Run ``call(i)`` ``count`` times with ``concurrency`` in flight; (seconds, latencies)."""
-    latencies: list[float] = []
-    next_index = 0
-
-    async def worker() -> None:
-        nonlocal next_index
-        while next_index < count:
-            i = next_index
-            next_index += 1
-            started = time.perf_counter()
-            await call(i)
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return time.perf_counter() - started, latencies
 
 
 def summary(name: str, concurrency: int, seconds: float, latencies: list[float]) -> dict[str, Any]:
