@@ -203,6 +203,9 @@ SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
             "claims_per_minute": KeySpec(
                 int, 30, "One-time-key claims one actor may make per minute against one member.", _positive
             ),
+            "messages_per_minute": KeySpec(
+                int, 60, "Encrypted messages one member may send per minute (all recipients together).", _positive
+            ),
             "accept_plaintext_dms": KeySpec(
                 bool,
                 False,

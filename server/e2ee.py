@@ -575,23 +575,19 @@ async def prune(session: AsyncSession, config: Config, at: datetime) -> int:
 # ---------------------------------------------------------------------------- claim rate limit
 
 
-class ClaimLimiter:
-    """At most ``per_minute`` claims by one actor against one member in any 60 s (per process).
-
-    Claims are what an attacker would repeat to drain a member's one-time keys (after which
-    sessions fall back to the reusable fallback key, weakening forward secrecy): research
-    §8(b) "rate-limits per requesting actor". Nothing about a claim is logged.
-    """
+class RateLimiter:
+    """At most ``per_minute`` events per key in any 60 s (per process; with several web
+    processes each counts its own). Nothing about the events is logged."""
 
     WINDOW = 60.0
 
     def __init__(self) -> None:
         self._seen: dict[tuple[str, int], list[float]] = {}
 
-    def allow(self, requester: str, target_account_id: int, *, per_minute: int, clock: float) -> bool:
+    def allow(self, who: str, target: int, *, per_minute: int, clock: float) -> bool:
         if len(self._seen) > 50_000:
             self._seen.clear()
-        key = (requester, target_account_id)
+        key = (who, target)
         recent = [t for t in self._seen.get(key, ()) if clock - t < self.WINDOW]
         if len(recent) >= per_minute:
             self._seen[key] = recent
@@ -601,7 +597,13 @@ class ClaimLimiter:
         return True
 
 
-CLAIMS = ClaimLimiter()
+# One-time-key claims per (claiming actor, member): claims are what an attacker would repeat to
+# drain a member's one-time keys, after which sessions fall back to the reusable fallback key
+# (weaker forward secrecy; research/e2ee.md §8(b) "rate-limits per requesting actor").
+CLAIMS = RateLimiter()
+# Messages sent per account (target 0: all recipients together): a flood of private messages is
+# harassment the recipient cannot even show to moderators without reporting each one.
+SENDS = RateLimiter()
 
 
 # ---------------------------------------------------------------------------- retention worker

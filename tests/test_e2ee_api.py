@@ -1464,3 +1464,21 @@ async def test_account_deletion__forgets_devices_keys_and_waiting_ciphertext(
     claim = {"actor": alice.actor, "device_ids": [alice.listed[0].device_id]}
     response = await client.post(f"{E}/keys/claim", json=claim, headers=bob.listed[0].headers)
     assert response.status in (403, 404)
+
+
+async def test_send__rate_limited_per_sender(aiohttp_client: Any, engine: Any, config: Any, make_user: Any) -> None:
+    limited = await aiohttp_client(create_app(with_overrides(config, e2ee={"messages_per_minute": 2}), engine=engine))
+    alice = Member(limited, engine, config, await make_user("alice", scopes=CRYPTO_SCOPES))
+    bob = Member(limited, engine, config, await make_user("bob", scopes=CRYPTO_SCOPES))
+    for person in (alice, bob):
+        await person.first_device()
+    await ok(await limited.patch(f"{E}/settings", json={"dm_policy": "everyone"}, headers=bob.user.headers))
+    for _ in range(2):
+        await ok(
+            await limited.post(f"{E}/messages", json=message_body(bob, bob.listed), headers=alice.listed[0].headers),
+            202,
+        )
+    refused = await limited.post(f"{E}/messages", json=message_body(bob, bob.listed), headers=alice.listed[0].headers)
+    await expect_error(refused, 429, "too many messages")
+    assert refused.headers["Retry-After"] == "60"
+    assert await count(engine, E2EEMessage) == 2

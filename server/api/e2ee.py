@@ -51,7 +51,7 @@ from server.auth import Viewer, forget_tokens, require_user
 from server.config import Config
 from server.delivery import enqueue
 from server.entities import account_uri, acct, iso
-from server.errors import ApiError, BadRequest, Forbidden, NotFound, Unprocessable
+from server.errors import ApiError, BadRequest, Forbidden, NotFound, TooManyRequests, Unprocessable
 from server.federation import FEDERATION, host_of
 from server.ids import new_id
 from server.models import Account, E2EEDevice, E2EEMessage, PlaintextMessage
@@ -445,7 +445,7 @@ async def claim_keys(request: web.Request) -> web.Response:
                 per_minute=config.get("e2ee", "claims_per_minute"),
                 clock=time.monotonic(),
             ):
-                raise ApiError("too many key claims; try again in a minute", status=429)
+                raise TooManyRequests("too many key claims; try again in a minute", retry_after=60)
             devices = {d.device_id: d for d in await e2ee.devices_of(session, target.id)}
             for device_id in device_ids:
                 device = devices.get(device_id)
@@ -551,6 +551,10 @@ async def send_message(request: web.Request) -> web.Response:
     tag_text = _key(data, "franking_tag", 32)
     items = _ciphertexts(data)
     moment = now()
+    if not e2ee.SENDS.allow(
+        str(viewer.account_id), 0, per_minute=config.get("e2ee", "messages_per_minute"), clock=time.monotonic()
+    ):
+        raise TooManyRequests("too many messages; wait a minute", retry_after=60)
     recipient_id = await resolve_member(request, ref)
     async with request.app[SESSIONS]() as session:
         me = await _viewer_account(session, viewer)

@@ -25,7 +25,7 @@ from federation.inbound_schema import InvalidActivity
 from server import e2ee
 from server.api.activitypub import PERSON, _ap, _local_account
 from server.entities import account_uri
-from server.errors import ApiError, BadRequest, Forbidden, NotFound, Unauthorized
+from server.errors import ApiError, BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized
 from server.federation import FEDERATION
 from server.models import Account, E2EEDevice
 from server.signatures import is_signed, verify_request
@@ -82,7 +82,7 @@ async def claim(request: web.Request) -> web.Response:
         if not e2ee.CLAIMS.allow(
             signer.actor_uri, target.id, per_minute=config.get("e2ee", "claims_per_minute"), clock=time.monotonic()
         ):
-            raise ApiError("too many key claims; try again in a minute", status=429)
+            raise TooManyRequests("too many key claims; try again in a minute", retry_after=60)
         device = await session.scalar(
             select(E2EEDevice).where(
                 E2EEDevice.account_id == target.id,
