@@ -308,6 +308,23 @@ def new_message(
     body = {"type": "Note", "content": content, **extra}
     if extra:
         _check_body(body)
+    return _encode_message(sender, recipient, body, created, expires, copy_body=bool(extra))
+
+
+def new_control_message(*, sender: str, recipient: str, body: Mapping[str, Any], now: datetime) -> PlainMessage:
+    """A message that is not a ``Note`` (an in-band protocol step such as key verification):
+    ``body`` has its own ``type``; clients act on it and never show it as text."""
+    if not valid_actor(sender) or not valid_actor(recipient):
+        _fail("from/to: must be actor ids")
+    checked = _check_body(dict(body))
+    if checked.get("type") == "Note":
+        _fail("body.type: a control message is not a Note")
+    return _encode_message(sender, recipient, checked, utc_second(now), None, copy_body=True)
+
+
+def _encode_message(
+    sender: str, recipient: str, body: dict[str, Any], created: datetime, expires: datetime | None, *, copy_body: bool
+) -> PlainMessage:
     message_id = str(uuid.uuid4())
     try:
         encoded = _ENCODER.encode(
@@ -324,15 +341,15 @@ def new_message(
         _fail("message: has no JSON form (non-JSON values or unpaired surrogates)")
     if len(encoded) > MAX_MESSAGE_BYTES:
         _fail(f"message: longer than {MAX_MESSAGE_BYTES} bytes")
-    # What the receivers will parse from these bytes (a fresh copy, so the caller's ``extra``
-    # cannot change the message afterwards).
+    # What the receivers will parse from these bytes (a fresh copy when the caller gave parts
+    # of the body, so they cannot change the message afterwards).
     return PlainMessage(
         id=message_id,
         sender=sender,
         recipient=recipient,
         created=created,
         expires=expires,
-        body=MappingProxyType(_DECODER.decode(encoded.decode("utf-8"))["body"]) if extra else MappingProxyType(body),
+        body=MappingProxyType(_DECODER.decode(encoded.decode("utf-8"))["body"] if copy_body else body),
         encoded=encoded,
     )
 

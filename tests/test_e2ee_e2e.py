@@ -280,3 +280,38 @@ async def test_hearthside_dm_commands__both_directions_second_device_and_revocat
     assert code == 2 and "401" in err
     kept = Store(dave2, PASSPHRASE).load().history
     assert "after the revocation" not in json.dumps(kept) and "to both of dave's devices" in json.dumps(kept)
+
+
+async def test_hearthside_dm_verify_sas__against_the_library_on_the_other_instance(
+    pair: tuple[list[Instance], Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    (a, b), _pg = pair
+    alice = await a.user("alice")
+    frank = await b.user("frank")
+    await mutual_follow(a, alice, b, frank)
+    alice1, _ = await device(a, "alice")
+    profile = tmp_path / "frank"
+    await dm(profile, "login", b.base_url, "frank", "--password-stdin", stdin=frank.password + "\n")
+    await dm(profile, "setup")
+    shown: list[Any] = []
+
+    async def confirm(emoji: Any, decimals: Any) -> bool:
+        shown.append((emoji, decimals))
+        return True
+
+    try:
+        ours, (code, out, err) = await asyncio.gather(
+            alice1.verify_sas(handle(b, "frank"), confirm, within=60),
+            run_dm(profile, "verify", handle(a, "alice"), "--sas", stdin="y\n"),
+        )
+    finally:
+        await alice1.close()
+    assert ours is True and code == 0, err
+    ((emoji, decimals),) = shown
+    # The command printed the same 7 emoji and 3 numbers the library showed alice.
+    assert "  ".join(f"{symbol} {name}" for symbol, name in emoji) in out
+    assert "  ".join(f"{n:04d}" for n in decimals) in out
+    assert "Verified" in out
+    numbers = json.loads(await dm(profile, "--json", "verify", handle(a, "alice")))
+    assert numbers["verified"] is True

@@ -20,6 +20,7 @@ from federation_harness import Instance, close_instance, eventually, instances, 
 from test_e2ee_e2e import device, handle, mutual_follow, receive_until
 
 from crypto.encoding import b64decode, b64encode
+from server.dm.client import DmError
 from server.models import E2EEReportMessage, PlaintextMessage, Report, Status
 
 PASSPHRASE = "another passphrase for the test store"
@@ -165,8 +166,6 @@ async def test_policy__a_stranger_cannot_reach_a_member(pair: list[Instance], mo
     alice1, _ = await device(a, "alice")
     mallory1, _ = await device(b, "mallory")
     try:
-        from server.dm.client import DmError
-
         with pytest.raises(DmError):
             await mallory1.send(handle(a, "alice"), "let me in")
         # Alice opens up to everyone: now mallory's message arrives.
@@ -205,7 +204,6 @@ async def test_report__verified_locally_and_by_the_senders_server(pair: list[Ins
         item["message_bytes"] = b64encode(
             b64decode(item["message_bytes"], field="m").replace(b"something abusive", b"something else!!")
         )
-        from server.dm.client import DmError
 
         with pytest.raises(DmError, match="422"):
             await bob1.report([abusive.id], comment="abuse", forward=False)
@@ -352,6 +350,63 @@ async def test_disappearing_messages__timer_inside_the_ciphertext(pair: list[Ins
         later = datetime.now(UTC) + timedelta(minutes=11)
         assert bob1.purge_expired(later) == 1 and alice1.purge_expired(later) == 1
         assert [i["message"]["body"]["content"] for i in bob1.profile.history] == ["kept"]
+    finally:
+        await alice1.close()
+        await bob1.close()
+
+
+async def test_sas_verification__both_sides_see_the_same_emoji_and_verify(
+    pair: list[Instance], monkeypatch: Any, tmp_path: Path
+) -> None:
+    """Interactive SAS over the encrypted channel (research/e2ee.md §7.4): commit, reveal,
+    the same 7 emoji and numbers on both sides, MACs over the master keys, both verified.
+    A member who says they differ cancels it for both, and nobody is marked verified."""
+    import asyncio
+
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    a, b = pair
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+    await mutual_follow(a, alice, b, bob)
+    alice1, _ = await device(a, "alice")
+    bob1, _ = await device(b, "bob")
+    try:
+        await alice1.send(handle(b, "bob"), "hi")  # sessions exist already, as in real use
+        await receive_until(bob1)
+        seen: dict[str, Any] = {}
+
+        def confirming(name: str, answer: bool) -> Any:
+            async def confirm(emoji: Any, decimals: Any) -> bool:
+                seen[name] = (emoji, decimals)
+                return answer
+
+            return confirm
+
+        results = await asyncio.gather(
+            alice1.verify_sas(handle(b, "bob"), confirming("alice", True), within=30),
+            bob1.verify_sas(handle(a, "alice"), confirming("bob", True), within=30),
+        )
+        assert results == [True, True]
+        assert seen["alice"] == seen["bob"] and len(seen["alice"][0]) == 7 and len(seen["alice"][1]) == 3
+        assert alice1.device.is_verified(b.actor("bob")) and bob1.device.is_verified(a.actor("alice"))
+        # Verification messages are never shown as conversation.
+        assert all(i["message"]["body"]["type"] == "Note" for i in bob1.profile.history)
+
+        # A second round where bob says the emoji differ: both sides end, neither newly verified.
+        carol = await b.user("carol")
+        await mutual_follow(a, alice, b, carol)
+        carol1, _ = await device(b, "carol")
+        try:
+            outcome = await asyncio.gather(
+                alice1.verify_sas(handle(b, "carol"), confirming("alice2", True), within=30),
+                carol1.verify_sas(handle(a, "alice"), confirming("carol", False), within=30),
+                return_exceptions=True,
+            )
+            assert outcome[1] is False
+            assert isinstance(outcome[0], DmError) and "cancelled" in str(outcome[0])
+            assert not alice1.device.is_verified(b.actor("carol")) and not carol1.device.is_verified(a.actor("alice"))
+        finally:
+            await carol1.close()
     finally:
         await alice1.close()
         await bob1.close()

@@ -157,6 +157,8 @@ async def _conversations(client: DmClient, args: argparse.Namespace) -> int:
 
 
 async def _verify(client: DmClient, args: argparse.Namespace) -> int:
+    if args.sas:
+        return await _verify_sas(client, args)
     number = await client.safety_number(args.contact)
     if args.confirm:
         await client.mark_verified(args.contact)
@@ -169,6 +171,24 @@ async def _verify(client: DmClient, args: argparse.Namespace) -> int:
         + ("\nVerified." if verified else ""),
     )
     return 0
+
+
+async def _verify_sas(client: DmClient, args: argparse.Namespace) -> int:
+    print(f"Waiting for {args.contact} to run the same command (up to 5 minutes)...", file=sys.stderr)
+
+    async def confirm(emoji: tuple[tuple[str, str], ...], decimals: tuple[int, int, int]) -> bool:
+        print("  ".join(f"{symbol} {name}" for symbol, name in emoji))
+        print("  ".join(f"{number:04d}" for number in decimals))
+        answer = await asyncio.to_thread(input, "Do they match what the other person sees? [y/N] ")
+        return answer.strip().lower() in ("y", "yes")
+
+    verified = await client.verify_sas(args.contact, confirm)
+    _emit(
+        args,
+        {"contact": args.contact, "verified": verified},
+        f"Verified {args.contact}." if verified else "Not verified: you said they differ. The other side was told.",
+    )
+    return 0 if verified else 1
 
 
 async def _devices(client: DmClient, args: argparse.Namespace) -> int:
@@ -227,6 +247,9 @@ def add_parser(sub: Any) -> None:
     p = commands.add_parser("verify", help="show the safety number with a contact")
     p.add_argument("contact")
     p.add_argument("--confirm", action="store_true", help="mark the contact verified (numbers matched)")
+    p.add_argument(
+        "--sas", action="store_true", help="compare 7 emoji with the contact, both running this at the same time"
+    )
     p.set_defaults(fn=_with_client(_verify))
 
     devices = commands.add_parser("devices", help="list, approve or revoke your devices")

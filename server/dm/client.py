@@ -25,8 +25,13 @@ A new device sees no history: messages sent before it joined were never encrypte
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
 import logging
 import secrets
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,9 +40,10 @@ import aiohttp
 
 from crypto.devicelist import DeviceEntry, MasterKey
 from crypto.encoding import b64decode, b64encode, utc_time
-from crypto.envelope import new_message
+from crypto.envelope import PlainMessage, new_control_message, new_message
 from crypto.errors import CryptoError, MasterKeyChangedError
-from crypto.messaging import ClaimedKey, DeviceState, Target
+from crypto.messaging import ClaimedKey, DeviceState, Outgoing, Target
+from crypto.olm import SasSession
 from server.dm.store import Profile
 
 log = logging.getLogger(__name__)
@@ -75,6 +81,15 @@ class Incoming:
     own_copy: bool  # sent by one of the member's other devices
 
 
+@dataclass(frozen=True, slots=True)
+class Control:
+    """A received in-band protocol message (key verification), for the step waiting on it."""
+
+    sender: str
+    sender_device: str
+    body: dict[str, Any]
+
+
 class DmClient:
     """One device of one member. Call :meth:`close` (or use ``async with``) when done."""
 
@@ -83,6 +98,7 @@ class DmClient:
         self._session = session
         self._own_session = session is None
         self.notices: list[str] = []
+        self._control: list[Control] = []
 
     async def __aenter__(self) -> DmClient:
         return self
@@ -296,36 +312,14 @@ class DmClient:
         the message id. ``expires_in``: a disappearing message; the timer travels inside the
         ciphertext (the server cannot change it) and every device deletes it when it passes,
         though a recipient can always have copied it first."""
-        state = self.device
-        await self._refresh_own()
-        own = state.pinned(self.profile.actor)
-        if own is None or own.device(state.device_id) is None:
-            raise DmError("this device is not approved yet: approve it from your first device")
         actor = await self._pin(to)
-        targets = state.targets(actor)
-        await self._open_sessions(targets)
-        reachable = [t for t in targets if not state.missing_sessions([t])]
-        if not any(t.actor == actor for t in reachable):
-            raise DmError(f"none of the devices of {to} could be reached (no keys left)")
         try:
             message = new_message(
                 sender=self.profile.actor, recipient=actor, content=text, now=_now(), expires_in=expires_in
             )
         except CryptoError as exc:
             raise DmError(str(exc)) from None
-        outgoing = state.encrypt(message, reachable)
-        answer = await self._call(
-            "POST",
-            "/api/v1/hearthside/e2ee/messages",
-            json_body={
-                "to": actor,
-                "franking_tag": b64encode(outgoing.franking_tag),
-                "ciphertexts": [
-                    {"actor": c.actor, "device_id": c.device_id, "type": c.message_type, "body": b64encode(c.body)}
-                    for c in outgoing.ciphertexts
-                ],
-            },
-        )
+        outgoing, answer = await self._deliver(actor, message, shown_as=to)
         self.profile.history.append(
             {
                 "id": message.id,
@@ -341,6 +335,34 @@ class DmClient:
             }
         )
         return message.id
+
+    async def _deliver(self, actor: str, message: PlainMessage, *, shown_as: str) -> tuple[Outgoing, dict[str, Any]]:
+        """Encrypt ``message`` for every device of ``actor`` (already pinned) and our other
+        devices, opening sessions where needed, and post it."""
+        state = self.device
+        await self._refresh_own()
+        own = state.pinned(self.profile.actor)
+        if own is None or own.device(state.device_id) is None:
+            raise DmError("this device is not approved yet: approve it from your first device")
+        targets = state.targets(actor)
+        await self._open_sessions(targets)
+        reachable = [t for t in targets if not state.missing_sessions([t])]
+        if not any(t.actor == actor for t in reachable):
+            raise DmError(f"none of the devices of {shown_as} could be reached (no keys left)")
+        outgoing = state.encrypt(message, reachable)
+        answer = await self._call(
+            "POST",
+            "/api/v1/hearthside/e2ee/messages",
+            json_body={
+                "to": actor,
+                "franking_tag": b64encode(outgoing.franking_tag),
+                "ciphertexts": [
+                    {"actor": c.actor, "device_id": c.device_id, "type": c.message_type, "body": b64encode(c.body)}
+                    for c in outgoing.ciphertexts
+                ],
+            },
+        )
+        return outgoing, dict(answer)
 
     def purge_expired(self, now: datetime | None = None) -> int:
         """Delete disappearing messages whose time has passed from this device's history."""
@@ -401,6 +423,11 @@ class DmClient:
         message = envelope.message
         own = message.sender == self.profile.actor
         peer = message.recipient if own else message.sender
+        if message.body.get("type") != "Note":
+            # An in-band protocol step (key verification): never shown, never kept as history.
+            if not own:
+                self._control.append(Control(sender, sender_device, dict(message.body)))
+            return None
         self.profile.history.append(
             {
                 "id": message.id,
@@ -469,6 +496,91 @@ class DmClient:
             ],
         }
         return dict(await self._call("POST", "/api/v1/hearthside/e2ee/reports", json_body=body))
+
+    # ------------------------------------------------------------------ SAS verification
+
+    async def _send_control(self, actor: str, body: dict[str, Any]) -> None:
+        message = new_control_message(sender=self.profile.actor, recipient=actor, body=body, now=_now())
+        await self._deliver(actor, message, shown_as=actor)
+
+    async def _wait_control(self, actor: str, kind: str, txn: str | None, *, within: float) -> Control:
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            for item in self._control:
+                if item.sender == actor and item.body.get("type") == "SasCancel":
+                    raise DmError("the other side cancelled the verification")
+                if (
+                    item.sender == actor
+                    and item.body.get("type") == kind
+                    and (txn is None or item.body.get("txn") == txn)
+                ):
+                    self._control.remove(item)
+                    return item
+            if asyncio.get_running_loop().time() >= deadline:
+                raise DmError("the other side did not answer in time; both must run the verification together")
+            await self.receive()
+            await asyncio.sleep(SAS_POLL_SECONDS)
+
+    async def verify_sas(
+        self,
+        ref: str,
+        confirm: Callable[[tuple[tuple[str, str], ...], tuple[int, int, int]], Awaitable[bool]],
+        *,
+        within: float = 300.0,
+    ) -> bool:
+        """Interactive verification with a contact who runs it at the same time: both devices
+        commit to a short-authentication-string key, reveal it, show the same 7 emoji and 3
+        numbers, and after both members confirm they match, exchange MACs over their master
+        keys (vodozemac SAS; commit-then-reveal as Matrix does, so a man in the middle cannot
+        choose keys that make the emoji agree). True marks the contact verified; False means
+        the member said they differ (the other side is told)."""
+        actor = await self._pin(ref)
+        theirs = self.device.pinned(actor)
+        mine = self.device.pinned(self.profile.actor)
+        if theirs is None or mine is None:
+            raise DmError("set up this device first")
+        sas = SasSession.create()
+        txn = str(uuid.uuid4())
+        commitment = _sas_commitment(sas.public_key, txn)
+        await self._send_control(actor, {"type": "SasCommit", "txn": txn, "commitment": commitment})
+        their_commit = await self._wait_control(actor, "SasCommit", None, within=within)
+        their_txn = str(their_commit.body.get("txn", ""))
+        await self._send_control(actor, {"type": "SasKey", "txn": txn, "key": sas.public_key})
+        their_key_msg = await self._wait_control(actor, "SasKey", their_txn, within=within)
+        their_key = str(their_key_msg.body.get("key", ""))
+        if not hmac.compare_digest(_sas_commitment(their_key, their_txn), str(their_commit.body.get("commitment", ""))):
+            await self._send_control(actor, {"type": "SasCancel", "txn": txn, "reason": "commitment"})
+            raise DmError("the other side's key does not match its commitment: someone is interfering")
+        try:
+            established = sas.establish(their_key)
+        except CryptoError:
+            raise DmError("the other side sent an unusable key") from None
+        sides = sorted(
+            [
+                f"{self.profile.actor}|{self.device.device_id}|{sas.public_key}|{txn}",
+                f"{actor}|{their_key_msg.sender_device}|{their_key}|{their_txn}",
+            ]
+        )
+        info = "HEARTHSIDE_SAS_V1|" + "|".join(sides)
+        if not await confirm(established.emoji(info), established.decimals(info)):
+            await self._send_control(actor, {"type": "SasCancel", "txn": txn, "reason": "mismatch"})
+            return False
+        mac = established.calculate_mac(mine.master_key, f"{info}|MAC|{self.profile.actor}")
+        await self._send_control(actor, {"type": "SasMac", "txn": txn, "mac": mac})
+        their_mac = await self._wait_control(actor, "SasMac", their_txn, within=within)
+        try:
+            established.verify_mac(theirs.master_key, f"{info}|MAC|{actor}", str(their_mac.body.get("mac", "")))
+        except CryptoError:
+            raise DmError("the verification failed: the master key is not the one the other side has") from None
+        self.device.mark_verified(actor)
+        return True
+
+
+SAS_POLL_SECONDS = 0.5
+
+
+def _sas_commitment(key: str, txn: str) -> str:
+    return b64encode(hashlib.sha256(f"{key}|{txn}".encode()).digest())
 
 
 def _now() -> datetime:
