@@ -410,3 +410,47 @@ async def test_sas_verification__both_sides_see_the_same_emoji_and_verify(
     finally:
         await alice1.close()
         await bob1.close()
+
+
+async def test_new_identity__old_devices_revoked_contacts_warned_verified_ones_stop(
+    pair: list[Instance], monkeypatch: Any
+) -> None:
+    """A member who lost every device and the recovery code starts over: their old devices are
+    revoked; an unverified contact keeps writing (with a notice); a contact who had verified
+    them cannot send until accepting the new key, and is then no longer verified."""
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    a, b = pair
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+    carol = await b.user("carol")
+    await mutual_follow(a, alice, b, bob)
+    await mutual_follow(a, alice, b, carol)
+    old_alice, _ = await device(a, "alice")
+    bob1, _ = await device(b, "bob")
+    carol1, _ = await device(b, "carol")
+    new_alice = None
+    try:
+        await bob1.send(handle(a, "alice"), "before")
+        await carol1.send(handle(a, "alice"), "before")
+        await receive_until(old_alice, 2)
+        await carol1.mark_verified(handle(a, "alice"))
+
+        new_alice, started = await device(a, "alice", new_identity=True)
+        assert started.state == "active" and started.recovery_code
+        with pytest.raises(DmError, match="401"):
+            await old_alice.receive()
+
+        await bob1.send(handle(a, "alice"), "to the new alice")
+        assert any("safety number" in n for n in bob1.notices)
+        assert [m.content for m in await receive_until(new_alice)] == ["to the new alice"]
+
+        with pytest.raises(DmError, match="accept-new-key"):
+            await carol1.send(handle(a, "alice"), "blocked until accepted")
+        await carol1.safety_number(handle(a, "alice"), accept_new_key=True)
+        assert not carol1.device.is_verified(a.actor("alice"))
+        await carol1.send(handle(a, "alice"), "accepted")
+        assert [m.content for m in await receive_until(new_alice)] == ["accepted"]
+    finally:
+        for client in (old_alice, bob1, carol1, new_alice):
+            if client is not None:
+                await client.close()

@@ -86,7 +86,7 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 
 async def _setup(client: DmClient, args: argparse.Namespace) -> int:
-    result = await client.setup(recovery_code=args.recovery_code)
+    result = await client.setup(recovery_code=args.recovery_code, new_identity=args.new_identity)
     data = {"device_id": result.device_id, "state": result.state, "recovery_code": result.recovery_code}
     lines = [f"This device is {result.device_id} ({result.state})."]
     if result.recovery_code:
@@ -159,7 +159,7 @@ async def _conversations(client: DmClient, args: argparse.Namespace) -> int:
 async def _verify(client: DmClient, args: argparse.Namespace) -> int:
     if args.sas:
         return await _verify_sas(client, args)
-    number = await client.safety_number(args.contact)
+    number = await client.safety_number(args.contact, accept_new_key=args.accept_new_key)
     if args.confirm:
         await client.mark_verified(args.contact)
     verified = client.device.is_verified(await client.resolve(args.contact))
@@ -229,6 +229,12 @@ def add_parser(sub: Any) -> None:
 
     p = commands.add_parser("setup", help="set up this device's keys")
     p.add_argument("--recovery-code", help="join with your recovery code instead of approval from another device")
+    p.add_argument(
+        "--new-identity",
+        action="store_true",
+        help="lost every device and the recovery code: start over (other devices are revoked; contacts are told "
+        "your safety number changed)",
+    )
     p.set_defaults(fn=_with_client(_setup))
 
     p = commands.add_parser("send", help="send a message")
@@ -249,6 +255,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--confirm", action="store_true", help="mark the contact verified (numbers matched)")
     p.add_argument(
         "--sas", action="store_true", help="compare 7 emoji with the contact, both running this at the same time"
+    )
+    p.add_argument(
+        "--accept-new-key",
+        action="store_true",
+        help="a verified contact started over with a new master key: accept it (they become unverified)",
     )
     p.set_defaults(fn=_with_client(_verify))
 

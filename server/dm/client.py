@@ -178,15 +178,23 @@ class DmClient:
             raise DmError("this device is not set up yet: run `hearthside dm setup`")
         return self.profile.device
 
-    async def setup(self, *, recovery_code: str | None = None) -> SetupResult:
-        """Create this device's keys and register them (see the module note)."""
+    async def setup(self, *, recovery_code: str | None = None, new_identity: bool = False) -> SetupResult:
+        """Create this device's keys and register them (see the module note).
+
+        ``new_identity``: for a member who lost every device and the recovery code: a new master
+        key; every other device is revoked and contacts see their safety number change."""
         if self.profile.device is not None:
             raise DmError("this device is already set up")
         listing = await self._call("GET", "/api/v1/hearthside/e2ee/devices")
         existing_master = listing.get("master_key")
         master: MasterKey | None = None
         created_code: str | None = None
-        if recovery_code:
+        if new_identity:
+            if recovery_code:
+                raise DmError("give either a recovery code or a new identity, not both")
+            master = MasterKey.generate()
+            created_code = master.recovery_code()
+        elif recovery_code:
             try:
                 master = MasterKey.from_recovery_code(recovery_code)
             except CryptoError:
@@ -207,12 +215,13 @@ class DmClient:
             "fallback_key": fallback.to_json(),
         }
         if master is not None:
-            if listing.get("device_list"):
+            if listing.get("device_list") and not new_identity:
                 state.accept_device_list(self.profile.actor, listing["device_list"])
             current = state.pinned(self.profile.actor)
             devices = [*(current.devices if current else ()), state.entry]
             version = (listing.get("version") or 0) + 1
             body["device_list"] = state.sign_own_list(devices, version=version, at=_now()).to_json()
+            body["reset"] = new_identity
         await self._call("POST", "/api/v1/hearthside/e2ee/devices", json_body=body)
         state.mark_keys_published()
         self.profile.device = state
@@ -264,18 +273,19 @@ class DmClient:
 
     # ------------------------------------------------------------------ contacts
 
-    async def _pin(self, ref: str) -> str:
-        """Fetch and pin ``ref``'s signed device list; returns their actor URI."""
+    async def _pin(self, ref: str, *, accept_new_key: bool = False) -> str:
+        """Fetch and pin ``ref``'s signed device list; returns their actor URI. A verified
+        contact's new master key is refused unless ``accept_new_key`` (they become unverified)."""
         answer = await self._call("GET", "/api/v1/hearthside/e2ee/keys", params={"actor": ref})
         actor = answer["actor"]
         if not answer.get("device_list"):
             raise DmError(f"{ref} has not set up encrypted messages yet")
         try:
-            pinned = self.device.accept_device_list(actor, answer["device_list"])
+            pinned = self.device.accept_device_list(actor, answer["device_list"], accept_new_master_key=accept_new_key)
         except MasterKeyChangedError:
             raise DmError(
-                f"the safety number with {ref} changed since you verified it. Compare it again "
-                f"(`hearthside dm verify {ref}`) before sending."
+                f"the safety number with {ref} changed since you verified it. Check with them that they started "
+                f"over, then run `hearthside dm verify {ref} --accept-new-key` and compare the new number."
             ) from None
         except CryptoError as exc:
             raise DmError(f"the device list of {ref} was refused: {exc}") from None
@@ -465,8 +475,8 @@ class DmClient:
         """The actor URI of a handle or URI (pins their device list on the way)."""
         return await self._pin(ref)
 
-    async def safety_number(self, ref: str) -> str:
-        actor = await self._pin(ref)
+    async def safety_number(self, ref: str, *, accept_new_key: bool = False) -> str:
+        actor = await self._pin(ref, accept_new_key=accept_new_key)
         await self._refresh_own()
         return self.device.safety_number(actor)
 
