@@ -66,7 +66,11 @@ async def mutual_follow(a: Instance, a_user: Any, b: Instance, b_user: Any) -> N
 async def device(inst: Instance, username: str, **setup: Any) -> tuple[DmClient, SetupResult]:
     profile = await DmClient.login(inst.base_url, username, inst.users[username].password)
     client = DmClient(profile)
-    return client, await client.setup(**setup)
+    try:
+        return client, await client.setup(**setup)
+    except BaseException:
+        await client.close()  # a failed setup must not leak its HTTP session into later tests
+        raise
 
 
 async def receive_until(client: DmClient, count: int = 1) -> list[Incoming]:
