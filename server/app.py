@@ -106,6 +106,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         body = _error_body(request, exc.status, exc.message, exc.oauth_error)
         if isinstance(exc, ValidationFailed):
             body["details"] = exc.details
+        body.update({k: v for k, v in exc.extra.items() if k not in body})
         return json_response(body, status=exc.status, headers=headers)
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -13,12 +13,21 @@ class ApiError(Exception):
 
     status = 400
 
-    def __init__(self, message: str, *, status: int | None = None, oauth_error: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        oauth_error: str | None = None,
+        extra: dict[str, object] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if status is not None:
             self.status = status
         self.oauth_error = oauth_error
+        # More fields for the error body where Mastodon sends them (e.g. existing_domain_block).
+        self.extra = extra or {}
 
 
 class BadRequest(ApiError):

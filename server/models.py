@@ -733,3 +733,26 @@ class PlaintextMessage(Base):
     sender_account_id: Mapped[int] = _fk("accounts.id", index=True)
     content: Mapped[str] = mapped_column(Text)  # sanitized HTML
     created_at: Mapped[datetime]
+
+
+# --- Moderation --------------------------------------------------------------------------------
+
+
+class AuditEntry(Base):
+    """One moderation action: who (a staff account, or none for the instance's own automation),
+    what (``action`` on ``target_type``/``target``), why (``reason``), from where (``source``:
+    ``api``, ``import``, ``subscription:<id>``, ...), and the resulting values (``details``).
+    Append-only; never holds message content or reporter identities."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_target_type_target", "target_type", "target"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    actor_account_id: Mapped[int | None] = _fk("accounts.id", nullable=True, ondelete="SET NULL", index=True)
+    source: Mapped[str] = mapped_column(String(64), default="api")
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(2048))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]

@@ -13,6 +13,7 @@ MODULES = [
     "instance",
     "oauth",
     "accounts",
+    "admin_domains",
     "statuses",
     "timelines",
     "notifications",

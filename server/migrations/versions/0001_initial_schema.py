@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 11:15:34.254060
+Create Date: 2026-11-21 12:11:12.906191
 """
 
 from __future__ import annotations
@@ -157,6 +157,29 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("actor_keys", schema=None) as batch_op:
         batch_op.create_index("ix_actor_keys_account_id_kind", ["account_id", "kind"], unique=False)
+
+    op.create_table(
+        "audit_entries",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("actor_account_id", sa.BigInteger(), nullable=True),
+        sa.Column("source", sa.String(length=64), nullable=False),
+        sa.Column("action", sa.String(length=64), nullable=False),
+        sa.Column("target_type", sa.String(length=32), nullable=False),
+        sa.Column("target", sa.String(length=2048), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("details", sa.JSON(), nullable=False),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["actor_account_id"],
+            ["accounts.id"],
+            name=op.f("fk_audit_entries_actor_account_id_accounts"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_entries")),
+    )
+    with op.batch_alter_table("audit_entries", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_audit_entries_actor_account_id"), ["actor_account_id"], unique=False)
+        batch_op.create_index("ix_audit_entries_target_type_target", ["target_type", "target"], unique=False)
 
     op.create_table(
         "blocks",
@@ -940,6 +963,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_blocks_target_account_id"))
 
     op.drop_table("blocks")
+    with op.batch_alter_table("audit_entries", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_entries_target_type_target")
+        batch_op.drop_index(batch_op.f("ix_audit_entries_actor_account_id"))
+
+    op.drop_table("audit_entries")
     with op.batch_alter_table("actor_keys", schema=None) as batch_op:
         batch_op.drop_index("ix_actor_keys_account_id_kind")
 
