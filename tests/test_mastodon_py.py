@@ -134,3 +134,28 @@ def _authorize_through_form(url: str, username: str, password: str) -> str:
     )
     assert match, answer.text
     return match.group(1)
+
+
+def test_mastodon_py__admin_domain_blocks(live: tuple[Path, str], tmp_path: Path) -> None:
+    """Mastodon.py's admin domain-block calls (what blocklist tools such as FediBlockHole use)."""
+    config_path, admin_password = live
+    scopes = ["read", "write", "admin:read", "admin:write"]
+    with serving(config_path) as port:
+        base = f"http://127.0.0.1:{port}"
+        client_id, client_secret = Mastodon.create_app(
+            "blocklist-tool", api_base_url=base, scopes=scopes, redirect_uris="urn:ietf:wg:oauth:2.0:oob"
+        )
+        admin = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=base)
+        admin.log_in("admin", admin_password, scopes=scopes, allow_http=True)
+        created = admin.admin_create_domain_block(
+            "spam.example", severity="suspend", reject_media=True, public_comment="spam, harassment"
+        )
+        assert (created.domain, created.severity, created.reject_media) == ("spam.example", "suspend", True)
+        assert [b.domain for b in admin.admin_domain_blocks()] == ["spam.example"]
+        updated = admin.admin_update_domain_block(created.id, severity="silence", reject_media=False)
+        assert (updated.severity, updated.reject_media) == ("silence", False)
+        assert admin.admin_domain_blocks(id=created.id).public_comment == "spam, harassment"
+        with pytest.raises(MastodonAPIError, match="stricter limits"):
+            admin.admin_create_domain_block("sub.spam.example", severity="noop")
+        admin.admin_delete_domain_block(created.id)
+        assert admin.admin_domain_blocks() == []
