@@ -456,6 +456,61 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if all(ok for ok, _ in results) else 1
 
 
+def cmd_blocklist(args: argparse.Namespace) -> int:
+    """Import (preview by default) or export the domain blocklist (Mastodon CSV and friends)."""
+    import json
+    from pathlib import Path
+
+    from moderation.formats import FormatError, import_blocklist
+    from server import blocklists
+    from server.web import now
+
+    config = _load(args)
+    if args.action == "export":
+
+        async def export(session: Any) -> str:
+            return await blocklists.export(session)
+
+        text = asyncio.run(_session_do(config, export))
+        if args.output:
+            Path(args.output).write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+        return 0
+    path = Path(args.file)
+    try:
+        result = import_blocklist(path.read_bytes(), args.content_type)
+    except FormatError as exc:
+        raise CliError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise CliError(f"{path}: {exc.strerror}") from None
+
+    async def act(session: Any) -> dict[str, Any]:
+        plan = await blocklists.preview(session, result.rows)
+        summary: dict[str, Any] = {"format": result.format, **plan.to_json()}
+        summary["problems"] = [{"line": p.line, "message": p.message} for p in result.problems]
+        if args.apply:
+            summary["applied"] = await blocklists.apply(
+                session, plan, actor_account_id=None, source=f"import:{path.name}", at=now()
+            )
+        return summary
+
+    summary = asyncio.run(_session_do(config, act))
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        print(
+            f"{summary['format']}: {len(summary['added'])} to add, {len(summary['changed'])} to make stricter, "
+            f"{len(summary['covered'])} already covered, {len(summary['problems'])} rows with problems"
+        )
+        for problem in summary["problems"][:20]:
+            print(f"  line {problem['line']}: {problem['message']}")
+        for domain, count in summary["severed_follows"].items():
+            print(f"  suspending {domain} would end {count} follow relationship(s) of local members")
+        print("applied" if args.apply else "nothing changed (preview); add --apply to import")
+    return 0
+
+
 def cmd_config_example(args: argparse.Namespace) -> int:
     sys.stdout.write(render_toml())
     return 0
@@ -531,6 +586,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-uses", type=int)
     p.add_argument("--expires-days", type=int)
     p.set_defaults(fn=cmd_invite)
+
+    blocklist = sub.add_parser("blocklist", help="import or export the domain blocklist").add_subparsers(
+        dest="action", required=True
+    )
+    p = with_config(blocklist.add_parser("import", help="Mastodon or FediBlockHole CSV, plain list, or JSON"))
+    p.add_argument("file")
+    p.add_argument("--apply", action="store_true", help="write the changes (default: only show them)")
+    p.add_argument("--content-type", help="the file's media type, when detection needs help")
+    p.add_argument("--json", action="store_true", help="print the preview as JSON")
+    p.set_defaults(fn=cmd_blocklist)
+    p = with_config(blocklist.add_parser("export", help="Mastodon's domain_blocks.csv"))
+    p.add_argument("--output", "-o", help="file to write (default: standard output)")
+    p.set_defaults(fn=cmd_blocklist)
 
     from server.dm import cli as dm_cli
 
