@@ -139,6 +139,9 @@ class DomainDecision:
 # Mastodon's DomainValidator: labels of letters, digits and hyphens (app/validators/domain_validator.rb).
 _LABEL = re.compile(r"[a-z0-9-]{1,63}\Z")
 _ASCII_PRINTABLE = re.compile(r"[\x21-\x7e]*\Z")
+# A name already in normal form: what normalize_domain returns unchanged (checked by a test).
+_NORMAL = re.compile(r"(?=.{1,253}\Z)[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63})*\Z")
+_WHITESPACE = re.compile(r"\s")
 # Unicode dots UTS 46 maps to "." (full stop variants); a trailing one is a root dot too.
 _DOTS = ".\u3002\uff0e\uff61"
 
@@ -147,7 +150,7 @@ def _refuse_shapes(text: str, original: str) -> None:
     """Refuse the shapes that are clearly not a bare host name, with a useful message."""
     if not text:
         raise DomainError("domain: empty")
-    if any(ch.isspace() for ch in text):
+    if _WHITESPACE.search(text):
         raise DomainError(f"domain: {original!r} contains whitespace")
     if "://" in text or re.match(r"[a-z][a-z0-9+.-]*:(?!\d+\Z)", text):
         raise DomainError(f"domain: {original!r} is a URL; give only the host name")
@@ -170,6 +173,8 @@ def normalize_domain(text: str) -> str:
     """
     if not isinstance(text, str):
         raise DomainError(f"domain: text is required, got {type(text).__name__}")
+    if _NORMAL.match(text):
+        return text  # already normal (the common case: lists and the database hold normal forms)
     stripped = text.strip()
     _refuse_shapes(stripped.lower(), text)
     if stripped[-1] in _DOTS:

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from moderation.decisions import DomainDecision, Severity, rule_for, stricter
 from moderation.formats import export_mastodon_csv
-from server.ids import new_id
+from server.ids import new_ids
 from server.models import Account, AuditEntry, DomainBlock, Follow
 
 
@@ -121,13 +121,14 @@ async def apply(
     """Write ``plan`` (the caller commits). Returns how many blocks were added or changed."""
     stamp = f"Imported from {source.removeprefix('import:')} on {at.date().isoformat()}"
     if plan.added:
+        ids = iter(new_ids(len(plan.added)))
         await session.execute(
             insert(DomainBlock.__table__),  # type: ignore[arg-type]
             [
                 {
-                    "id": new_id(),
+                    "id": next(ids),
                     "domain": d.domain,
-                    "severity": d.severity.value,
+                    "severity": str(d.severity),
                     "reject_media": d.reject_media,
                     "reject_reports": d.reject_reports,
                     "obfuscate": d.obfuscate,
@@ -154,11 +155,12 @@ async def apply(
         )
     entries = [("domain_block.create", d) for d in plan.added] + [("domain_block.update", a) for _b, a in plan.changed]
     if entries:
+        audit_ids = iter(new_ids(len(entries)))
         await session.execute(
             insert(AuditEntry.__table__),  # type: ignore[arg-type]
             [
                 {
-                    "id": new_id(),
+                    "id": next(audit_ids),
                     "actor_account_id": actor_account_id,
                     "source": source[:64],
                     "action": action,
@@ -166,7 +168,7 @@ async def apply(
                     "target": d.domain,
                     "reason": "",
                     "details": {
-                        "severity": d.severity.value,
+                        "severity": str(d.severity),
                         "reject_media": d.reject_media,
                         "reject_reports": d.reject_reports,
                         "obfuscate": d.obfuscate,

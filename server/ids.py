@@ -31,3 +31,16 @@ def new_id(now_ms: int | None = None) -> int:
 def id_at(ms: int) -> int:
     """The smallest id that could be issued at ``ms``: a pagination bound for a timestamp."""
     return ms << 16
+
+
+def new_ids(count: int) -> list[int]:
+    """``count`` new ids at once, consecutive after one fresh random start (for bulk inserts:
+    one random draw instead of one per row)."""
+    global _last
+    if count <= 0:
+        return []
+    with _lock:
+        ms = int(time.time() * 1000)
+        start = max((ms << 16) | secrets.randbelow(1 << 15), _last + 1)
+        _last = start + count - 1
+    return list(range(start, start + count))

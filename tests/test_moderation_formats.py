@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -985,3 +986,25 @@ def test_fuzz__fetched_bytes_raise_only_format_error(data: bytes, content_type: 
         import_blocklist(data, content_type)
     except FormatError:
         pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.from_regex(r"[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63}){0,3}", fullmatch=True) | st.text(max_size=80))
+def test_normalize_domain__fast_path_agrees_with_the_full_rules(text: str) -> None:
+    """The already-normal fast path returns exactly what the full rules would."""
+    import moderation.decisions as decisions
+
+    try:
+        fast = decisions.normalize_domain(text)
+    except decisions.DomainError:
+        fast = None
+    original = decisions._NORMAL
+    decisions._NORMAL = re.compile(r"(?!)")  # never matches: the full rules only
+    try:
+        try:
+            full = decisions.normalize_domain(text)
+        except decisions.DomainError:
+            full = None
+    finally:
+        decisions._NORMAL = original
+    assert fast == full
