@@ -64,11 +64,11 @@ from types import MappingProxyType
 from typing import Any, Final, Literal, TypeAlias, cast, get_args
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-import idna
-
 from crypto.errors import KeyFormatError, VerificationError
 from crypto.integrity import proof_method, sign_object, verify_object
 from crypto.signing import PrivateKey, PublicKey
+from moderation.decisions import DomainError
+from moderation.decisions import normalize_domain as normalize_decision_domain
 from moderation.uuid7 import Uuid7Error, canonical_uuid7
 
 __all__ = [
@@ -351,13 +351,12 @@ def normalize_domain(text: str, *, name: str = "entityKey") -> str:
     except ValueError:
         pass
     try:
-        encoded = idna.encode(value, uts46=True).decode("ascii").lower()
-    except (idna.IDNAError, UnicodeError):
-        raise _fail(name, f"{value[:80]!r} is not a valid domain name") from None
-    if encoded.endswith(".") or ".." in encoded:  # UTS 46 maps e.g. U+3002 to "."
-        raise _fail(name, "a domain has no empty labels")
-    if len(encoded) > 253:
-        raise _fail(name, "domain longer than 253 characters")
+        encoded = normalize_decision_domain(value)  # the one domain rule, shared with blocklists
+    except DomainError as exc:
+        raise _fail(name, str(exc).removeprefix("domain: ")) from None
+    if any(label.startswith("-") or label.endswith("-") for label in encoded.split(".")):
+        # IDNA's hyphen rule, which FIRES keys follow (Mastodon's blocklists allow such labels).
+        raise _fail(name, f"{value[:80]!r} is not a valid domain name")
     if "." not in encoded:
         raise _fail(name, "a domain needs at least two labels")
     return encoded

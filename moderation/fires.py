@@ -59,6 +59,7 @@ from moderation.feed import (
     parse_entry,
     parse_snapshot,
 )
+from moderation.formats import MASTODON_CSV_HEADER
 
 __all__ = [
     "DENYLIST_HEADER",
@@ -73,7 +74,7 @@ __all__ = [
 
 Severity: TypeAlias = Literal["suspend", "silence", "noop"]
 
-DENYLIST_HEADER = ("#domain", "#severity", "#reject_media", "#reject_reports", "#public_comment", "#obfuscate")
+DENYLIST_HEADER = tuple(MASTODON_CSV_HEADER.split(","))  # the deny list is Mastodon's CSV
 ALLOWLIST_HEADER = ("#domain",)
 RETRACTIONS_HEADER = ("domain", "comment")
 DENYLIST_FILE = "domain-denylist.csv"

@@ -362,7 +362,7 @@ def export_mastodon_csv(decisions: Iterable[DomainDecision]) -> str:
     return "\n".join(lines) + "\n"
 
 
-_MASTODON_COLUMNS = ("#domain", "#severity", "#reject_media", "#reject_reports", "#public_comment", "#obfuscate")
+_MASTODON_COLUMNS = tuple(MASTODON_CSV_HEADER.split(","))
 
 
 def _header_cell(cell: str) -> str:

@@ -187,3 +187,11 @@ async def require_user(request: web.Request, scope: str) -> Viewer:
     if viewer.account_id is None:
         raise Unauthorized("This method requires an authenticated user")
     return viewer
+
+
+async def require_staff(request: web.Request, scope: str) -> Viewer:
+    """Like ``require_user``, for instance staff only (admins and moderators): 403 otherwise."""
+    viewer = await require_user(request, scope)
+    if not viewer.is_staff:
+        raise Forbidden("This action is not allowed")
+    return viewer

@@ -52,7 +52,7 @@ class Preview:
         }
 
 
-def _decision(block: DomainBlock) -> DomainDecision:
+def decision_of(block: DomainBlock) -> DomainDecision:
     return DomainDecision(
         domain=block.domain,
         severity=Severity(block.severity),
@@ -64,9 +64,19 @@ def _decision(block: DomainBlock) -> DomainDecision:
     )
 
 
+def audit_details(decision: DomainDecision) -> dict[str, object]:
+    """What an audit entry about a domain decision records (never its private comment)."""
+    return {
+        "severity": decision.severity.value,
+        "reject_media": decision.reject_media,
+        "reject_reports": decision.reject_reports,
+        "obfuscate": decision.obfuscate,
+    }
+
+
 async def current(session: AsyncSession) -> dict[str, DomainDecision]:
     rows = await session.scalars(select(DomainBlock).order_by(DomainBlock.id))
-    return {row.domain: _decision(row) for row in rows}
+    return {row.domain: decision_of(row) for row in rows}
 
 
 async def _follow_counts(session: AsyncSession, domains: Sequence[str]) -> dict[str, int]:
@@ -128,7 +138,7 @@ async def apply(
                 {
                     "id": next(ids),
                     "domain": d.domain,
-                    "severity": str(d.severity),
+                    "severity": d.severity.value,
                     "reject_media": d.reject_media,
                     "reject_reports": d.reject_reports,
                     "obfuscate": d.obfuscate,
@@ -167,12 +177,7 @@ async def apply(
                     "target_type": "domain",
                     "target": d.domain,
                     "reason": "",
-                    "details": {
-                        "severity": str(d.severity),
-                        "reject_media": d.reject_media,
-                        "reject_reports": d.reject_reports,
-                        "obfuscate": d.obfuscate,
-                    },
+                    "details": audit_details(d),
                     "created_at": at,
                 }
                 for action, d in entries

@@ -220,7 +220,7 @@ async def register_device(
     return device
 
 
-async def _revoke(session: AsyncSession, devices: Iterable[E2EEDevice], at: datetime) -> list[int]:
+async def revoke_devices(session: AsyncSession, devices: Iterable[E2EEDevice], at: datetime) -> list[int]:
     """Revoke devices: state, token, keys and waiting ciphertexts, in the caller's transaction.
     Returns the revoked tokens' ids (for the token cache)."""
     tokens: list[int] = []
@@ -284,7 +284,7 @@ async def publish_device_list(
     dropped = [d for d in registered.values() if d.state == "active" and d.device_id not in listed]
     if reset:
         dropped += [d for d in registered.values() if d.state == "pending" and d.device_id not in listed]
-    tokens = await _revoke(session, dropped, at)
+    tokens = await revoke_devices(session, dropped, at)
     if identity is None:
         identity = E2EEIdentity(account_id=account.id, master_key=new.master_key, updated_at=at)
         session.add(identity)
@@ -640,14 +640,21 @@ class RetentionWorker:
 REPORT_KEY_FILE = "e2ee-reports.key"
 
 
+_report_keys: dict[str, bytes] = {}
+
+
 def report_key(config: Config) -> bytes:
     """The key sealing revealed report messages at rest: a file in the data directory (not the
-    database, so a database dump alone does not show them), created on first use."""
+    database, so a database dump alone does not show them), created on first use and read once
+    per process."""
     import os
 
     from crypto.sealing import KEY_BYTES, new_sealing_key
 
     path = config.data_dir / "keys" / REPORT_KEY_FILE
+    cached = _report_keys.get(str(path))
+    if cached is not None:
+        return cached
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -660,6 +667,7 @@ def report_key(config: Config) -> bytes:
     key = base64.b64decode(path.read_text().strip())
     if len(key) != KEY_BYTES:
         raise ValueError(f"{path} does not hold a {KEY_BYTES}-byte key")
+    _report_keys[str(path)] = key
     return key
 
 
@@ -734,7 +742,7 @@ async def forget_member(session: AsyncSession, account_id: int, at: datetime) ->
     messages kept for them go too."""
     from server.models import PlaintextMessage
 
-    await _revoke(session, await devices_of(session, account_id, states=("pending", "active")), at)
+    await revoke_devices(session, await devices_of(session, account_id, states=("pending", "active")), at)
     await session.execute(delete(E2EEIdentity).where(E2EEIdentity.account_id == account_id))
     await session.execute(delete(PlaintextMessage).where(PlaintextMessage.recipient_account_id == account_id))
 

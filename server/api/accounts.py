@@ -42,7 +42,15 @@ from server import account_lifecycle as lifecycle
 from server import groups, outbox
 from server import relationships as rel
 from server.accounts import HASHER
-from server.auth import SCOPES_SUPPORTED, Viewer, authenticate, forget_tokens, require_user, scope_allows
+from server.auth import (
+    SCOPES_SUPPORTED,
+    Viewer,
+    authenticate,
+    forget_tokens,
+    require_staff,
+    require_user,
+    scope_allows,
+)
 from server.config import Config
 from server.entities import acct, iso, render_account, render_admin_account, render_token
 from server.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
@@ -698,13 +706,6 @@ async def change_password(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------------------- admin
 
 
-async def _staff(request: web.Request, scope: str) -> Viewer:
-    viewer = await require_user(request, scope)
-    if not viewer.is_staff:
-        raise Forbidden("This action is not allowed")
-    return viewer
-
-
 async def _admin_target(session: AsyncSession, account_id: int) -> tuple[Account, User | None]:
     row = (
         await session.execute(
@@ -741,7 +742,7 @@ async def _admin_answer(request: web.Request, session: AsyncSession, viewer: Vie
 async def admin_accounts(request: web.Request) -> web.Response:
     """Mastodon's v1 admin account list with its filters (``pending``, ``active``,
     ``suspended``, ``local``, ``remote``, ``by_domain``, ``staff``, ``username``, ``email``)."""
-    viewer = await _staff(request, "admin:read:accounts")
+    viewer = await require_staff(request, "admin:read:accounts")
     params = await read_params(request)
     page = page_params(params, default=100, maximum=200)
     query: Any = (
@@ -786,7 +787,7 @@ async def admin_accounts(request: web.Request) -> web.Response:
 
 @routes.get(ADMIN_ACCOUNT)
 async def admin_account(request: web.Request) -> web.Response:
-    viewer = await _staff(request, "admin:read:accounts")
+    viewer = await require_staff(request, "admin:read:accounts")
     async with request.app[SESSIONS]() as session:
         return await _admin_answer(request, session, viewer, path_id(request))
 
@@ -799,7 +800,7 @@ def _pending_user(user: User | None) -> User:
 
 @routes.post(ADMIN_ACCOUNT + "/approve")
 async def admin_approve(request: web.Request) -> web.Response:
-    viewer = await _staff(request, "admin:write:accounts")
+    viewer = await require_staff(request, "admin:write:accounts")
     async with request.app[SESSIONS]() as session:
         _account, user = await _admin_target(session, path_id(request))
         pending = _pending_user(user)
@@ -813,7 +814,7 @@ async def admin_approve(request: web.Request) -> web.Response:
 @routes.post(ADMIN_ACCOUNT + "/reject")
 async def admin_reject(request: web.Request) -> web.Response:
     """Reject a pending sign-up: the account is deleted and its username is free again."""
-    viewer = await _staff(request, "admin:write:accounts")
+    viewer = await require_staff(request, "admin:write:accounts")
     async with request.app[SESSIONS]() as session:
         account, user = await _admin_target(session, path_id(request))
         pending = _pending_user(user)
@@ -842,7 +843,7 @@ def _check_may_act_on(viewer: Viewer, account: Account, user: User | None) -> No
 @routes.post(ADMIN_ACCOUNT + "/action")
 async def admin_action(request: web.Request) -> web.Response:
     """``type=none`` (a warning, recorded nowhere yet) or ``type=suspend``."""
-    viewer = await _staff(request, "admin:write:accounts")
+    viewer = await require_staff(request, "admin:write:accounts")
     params = await read_params(request)
     kind = params.required_str("type", max_len=32)
     if kind not in ("none", "suspend", "silence", "disable", "sensitive"):
@@ -864,7 +865,7 @@ async def admin_action(request: web.Request) -> web.Response:
 
 @routes.post(ADMIN_ACCOUNT + "/unsuspend")
 async def admin_unsuspend(request: web.Request) -> web.Response:
-    viewer = await _staff(request, "admin:write:accounts")
+    viewer = await require_staff(request, "admin:write:accounts")
     async with request.app[SESSIONS]() as session:
         account, user = await _admin_target(session, path_id(request))
         if account.suspended_at is None:
@@ -881,7 +882,7 @@ async def admin_unsuspend(request: web.Request) -> web.Response:
 @routes.post(HS_ADMIN_ACCOUNT + "/role")
 async def admin_set_role(request: web.Request) -> web.Response:
     """Admins only: make a local user ``admin``, ``moderator`` or ``member``."""
-    viewer = await _staff(request, "admin:write:accounts")
+    viewer = await require_staff(request, "admin:write:accounts")
     if viewer.role != "admin":
         raise Forbidden("Only admins may change roles")
     params = await read_params(request)
@@ -904,7 +905,7 @@ async def admin_set_role(request: web.Request) -> web.Response:
 @routes.post(HS_ADMIN_ACCOUNT + "/verify")
 async def admin_verify(request: web.Request) -> web.Response:
     """Give (``verified=true``, the default) or take away the verified-professional badge."""
-    viewer = await _staff(request, "admin:write:accounts")
+    viewer = await require_staff(request, "admin:write:accounts")
     params = await read_params(request)
     verified = params.flag("verified", True)
     async with request.app[SESSIONS]() as session:
@@ -921,7 +922,7 @@ async def admin_verify(request: web.Request) -> web.Response:
 @routes.post("/api/v1/hearthside/admin/invites")
 async def admin_create_invite(request: web.Request) -> web.Response:
     """A sign-up invite: ``max_uses`` (default unlimited), ``expires_in`` seconds (default never)."""
-    viewer = await _staff(request, "admin:write:accounts")
+    viewer = await require_staff(request, "admin:write:accounts")
     params = await read_params(request)
     max_uses = params.integer("max_uses", None, min=1, max=100_000)
     expires_in = params.integer("expires_in", None, min=1, max=rel.MAX_MUTE_SECONDS)
@@ -936,7 +937,7 @@ async def admin_create_invite(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/hearthside/admin/invites")
 async def admin_list_invites(request: web.Request) -> web.Response:
-    await _staff(request, "admin:read:accounts")
+    await require_staff(request, "admin:read:accounts")
     params = await read_params(request)
     page = page_params(params, default=40, maximum=80)
     async with request.app[SESSIONS]() as session:
@@ -950,7 +951,7 @@ async def admin_list_invites(request: web.Request) -> web.Response:
 @routes.delete("/api/v1/hearthside/admin/invites/{id}")
 async def admin_revoke_invite(request: web.Request) -> web.Response:
     """Revoke an instance invite (a leaked code); the row stays, with ``revoked_at`` set."""
-    viewer = await _staff(request, "admin:write:accounts")
+    viewer = await require_staff(request, "admin:write:accounts")
     invite_id = path_id(request)
     async with request.app[SESSIONS]() as session:
         invite = await session.get(Invite, invite_id)

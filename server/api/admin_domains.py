@@ -25,7 +25,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from moderation.decisions import (
-    DomainDecision,
     DomainError,
     Severity,
     domain_digest,
@@ -33,10 +32,11 @@ from moderation.decisions import (
     rule_for,
     stricter,
 )
-from server.auth import Viewer, require_user
+from server.auth import Viewer, require_staff
+from server.blocklists import audit_details, decision_of
 from server.domains import domain_suffixes
 from server.entities import iso
-from server.errors import Forbidden, NotFound, Unprocessable
+from server.errors import NotFound, Unprocessable
 from server.ids import new_id
 from server.models import AuditEntry, DomainBlock
 from server.pagination import link_header, page_params, paginate
@@ -47,13 +47,6 @@ routes = Routes()
 BASE = "/api/v1/admin/domain_blocks"
 ONE = BASE + "/{id:[0-9]+}"
 SEVERITIES = tuple(s.value for s in Severity)
-
-
-async def _staff(request: web.Request, scope: str) -> Viewer:
-    viewer = await require_user(request, scope)
-    if not viewer.is_staff:
-        raise Forbidden("This action is not allowed")
-    return viewer
 
 
 def render_domain_block(block: DomainBlock) -> dict[str, Any]:
@@ -72,18 +65,6 @@ def render_domain_block(block: DomainBlock) -> dict[str, Any]:
     }
 
 
-def decision_of(block: DomainBlock) -> DomainDecision:
-    return DomainDecision(
-        domain=block.domain,
-        severity=Severity(block.severity),
-        reject_media=block.reject_media,
-        reject_reports=block.reject_reports,
-        obfuscate=block.obfuscate,
-        public_comment=block.public_comment,
-        private_comment=block.private_comment,
-    )
-
-
 def audit(
     session: AsyncSession, viewer: Viewer, action: str, block: DomainBlock, *, source: str = "api", reason: str = ""
 ) -> None:
@@ -96,12 +77,7 @@ def audit(
             target_type="domain",
             target=block.domain,
             reason=reason,
-            details={
-                "severity": block.severity,
-                "reject_media": block.reject_media,
-                "reject_reports": block.reject_reports,
-                "obfuscate": block.obfuscate,
-            },
+            details=audit_details(decision_of(block)),
             created_at=now(),
         )
     )
@@ -116,7 +92,7 @@ def _severity(value: str | None, default: str) -> str:
 
 @routes.get(BASE)
 async def list_domain_blocks(request: web.Request) -> web.Response:
-    await _staff(request, "admin:read:domain_blocks")
+    await require_staff(request, "admin:read:domain_blocks")
     page = page_params(await read_params(request), default=100, maximum=500)
     async with request.app[SESSIONS]() as session:
         rows = list(await session.scalars(paginate(select(DomainBlock), DomainBlock.id, page)))
@@ -136,14 +112,14 @@ async def _block(session: AsyncSession, block_id: int) -> DomainBlock:
 
 @routes.get(ONE)
 async def show_domain_block(request: web.Request) -> web.Response:
-    await _staff(request, "admin:read:domain_blocks")
+    await require_staff(request, "admin:read:domain_blocks")
     async with request.app[SESSIONS]() as session:
         return json_response(render_domain_block(await _block(session, path_id(request))))
 
 
 @routes.post(BASE)
 async def create_domain_block(request: web.Request) -> web.Response:
-    viewer = await _staff(request, "admin:write:domain_blocks")
+    viewer = await require_staff(request, "admin:write:domain_blocks")
     params = await read_params(request)
     try:
         domain = normalize_domain(params.required_str("domain", max_len=300))
@@ -184,7 +160,7 @@ async def create_domain_block(request: web.Request) -> web.Response:
 
 @routes.put(ONE)
 async def update_domain_block(request: web.Request) -> web.Response:
-    viewer = await _staff(request, "admin:write:domain_blocks")
+    viewer = await require_staff(request, "admin:write:domain_blocks")
     params = await read_params(request)
     async with request.app[SESSIONS]() as session:
         block = await _block(session, path_id(request))
@@ -204,7 +180,7 @@ async def update_domain_block(request: web.Request) -> web.Response:
 
 @routes.delete(ONE)
 async def delete_domain_block(request: web.Request) -> web.Response:
-    viewer = await _staff(request, "admin:write:domain_blocks")
+    viewer = await require_staff(request, "admin:write:domain_blocks")
     async with request.app[SESSIONS]() as session:
         block = await _block(session, path_id(request))
         audit(session, viewer, "domain_block.delete", block)

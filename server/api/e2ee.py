@@ -47,7 +47,7 @@ from federation.e2ee import (
 )
 from federation.inbound_schema import InvalidActivity
 from server import e2ee
-from server.auth import Viewer, forget_tokens, require_user
+from server.auth import Viewer, forget_tokens, require_staff, require_user
 from server.config import Config
 from server.delivery import enqueue
 from server.entities import account_uri, acct, iso
@@ -324,7 +324,7 @@ async def revoke_pending_device(request: web.Request) -> web.Response:
                 "this device is in your signed device list: publish a new list without it (PUT device_list)",
                 status=409,
             )
-        await e2ee._revoke(session, [device], now())
+        await e2ee.revoke_devices(session, [device], now())
         await session.commit()
     forget_tokens()
     return json_response({"device_id": device_id, "state": "revoked"})
@@ -822,9 +822,7 @@ async def show_report(request: web.Request) -> web.Response:
     from server.models import E2EEReportMessage, Report
     from server.web import path_id
 
-    viewer = await require_user(request, "admin:read:reports")
-    if not viewer.is_staff:
-        raise Forbidden("This action is for instance moderators")
+    viewer = await require_staff(request, "admin:read:reports")
     config = request.app[CONFIG]
     report_id = path_id(request)
     async with request.app[SESSIONS]() as session:
