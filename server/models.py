@@ -102,6 +102,10 @@ class Account(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     suspended_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Moderation (docs/moderation.md): "limit" (Mastodon's silence) hides the account from people
+    # who do not follow it and turns new follows into requests; "sensitive" marks its media.
+    silenced_at: Mapped[datetime | None] = mapped_column(default=None)
+    sensitized_at: Mapped[datetime | None] = mapped_column(default=None)
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
     # Remote actors only (None for local accounts, whose URLs derive from base_url):
     # what their actor document said when last fetched (research/federation.md §8.1).
@@ -756,3 +760,19 @@ class AuditEntry(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime]
+
+
+# --- Reports, account actions, strikes, appeals, rules, notes (server/reports.py) -----------
+# (section: reports)
+
+
+# --- Domain allows and federation mode (server/domains.py) ----------------------------------
+# (section: domain-allows)
+
+
+# --- Published decision feed (server/feeds.py) ----------------------------------------------
+# (section: feeds)
+
+
+# --- Subscriptions to other instances' decisions (server/subscriptions.py) ------------------
+# (section: subscriptions)

@@ -1271,6 +1271,24 @@ def _e2ee_paths() -> dict[str, Any]:
 
 
 @cache
+def _moderation_paths() -> dict[str, Any]:
+    """Paths of the moderation areas, each described next to its handlers' area in a module
+    ``server.openapi_<area>`` with a ``paths()`` function (imported here, late: they use this
+    module's helpers)."""
+    import importlib
+
+    paths: dict[str, Any] = {}
+    for area in ("reports", "feeds", "subscriptions"):
+        try:
+            module = importlib.import_module(f"server.openapi_{area}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"server.openapi_{area}":
+                continue  # area not built yet
+            raise
+        paths.update(module.paths())
+    return paths
+
+
 def _document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -1289,9 +1307,11 @@ def _document() -> dict[str, Any]:
             {"name": "account", "description": "Your own account"},
             {"name": "admin", "description": "Instance administration"},
             {"name": "e2ee", "description": "End-to-end encrypted private messages (docs/e2ee.md)"},
+            {"name": "moderation", "description": "Reports, account actions, appeals and rules (docs/moderation.md)"},
+            {"name": "feeds", "description": "Signed moderation decision feeds and subscriptions (docs/moderation.md)"},
             {"name": "meta", "description": "About this API"},
         ],
-        "paths": {**_group_paths(), **_account_paths(), **_e2ee_paths()},
+        "paths": {**_group_paths(), **_account_paths(), **_e2ee_paths(), **_moderation_paths()},
         "components": {
             "schemas": SCHEMAS,
             "responses": {

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 12:11:12.906191
+Create Date: 2026-11-21 13:27:23.725463
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ def upgrade() -> None:
         sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", server.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("suspended_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("silenced_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("sensitized_at", server.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("deleted_at", server.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("inbox_url", sa.String(length=2048), nullable=True),
         sa.Column("shared_inbox_url", sa.String(length=2048), nullable=True),
