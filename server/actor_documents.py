@@ -7,10 +7,12 @@ refetches actors only daily and never on a failed signature, so rotation must be
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from federation.documents import ActorProfile, group_document, person_document, shared_inbox_url
 from federation.e2ee import actor_e2ee_properties
+from moderation.feed import PublisherKey
 from server.actor_keys import LocalKeys
 from server.config import Config
 from server.entities import account_uri, account_url
@@ -62,4 +64,24 @@ def actor_document(
     )
     if config.get("e2ee", "enabled") and not suspended:
         document.update(actor_e2ee_properties(devices_url=f"{profile.id}/devices", master_key=master_key))
+    return document
+
+
+def instance_actor_document(config: Config, keys: LocalKeys, moderation_keys: Sequence[PublisherKey]) -> dict[str, Any]:
+    """The instance actor (``Application``) with its moderation keys, current and revoked, as
+    FEP-521a ``Multikey`` entries in ``assertionMethod`` after its own Ed25519 key (the feed
+    contract: subscribers read them as well as the dataset's ``keys``)."""
+    from html import escape
+
+    from federation.documents import application_document
+
+    document = application_document(
+        base_url=config.base_url,
+        domain=config.domain,
+        name=config.get("instance", "name"),
+        summary=f"<p>{escape(config.get('instance', 'description'))}</p>",
+        keys=keys.public(),
+    )
+    controller = document["id"]
+    document["assertionMethod"] = [*document["assertionMethod"], *(key.to_json(controller) for key in moderation_keys)]
     return document

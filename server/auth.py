@@ -5,7 +5,7 @@ Design note
 Handlers call ``authenticate(request, scope)``; it returns a ``Viewer`` or raises:
 
 * no/unknown/expired/revoked token on an endpoint that needs one: 401,
-* a token whose user is suspended, deleted or not yet approved: 403,
+* a token whose user is suspended, disabled (a moderator's action), deleted or not yet approved: 403,
 * a valid token without the scope the endpoint needs: 403 (Mastodon's answer).
 
 Scopes follow Mastodon: ``read``/``write`` imply every ``read:*``/``write:*``; the legacy
@@ -142,7 +142,7 @@ async def _lookup(request: web.Request, token: str) -> tuple[Viewer | None, str 
                 user, account = found
                 if account.deleted_at is not None:
                     result = (None, "invalid")
-                elif account.suspended_at is not None:
+                elif account.suspended_at is not None or user.disabled:
                     result = (None, "disabled")
                 elif not user.approved:
                     result = (None, "pending")

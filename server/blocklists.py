@@ -11,7 +11,9 @@ instance's ``domain_blocks`` and applies it:
   own or a parent's) already covers them, and for every suspension the number of follow
   relationships between local members and accounts there, which it would sever (Mastodon's
   import warns about exactly these).
-* :func:`apply` writes the preview in one transaction: bulk inserts and updates, and one audit
+* :func:`apply` writes the preview in one transaction: bulk inserts and updates, the effects
+  of each new or stricter severity (``server.domains.apply_block_changes``: accounts limited
+  or suspended, follows severed with a notice to each affected member), and one audit
   entry per changed domain with the source (``import:<file name>``). Private comments of
   imported blocks name the file and date, as Mastodon's import does; an existing private
   comment is kept.
@@ -22,7 +24,7 @@ instance's ``domain_blocks`` and applies it:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import func, insert, select, update
@@ -30,6 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from moderation.decisions import DomainDecision, Severity, rule_for, stricter
 from moderation.formats import export_mastodon_csv
+from server import feeds
+from server.domains import apply_block_changes
 from server.ids import new_ids
 from server.models import Account, AuditEntry, DomainBlock, Follow
 
@@ -163,7 +167,27 @@ async def apply(
                 updated_at=at,
             )
         )
+    stamps: dict[str, datetime] = {}
+    if plan.changed:  # added blocks were created at ``at``
+        stamps = {
+            domain: created
+            for domain, created in await session.execute(
+                select(DomainBlock.domain, DomainBlock.created_at).where(
+                    DomainBlock.domain.in_([b.domain for b, _a in plan.changed])
+                )
+            )
+        }
+    await apply_block_changes(
+        session,
+        [(d.domain, None, d.severity.value, at) for d in plan.added]
+        + [(b.domain, b.severity.value, a.severity.value, stamps[b.domain]) for b, a in plan.changed],
+        at=at,
+    )
     entries = [("domain_block.create", d) for d in plan.added] + [("domain_block.update", a) for _b, a in plan.changed]
+    for _action, d in entries:
+        kept = next((b.public_comment for b, a in plan.changed if a is d), "")
+        published = replace(d, public_comment=d.public_comment or kept)
+        await feeds.record_decision(session, kind="domain", key=d.domain, decision=published, source=source, at=at)
     if entries:
         audit_ids = iter(new_ids(len(entries)))
         await session.execute(

@@ -286,9 +286,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 async def _session_do(config: Config, fn: Callable[[Any], Awaitable[Any]]) -> Any:
+    from server import feeds
     from server.db import make_sessionmaker
 
     async def run(engine: Any) -> Any:
+        feeds.use_config(engine, config)  # decisions changed here are published (docs/moderation.md)
         async with make_sessionmaker(engine)() as session:
             result = await fn(session)
             await session.commit()
@@ -603,6 +605,8 @@ def build_parser() -> argparse.ArgumentParser:
     from server.dm import cli as dm_cli
 
     dm_cli.add_parser(sub)
+    __import__("server.subscriptions_cli", fromlist=["add_parser"]).add_parser(sub)  # subscribe, sync, drafts
+    __import__("server.feeds_cli").feeds_cli.add_parser(sub)
     return parser
 
 

@@ -181,6 +181,13 @@ SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
             "thread_fetch_limit": KeySpec(
                 int, 20, "Most ancestors fetched to stitch one remote thread together.", _positive
             ),
+            "mode": KeySpec(
+                str,
+                "blocklist",
+                "'blocklist': federate with every domain not suspended; 'allowlist': only with domains "
+                "allowed through /api/v1/admin/domain_allows (and their subdomains).",
+                _one_of("blocklist", "allowlist"),
+            ),
         },
     ),
     "e2ee": (
@@ -211,6 +218,29 @@ SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
                 False,
                 "Keep direct messages from software without E2EE (e.g. Mastodon) in a separate box labelled "
                 "'not end-to-end encrypted' instead of refusing them.",
+            ),
+        },
+    ),
+    "moderation": (
+        "Moderation decisions shared with other instances (docs/moderation.md). The signed decision "
+        "feed is served at /moderation/feeds/public and, to partners only, /moderation/feeds/partners.",
+        {
+            "feed_enabled": KeySpec(
+                bool, True, "Publish domain decisions in the signed feed (obfuscated blocks are never published)."
+            ),
+            "feed_name": KeySpec(str, "", "Name of the feed (empty: the instance name + 'moderation decisions')."),
+            "policy_url": KeySpec(str, "", "Page with the federation policy (empty: {base_url}/about)."),
+            "appeals_contact": KeySpec(
+                str, "", "mailto: or https: address for appeals (empty: mailto:contact_email, else {base_url}/about)."
+            ),
+            "feed_partners": KeySpec(
+                list,
+                [],
+                "Domains (host[:port]) whose instances may read the partner feed (account-level entries).",
+                item_type=str,
+            ),
+            "feed_push_to": KeySpec(
+                list, [], "Domains sent an ActivityPub Update (a pull hint) when the feed changes.", item_type=str
             ),
         },
     ),

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from server.config import Config
-from server.models import Account, User
+from server.models import Account, AccountSeveranceEvent, RelationshipSeveranceEvent, User
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -181,11 +181,25 @@ def render_admin_account(
         "role": render_role(user.role if user is not None else "member"),
         "confirmed": user is not None,
         "approved": bool(user.approved) if user is not None else True,
-        "disabled": False,
-        "silenced": False,
-        "sensitized": False,
+        "disabled": bool(user.disabled) if user is not None else False,
+        "silenced": account.silenced_at is not None,
+        "sensitized": account.sensitized_at is not None,
         "suspended": account.suspended_at is not None,
         "account": render_account(config, account),
         "created_by_application_id": None,
         "invited_by_account_id": str(invited_by_account_id) if invited_by_account_id is not None else None,
+    }
+
+
+def render_severance_event(mine: AccountSeveranceEvent, event: RelationshipSeveranceEvent) -> dict[str, Any]:
+    """Mastodon's ``RelationshipSeveranceEvent`` as one member sees it (4.3): what that member
+    lost (``followers_count``, ``following_count``) in an event cutting follows."""
+    return {
+        "id": str(mine.id),
+        "type": event.type,
+        "purged": event.purged,
+        "target_name": event.target_name,
+        "followers_count": mine.followers_count,
+        "following_count": mine.following_count,
+        "created_at": iso(event.created_at),
     }

@@ -21,7 +21,8 @@ from federation.httpsig import sign_request
 from server.actor_keys import LocalKeys, instance_keys
 from server.config import Config
 from server.db import ReadSessions
-from server.transport import Transport, TransportLimits
+from server.domains import register_mode, suspended_domain
+from server.transport import FetchError, Transport, TransportLimits
 
 USER_AGENT = "Hearthside/0.1 (+{base})"
 
@@ -60,6 +61,15 @@ class Federation:
             ),
             signer=self.sign_as_instance,
         )
+        # The federation mode and the domain rules for every outbound fetch (server.domains).
+        register_mode(sessions.kw.get("bind"), str(config.get("federation", "mode")))
+        self.transport.domain_gate = self.refuse_domain
+
+    async def refuse_domain(self, host: str) -> None:
+        """Raise ``FetchError("refused_domain")`` when ``host`` is suspended or, in allowlist
+        mode, not allowed: nothing is fetched from such a domain."""
+        if host and not self.is_local("http://" + host) and await suspended_domain(self, host):
+            raise FetchError("refused_domain", f"{host} does not federate with this instance")
 
     @property
     def enabled(self) -> bool:

@@ -213,6 +213,10 @@ async def apply(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None:
     handler = HANDLERS.get(incoming.type)
     if handler is None:
         raise Ignored(f"unsupported_type_{incoming.type[:20]}")
+    if ctx.actor.suspended_at is not None:
+        # A remote account suspended here (on its own or with its domain): its activities,
+        # also when a group announces them, are ignored.
+        raise Ignored("actor_suspended")
     await handler(ctx, incoming, raw)
 
 
@@ -809,6 +813,8 @@ async def on_announce(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> 
             if not isinstance(author_uri, str):
                 raise Ignored("announced_object_without_author")
             author = await resolve_actor(fed, author_uri)
+            if author.suspended_at is not None:
+                raise Ignored("actor_suspended")
             wrapped = {
                 "id": f"{inner_raw.get('id')}#create",
                 "type": "Create",
@@ -1007,7 +1013,10 @@ async def on_move(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None
 
 
 async def on_flag(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None:
-    """A remote report: one row in the moderators' queue (the moderation issue builds the rest)."""
+    """A remote report: one report per local account it names, each with that account's posts
+    (Mastodon's rule), unless reports from the sender's domain are rejected."""
+    from server.reports import notify_staff_of_report
+
     fed = ctx.fed
     objects = raw.get("object")
     uris = [objects] if isinstance(objects, str) else [o for o in objects or [] if isinstance(o, str)]
@@ -1017,37 +1026,48 @@ async def on_flag(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None
         block = await domain_block(session, host_of(ctx.actor.uri or ""))
         if block is not None and block.reject_reports:
             raise Ignored("reports_rejected_from_domain")
-        target: Account | None = None
-        status_ids: list[int] = []
+        targets: dict[int, Account] = {}
+        grouped: dict[int, list[int]] = {}
         for uri in uris[:50]:
             account = await _local_by_uri(session, fed, uri)
             if account is not None:
-                target = target or account
+                targets.setdefault(account.id, account)
+                grouped.setdefault(account.id, [])
                 continue
             status = await _status_by_uri(session, fed, uri)
             if status is not None and status.local:
-                status_ids.append(status.id)
-                target = target or await session.get(Account, status.account_id)
-        if target is None:
+                author = targets.get(status.account_id) or await session.get(Account, status.account_id)
+                if author is not None:
+                    targets.setdefault(author.id, author)
+                    ids = grouped.setdefault(author.id, [])
+                    if status.id not in ids:
+                        ids.append(status.id)
+        if not targets:
             raise Ignored("flag_of_nothing_here")
         comment = raw.get("content")
         revealed = raw.get("e2ee:revealed")
-        report = Report(
-            id=new_id(),
-            uri=incoming.id,
-            reporter_account_id=None,
-            origin_domain=host_of(ctx.actor.uri or ""),
-            target_account_id=target.id,
-            status_ids=status_ids,
-            comment=html_to_text(comment)[:5000] if isinstance(comment, str) else "",
-            category="e2ee_message" if isinstance(revealed, list) and revealed else "other",
-            state="open",
-            created_at=now(),
-        )
-        session.add(report)
-        if isinstance(revealed, list) and revealed:
+        has_revealed = isinstance(revealed, list) and bool(revealed)
+        moment = now()
+        for n, (account_id, target) in enumerate(targets.items()):
+            report = Report(
+                id=new_id(),
+                uri=incoming.id if n == 0 else f"{incoming.id}#{account_id}",
+                reporter_account_id=None,
+                origin_domain=host_of(ctx.actor.uri or ""),
+                target_account_id=target.id,
+                status_ids=grouped[account_id],
+                comment=html_to_text(comment)[:5000] if isinstance(comment, str) else "",
+                category="e2ee_message" if has_revealed else "other",
+                state="open",
+                created_at=moment,
+                updated_at=moment,
+            )
+            session.add(report)
             await session.flush()
-            await _file_revealed(session, fed, report, target, revealed)
+            if has_revealed:
+                assert isinstance(revealed, list)
+                await _file_revealed(session, fed, report, target, revealed)
+            await notify_staff_of_report(session, report)
         await commit_applied(ctx, session)
 
 

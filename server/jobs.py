@@ -47,6 +47,10 @@ class JobWorker:
         try:
             if job.kind == "fetch_ancestor":
                 await self.fetch_ancestor(job.payload)
+            elif job.kind == "subscription_sync":
+                from server.subscriptions import run_sync_job
+
+                await run_sync_job(self.fed, job.payload)
             else:
                 raise Ignored(f"unknown_job_{job.kind[:20]}")
         except Ignored as exc:

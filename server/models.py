@@ -147,6 +147,8 @@ class User(Base):
     invite_id: Mapped[int | None] = _fk("invites.id", nullable=True, ondelete="SET NULL")
     locale: Mapped[str] = mapped_column(String(16), default="en")
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Log-in disabled by a moderator (Mastodon's "freeze"): the account stays visible.
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
     last_login_at: Mapped[datetime | None] = mapped_column(default=None)
 
@@ -564,6 +566,12 @@ class DomainBlock(Base):
     public_comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Provenance (server/subscriptions.py): the subscription managing this decision (None: a
+    # moderator's own, "manual") and the merged feed result it enforces (FIRES policy/filters).
+    managed_by: Mapped[int | None] = mapped_column(BigInteger, default=None, index=True)
+    managed_policy: Mapped[str | None] = mapped_column(String(8), default=None)
+    managed_filters: Mapped[list[Any]] = mapped_column(default=list)
+    managed_labels: Mapped[list[Any]] = mapped_column(default=list)
 
 
 class Job(Base):
@@ -606,8 +614,20 @@ class Report(Base):
     status_ids: Mapped[list[Any]] = mapped_column(default=list)
     comment: Mapped[str] = mapped_column(Text, default="")
     category: Mapped[str] = mapped_column(String(32), default="other")
-    state: Mapped[str] = mapped_column(String(16), default="open")
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open|resolved
     created_at: Mapped[datetime]
+    # The queue (server/reports.py): outcome of a resolved report, actioned or declined.
+    outcome: Mapped[str] = mapped_column(String(16), default="")
+    rule_ids: Mapped[list[Any]] = mapped_column(default=list)
+    assigned_account_id: Mapped[int | None] = _fk("accounts.id", nullable=True, ondelete="SET NULL")
+    action_taken_at: Mapped[datetime | None] = mapped_column(default=None)
+    action_taken_by_account_id: Mapped[int | None] = _fk("accounts.id", nullable=True, ondelete="SET NULL")
+    updated_at: Mapped[datetime | None] = mapped_column(default=None)
+    # A member's request to forward (recorded only: a moderator decides) and what was sent.
+    forward_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    forward_to_domains: Mapped[list[Any]] = mapped_column(default=list)
+    forwarded_at: Mapped[datetime | None] = mapped_column(default=None)
+    forwarded_to: Mapped[list[Any]] = mapped_column(default=list)
 
 
 # --- End-to-end encrypted messages (docs/e2ee.md) ---------------------------------------------
@@ -766,13 +786,277 @@ class AuditEntry(Base):
 # (section: reports)
 
 
+class Rule(Base):
+    """A server rule (Mastodon's ``Rule``): reports cite them; soft-deleted so old reports keep
+    their meaning."""
+
+    __tablename__ = "rules"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    text: Mapped[str] = mapped_column(Text)
+    hint: Mapped[str] = mapped_column(Text, default="")
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ModerationNote(Base):
+    """A staff-only note on a report or on an account; never shown to members, never federated."""
+
+    __tablename__ = "moderation_notes"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    report_id: Mapped[int | None] = _fk("reports.id", nullable=True, index=True)
+    target_account_id: Mapped[int | None] = _fk("accounts.id", nullable=True, index=True)
+    account_id: Mapped[int | None] = _fk("accounts.id", nullable=True, ondelete="SET NULL")  # the author
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class AccountWarning(Base):
+    """A strike (Mastodon's ``AccountWarning``): one per moderation action on an account."""
+
+    __tablename__ = "account_warnings"
+    __table_args__ = (Index("ix_account_warnings_target_account_id_id", "target_account_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    target_account_id: Mapped[int] = _fk("accounts.id")
+    account_id: Mapped[int | None] = _fk("accounts.id", nullable=True, ondelete="SET NULL")  # the moderator
+    action: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text, default="")
+    status_ids: Mapped[list[Any]] = mapped_column(default=list)
+    report_id: Mapped[int | None] = _fk("reports.id", nullable=True, ondelete="SET NULL")
+    # Extra facts the action needs to be undone (e.g. the group of a group ban).
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    overruled_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Appeal(Base):
+    """A member's one appeal against a strike: pending -> approved | rejected."""
+
+    __tablename__ = "appeals"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account_warning_id: Mapped[int] = _fk("account_warnings.id")
+    account_id: Mapped[int] = _fk("accounts.id", index=True)
+    text: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    decided_by_account_id: Mapped[int | None] = _fk("accounts.id", nullable=True, ondelete="SET NULL")
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("account_warning_id"),)
+
+
+class ModerationNotificationLink(Base):
+    """What a moderation notification is about (its report, strike or appeal), for rendering."""
+
+    __tablename__ = "moderation_notification_links"
+
+    notification_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("notifications.id", ondelete="CASCADE"), primary_key=True
+    )
+    report_id: Mapped[int | None] = _fk("reports.id", nullable=True)
+    account_warning_id: Mapped[int | None] = _fk("account_warnings.id", nullable=True)
+    appeal_id: Mapped[int | None] = _fk("appeals.id", nullable=True)
+
+
 # --- Domain allows and federation mode (server/domains.py) ----------------------------------
 # (section: domain-allows)
+
+
+class DomainAllow(Base):
+    """A domain this instance federates with in allowlist mode (``[federation] mode``), itself
+    and its subdomains; in blocklist mode an allow means "never block this" to subscriptions."""
+
+    __tablename__ = "domain_allows"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    domain: Mapped[str] = mapped_column(String(255), unique=True)  # lowercase, punycode
+    created_at: Mapped[datetime]
+
+
+class RelationshipSeveranceEvent(Base):
+    """Follows cut by a moderation decision (Mastodon 4.3): a domain suspended (``domain_block``)."""
+
+    __tablename__ = "relationship_severance_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    type: Mapped[str] = mapped_column(String(32))  # domain_block | user_domain_block | account_suspension
+    target_name: Mapped[str] = mapped_column(String(255))
+    purged: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
+class AccountSeveranceEvent(Base):
+    """What one local member lost in a severance event. Its id is also the id of the member's
+    ``severed_relationships`` notification, which is how the notification finds its event."""
+
+    __tablename__ = "account_severance_events"
+    __table_args__ = (Index("ix_account_severance_events_account_id_id", "account_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account_id: Mapped[int] = _fk("accounts.id")
+    event_id: Mapped[int] = _fk("relationship_severance_events.id", index=True)
+    followers_count: Mapped[int] = mapped_column(Integer, default=0)
+    following_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
 
 
 # --- Published decision feed (server/feeds.py) ----------------------------------------------
 # (section: feeds)
 
 
+class ModerationKey(Base):
+    """An Ed25519 key that signs this instance's moderation feed entries (research/moderation.md
+    §6.b). Separate from the HTTP-signature keys. Rotation sets ``revoked_at`` and clears the
+    private half; the row stays so the key is still published and old entries still verify."""
+
+    __tablename__ = "moderation_keys"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    key_id: Mapped[str] = mapped_column(String(2048), unique=True)
+    public_multibase: Mapped[str] = mapped_column(String(128))
+    private_pem: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class FeedEntry(Base):
+    """One published, signed entry of the decision feed; append-only (a Tombstone deletes the
+    earlier rows about its entity). ``audience`` is ``public`` (both feeds) or ``partners``.
+    ``state`` is a digest of what a Recommendation says, so an unchanged decision publishes
+    nothing."""
+
+    __tablename__ = "feed_entries"
+    __table_args__ = (Index("ix_feed_entries_entity_kind_entity_key", "entity_kind", "entity_key"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    change_id: Mapped[str] = mapped_column(String(36), unique=True)
+    entry_id: Mapped[str] = mapped_column(String(2048), unique=True)
+    entity_kind: Mapped[str] = mapped_column(String(16))
+    entity_key: Mapped[str] = mapped_column(String(2048))
+    entry_type: Mapped[str] = mapped_column(String(16))
+    audience: Mapped[str] = mapped_column(String(16))
+    key_id: Mapped[str] = mapped_column(String(2048))
+    state: Mapped[str] = mapped_column(String(64), default="")
+    source: Mapped[str] = mapped_column(String(64), default="")
+    document: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class FeedState(Base):
+    """The one row writers of the feed lock (UPDATE) so change ids are handed out, and committed,
+    in increasing order; ``last_change_id`` seeds the UUIDv7 generator."""
+
+    __tablename__ = "feed_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_change_id: Mapped[str] = mapped_column(String(36), default="")
+    updated_at: Mapped[datetime]
+
+
 # --- Subscriptions to other instances' decisions (server/subscriptions.py) ------------------
 # (section: subscriptions)
+
+
+class Subscription(Base):
+    """A subscribed moderation feed or legacy block list (server/subscriptions.py).
+
+    ``format``: ``signed`` (our feed, entries with proofs), ``fires`` (an unsigned FIRES dataset),
+    ``mastodon_csv``, ``fediblockhole_csv``, ``gotosocial_json``, ``mastodon_json``. Signed feeds
+    keep the publisher keys pinned at subscribe time (``pinned_keys``: id and multibase) and a
+    ``cursor`` (last changeId applied); ``etag``/``last_modified`` belong to ``etag_url``.
+    """
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    url: Mapped[str] = mapped_column(String(2048))
+    format: Mapped[str] = mapped_column(String(24))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    mode: Mapped[str] = mapped_column(String(8), default="draft")  # draft | auto
+    trust_weight: Mapped[int] = mapped_column(Integer, default=1)
+    max_policy: Mapped[str] = mapped_column(String(8), default="drop")
+    retraction_mode: Mapped[str] = mapped_column(String(8), default="remove")  # remove | orphan
+    independence_group: Mapped[str | None] = mapped_column(String(200), default=None)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    interval_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    feed_id: Mapped[str | None] = mapped_column(String(2048), default=None)  # the dataset's id
+    publisher: Mapped[str | None] = mapped_column(String(2048), default=None)
+    snapshot_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    changes_url: Mapped[str | None] = mapped_column(String(2048), default=None, index=True)
+    pinned_keys: Mapped[list[Any]] = mapped_column(default=list)
+    cursor: Mapped[str | None] = mapped_column(String(64), default=None)
+    etag_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    etag: Mapped[str | None] = mapped_column(String(512), default=None)
+    last_modified: Mapped[str | None] = mapped_column(String(128), default=None)
+    last_sync_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_success_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    last_error: Mapped[str | None] = mapped_column(String(255), default=None)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_sync_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    sync_locked_until: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class SubscriptionOpinion(Base):
+    """A subscription's current entry about one entity (its latest non-retracted one).
+
+    Legacy lists count ``absences``: consecutive successful fetches without the entity; at two
+    the opinion is dropped (implicit retraction).
+    """
+
+    __tablename__ = "subscription_opinions"
+    __table_args__ = (UniqueConstraint("subscription_id", "entity_kind", "entity_key"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    subscription_id: Mapped[int] = _fk("subscriptions.id")
+    entity_kind: Mapped[str] = mapped_column(String(16))
+    entity_key: Mapped[str] = mapped_column(String(2048))
+    policy: Mapped[str] = mapped_column(String(8))
+    filters: Mapped[list[Any]] = mapped_column(default=list)
+    labels: Mapped[list[Any]] = mapped_column(default=list)
+    entry_id: Mapped[str] = mapped_column(String(2048))
+    change_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    derived_from: Mapped[list[Any]] = mapped_column(default=list)
+    expires: Mapped[datetime | None] = mapped_column(default=None)
+    reason: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    absences: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime]
+
+
+class ModerationDraft(Base):
+    """A change the subscriptions propose and a moderator accepts or rejects.
+
+    ``state``: pending, accepted, rejected, or superseded (a later sync no longer proposes it).
+    ``supporters`` and ``reasons`` are the merge's provenance (entry ids, never reason texts).
+    """
+
+    __tablename__ = "moderation_drafts"
+    __table_args__ = (Index("ix_moderation_drafts_state_id", "state", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    entity_kind: Mapped[str] = mapped_column(String(16))
+    entity_key: Mapped[str] = mapped_column(String(2048))
+    action: Mapped[str] = mapped_column(String(16))  # add | update | remove | orphan
+    policy: Mapped[str | None] = mapped_column(String(8), default=None)
+    filters: Mapped[list[Any]] = mapped_column(default=list)
+    labels: Mapped[list[Any]] = mapped_column(default=list)
+    previous_policy: Mapped[str | None] = mapped_column(String(8), default=None)
+    owner_subscription_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    previous_owner_subscription_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    supporters: Mapped[list[Any]] = mapped_column(default=list)
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    review: Mapped[list[Any]] = mapped_column(default=list)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    decided_by_account_id: Mapped[int | None] = _fk("accounts.id", nullable=True, ondelete="SET NULL")
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -370,8 +370,8 @@ async def verify_login(
         log.info("login refused user=%s reason=bad_credentials", user.id)
         raise OAuthError("invalid_grant", _LOGIN_REFUSED) from None
     throttle.forgive(key, stamp)
-    if account.suspended_at is not None:
-        log.info("login refused user=%s reason=suspended", user.id)
+    if account.suspended_at is not None or user.disabled:
+        log.info("login refused user=%s reason=%s", user.id, "suspended" if account.suspended_at else "disabled")
         raise LoginRefused("Your login is currently disabled.")
     if not user.approved:
         log.info("login refused user=%s reason=pending", user.id)
@@ -383,15 +383,21 @@ async def verify_login(
 
 
 async def check_user_may_log_in(session: AsyncSession, user_id: int) -> None:
-    """Refuse a grant whose user was suspended, deleted or unapproved since it was issued."""
+    """Refuse a grant whose user was suspended, disabled, deleted or unapproved since it was issued."""
     found = (
         await session.execute(
-            select(User.approved, Account.suspended_at, Account.deleted_at)
+            select(User.approved, User.disabled, Account.suspended_at, Account.deleted_at)
             .join(Account, Account.id == User.account_id)
             .where(User.id == user_id)
         )
     ).one_or_none()
-    if found is None or found.deleted_at is not None or found.suspended_at is not None or not found.approved:
+    if (
+        found is None
+        or found.deleted_at is not None
+        or found.suspended_at is not None
+        or found.disabled
+        or not found.approved
+    ):
         raise OAuthError("invalid_grant", _GRANT_REFUSED)
 
 

@@ -17,7 +17,9 @@ Rules this module guarantees, all within the caller's transaction:
 * nobody follows themselves, a suspended or deleted account (404 for the latter two), or an
   account that blocks them or that they block (403);
 * a block removes follows and follow requests in both directions, and their counters;
-* unlocking an account accepts its pending requests (Mastodon's rule);
+* unlocking an account accepts its pending requests (Mastodon's rule), except those from
+  limited accounts;
+* a follow from a limited account (``silenced_at``, its own or its domain's) is a request;
 * a follow request's notification disappears when the request is accepted, rejected or
   withdrawn, as in Mastodon (the request is the notification's subject there);
 * an expired mute counts as no mute.
@@ -132,7 +134,9 @@ async def follow(
         if notify_posts is not None:
             existing.notify = notify_posts
         return
-    pending = target.locked or not target.local
+    # A limited account's (or limited domain's) new follow is a request even to an unlocked
+    # member, who approves or rejects it (Mastodon); existing follows stay.
+    pending = target.locked or not target.local or source.silenced_at is not None
     session.add(
         Follow(
             id=new_id(),
@@ -179,8 +183,12 @@ async def authorize_request(session: AsyncSession, followed: Account, follower_i
 
 
 async def pending_request_ids(session: AsyncSession, followed_id: int) -> list[int]:
+    """The pending requests an unlock accepts (:func:`authorize_all_requests`): all but those
+    from limited accounts, which stay for the member to decide."""
     rows = await session.execute(
-        select(Follow.account_id).where(Follow.target_account_id == followed_id, Follow.state == "pending")
+        select(Follow.account_id)
+        .join(Account, Account.id == Follow.account_id)
+        .where(Follow.target_account_id == followed_id, Follow.state == "pending", Account.silenced_at.is_(None))
     )
     return [r[0] for r in rows]
 
@@ -188,7 +196,9 @@ async def pending_request_ids(session: AsyncSession, followed_id: int) -> list[i
 async def authorize_all_requests(session: AsyncSession, followed: Account) -> None:
     """Accept every pending request (an account that stops being locked, as Mastodon does)."""
     pending = await session.execute(
-        select(Follow.account_id).where(Follow.target_account_id == followed.id, Follow.state == "pending")
+        select(Follow.account_id)
+        .join(Account, Account.id == Follow.account_id)
+        .where(Follow.target_account_id == followed.id, Follow.state == "pending", Account.silenced_at.is_(None))
     )
     for (follower_id,) in pending.all():
         await authorize_request(session, followed, follower_id)
@@ -207,6 +217,19 @@ async def remove_from_followers(session: AsyncSession, followed: Account, follow
     row = await _follow_row(session, follower_id, followed.id)
     if row is not None and row.state == "accepted":
         await sever_follow(session, follower_id, followed.id)
+
+
+async def drop_follows_of_suspended(session: AsyncSession, account: Account) -> int:
+    """A remote account was suspended here: end its follows of local accounts (and its
+    requests), as Mastodon's suspension does, so nothing addressed to followers reaches it.
+    Not reversible (its server would have to follow again). Returns how many were ended."""
+    if account.local:
+        return 0
+    targets = (await session.scalars(select(Follow.target_account_id).where(Follow.account_id == account.id))).all()
+    ended = 0
+    for target_id in targets:
+        ended += await sever_follow(session, account.id, target_id)
+    return ended
 
 
 async def block(session: AsyncSession, source: Account, target: Account, *, at: datetime) -> None:

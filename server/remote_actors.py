@@ -20,6 +20,7 @@ from crypto.errors import KeyFormatError
 from crypto.signing import PublicKey
 from federation.content import html_to_text
 from federation.inbound import InvalidActivity, RemoteActor, parse_actor, parse_jrd
+from server.domains import domain_block, stamp_new_account
 from server.federation import Federation, host_of
 from server.ids import new_id
 from server.models import Account, ActorKey
@@ -138,10 +139,17 @@ async def store_actor(session: AsyncSession, actor: RemoteActor) -> Account:
             created_at=moment,
         )
         _apply(account, actor, moment)
+        # A limited or suspended domain's new accounts start limited or suspended (server.domains).
+        block = await stamp_new_account(session, account)
         session.add(account)
         await session.flush()
     else:
         _apply(account, actor, moment)
+        block = await domain_block(session, domain)
+    if block is not None and block.reject_media:
+        # reject_media: no files from this domain are processed, avatars and headers included
+        # (attachments of remote posts are not stored at all yet).
+        account.avatar_remote_url = account.header_remote_url = None
     await _store_keys(session, account, actor, moment)
     return account
 

@@ -24,17 +24,21 @@ async def running_federation(
     On exit the workers are asked to stop and given a moment to finish their current row;
     anything unfinished keeps its lease and is picked up again after it expires.
     """
+    from server import feeds
     from server.delivery import DeliveryWorker
     from server.e2ee import RetentionWorker
     from server.ingest import InboxWorker
     from server.jobs import JobWorker
 
+    feeds.use_config(sessions.kw["bind"], config)  # workers' decision changes are published too
     fed = Federation(config, sessions)
     await fed.start()
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     if workers and fed.enabled:
-        for worker in (InboxWorker(fed), DeliveryWorker(fed), JobWorker(fed)):
+        from server.subscriptions import SubscriptionScheduler
+
+        for worker in (InboxWorker(fed), DeliveryWorker(fed), JobWorker(fed), SubscriptionScheduler(sessions)):
             tasks.append(asyncio.create_task(worker.run(stop), name=f"hearthside-{type(worker).__name__}"))
     if workers:
         retention = RetentionWorker(sessions, config)

@@ -401,6 +401,22 @@ async def render_history(session: AsyncSession, config: Config, status: Status) 
     ]
 
 
+async def _severance_events(session: AsyncSession, note_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """``severed_relationships`` notifications' events: the member's event shares the
+    notification's id (``server.domains.sever_domain``)."""
+    if not note_ids:
+        return {}
+    from server.entities import render_severance_event
+    from server.models import AccountSeveranceEvent, RelationshipSeveranceEvent
+
+    rows = await session.execute(
+        select(AccountSeveranceEvent, RelationshipSeveranceEvent)
+        .join(RelationshipSeveranceEvent, RelationshipSeveranceEvent.id == AccountSeveranceEvent.event_id)
+        .where(AccountSeveranceEvent.id.in_(note_ids))
+    )
+    return {mine.id: render_severance_event(mine, event) for mine, event in rows.all()}
+
+
 async def render_notifications(
     session: AsyncSession, config: Config, notes: Sequence[Notification], viewer_id: int
 ) -> list[dict[str, Any]]:
@@ -418,6 +434,7 @@ async def render_notifications(
     if missing:
         senders = await session.execute(select(Account).where(Account.id.in_(missing)))
         batch.accounts.update({a.id: a for a in senders.scalars()})
+    events = await _severance_events(session, [n.id for n in notes if n.type == "severed_relationships"])
     out: list[dict[str, Any]] = []
     for note in notes:
         sender = batch.accounts.get(note.from_account_id)
@@ -430,6 +447,8 @@ async def render_notifications(
             "group_key": f"ungrouped-{note.id}",
             "account": batch.account(note.from_account_id),
         }
+        if note.id in events:
+            data["event"] = events[note.id]
         if note.type in STATUS_TYPES or note.status_id is not None:
             status = statuses.get(note.status_id) if note.status_id is not None else None
             rendered = batch.status(status) if status is not None else None

@@ -17,8 +17,10 @@ group, time and page bounds as parameters, so a request spends no time building 
 * home: own posts, accepted follows' posts (boosts too, unless ``show_reblogs`` is off) and
   posts in the viewer's groups; replies only when they answer someone the viewer follows
   (Mastodon's rule); muted and blocked accounts left out.
-* public: ``public`` posts, no boosts, no replies to others, nothing from members-only groups.
-* hashtag: public posts carrying the tag (``any``/``all``/``none`` refine it).
+* public: ``public`` posts, no boosts, no replies to others, nothing from members-only groups,
+  nothing by limited authors the viewer does not follow (:func:`not_limited`).
+* hashtag: public posts carrying the tag (``any``/``all``/``none`` refine it), the same
+  limited-author rule.
 * group: posts in one group on the ``(group_id, id)`` index — the benchmarked path.
 * account: one author's posts (for a group account: the group's posts).
 """
@@ -49,6 +51,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import BindParameter
 
 from federation.content import normalize_hashtag
@@ -106,6 +109,18 @@ def _not_muted(viewer_id: int | None) -> list[ColumnElement[bool]]:
 
 def _not_members_only() -> ColumnElement[bool]:
     return or_(Status.group_id.is_(None), Status.group_id.not_in(select(Group.account_id).where(Group.members_only)))
+
+
+def not_limited(viewer_id: int | None) -> ColumnElement[bool]:
+    """The author is not limited (``silenced_at``: its own limit or its domain's), unless it is
+    the viewer or the viewer follows it (Mastodon's rule for public and hashtag timelines,
+    search and trends). A correlated ``NOT EXISTS`` on the author's primary key, part of the
+    page's one query: an index probe per candidate row, nothing per limited account."""
+    author = aliased(Account)
+    rules: list[ColumnElement[bool]] = [author.id == Status.account_id, author.silenced_at.is_not(None)]
+    if viewer_id is not None:
+        rules += [author.id != viewer_id, author.id.not_in(followed_ids(viewer_id))]
+    return ~exists().where(*rules)
 
 
 def _no_replies_to_others() -> ColumnElement[bool]:
@@ -216,6 +231,7 @@ async def public(
         visible_clause(viewer_id),
         _not_members_only(),
         _no_replies_to_others(),
+        not_limited(viewer_id),
         *_not_muted(viewer_id),
     )
     return await _run(session, _origin(query, local=local, remote=remote), page, viewer_id)
@@ -254,6 +270,7 @@ async def hashtag(
         Status.reblog_of_id.is_(None),
         visible_clause(viewer_id),
         _not_members_only(),
+        not_limited(viewer_id),
         *_not_muted(viewer_id),
     )
     for required in all_of[:MAX_TAGS_PER_PARAM]:

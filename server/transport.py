@@ -39,7 +39,7 @@ import logging
 import socket
 import ssl
 import zlib
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -247,6 +247,11 @@ class Transport:
         self._ssl_context = ssl_context
         self._session: aiohttp.ClientSession | None = None
         self._resolver: SafeResolver | None = None
+        #: Called with the host (``host[:port]``) of every GET hop and JSON POST before it is
+        #: sent; raises :class:`FetchError` (``refused_domain``) for a domain this instance
+        #: does not federate with (suspended, or not allowed in allowlist mode). Set by
+        #: ``server.federation.Federation``; None: no domain rule.
+        self.domain_gate: Callable[[str], Awaitable[None]] | None = None
 
     @property
     def limits(self) -> TransportLimits:
@@ -319,6 +324,8 @@ class Transport:
         try:
             async with asyncio.timeout(self._limits.total_timeout):
                 for _hop in range(self._limits.max_redirects + 1):
+                    if self.domain_gate is not None:
+                        await self.domain_gate(_host(current))
                     headers = {"Accept": accept}
                     if signer is not None and sign:
                         headers.update(signer("GET", str(current), dict(headers), None))
@@ -471,6 +478,8 @@ class Transport:
         claim); raise :class:`FetchError`. No redirects; the answer is capped like a fetch."""
         session = self._require_session()
         target = self._check_url(url)
+        if self.domain_gate is not None:
+            await self.domain_gate(_host(target))
         if len(body) > self._limits.max_body:
             raise FetchError("too_large", "request body too large")
         headers = {"Content-Type": "application/activity+json", "Accept": AP_ACCEPT}
@@ -593,3 +602,9 @@ def _depth_exceeds(document: Any, limit: int) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children)
     return False
+
+
+def _host(url: URL) -> str:
+    """``host[:port]`` of a checked URL (default ports dropped), the unit of domain rules."""
+    host = (url.host or "").lower()
+    return f"{host}:{url.port}" if url.port is not None and not url.is_default_port() else host

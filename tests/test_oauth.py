@@ -434,6 +434,18 @@ async def test_authorization_code__user_suspended_after_consent_gets_no_token(
     assert (await response.json())["error"] == "invalid_grant"
 
 
+async def test_authorization_code__user_disabled_after_consent_gets_no_token(
+    client: Any, make_user: Any, engine: AsyncEngine
+) -> None:
+    alice = await make_user("alice")
+    app = await register_app(client)
+    code = await get_code(client, app, alice)
+    await set_user(engine, alice.user_id, disabled=True)
+    response = await exchange(client, app, code)
+    assert response.status == 400
+    assert (await response.json())["error"] == "invalid_grant"
+
+
 # ---------------------------------------------------------------------------- the authorization form
 
 
@@ -596,10 +608,12 @@ async def test_password_grant__suspended_and_pending_users_refused(
 ) -> None:
     alice = await make_user("alice")
     bob = await make_user("bob")
+    carol = await make_user("carol")
     await set_account(engine, alice.account_id, suspended_at=now())
     await set_user(engine, bob.user_id, approved=False)
+    await set_user(engine, carol.user_id, disabled=True)  # a moderator's "disable" action
     app = await register_app(client)
-    for name, words in (("alice", "disabled"), ("bob", "pending")):
+    for name, words in (("alice", "disabled"), ("bob", "pending"), ("carol", "disabled")):
         response = await password_grant(client, app, name, PASSWORD)
         assert response.status == 400
         body = await response.json()

@@ -33,7 +33,7 @@ from html import escape
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import false, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -499,7 +499,13 @@ async def _act(request: web.Request, scope: str, action: Any, *, allow_suspended
 
 @routes.post(ACCOUNT + "/follow")
 async def follow(request: web.Request) -> web.Response:
+    from server.domains import bare_host, suspended_domain
+    from server.federation import FEDERATION
+
     async def action(session: AsyncSession, me: Account, target: Account, params: Params) -> None:
+        if not target.local and await suspended_domain(request.app[FEDERATION], target.domain):
+            # A suspended domain, or one not allowed in allowlist mode: nothing would reach it.
+            raise Forbidden(f"{bare_host(target.domain)} does not federate with this instance")
         await rel.follow(
             session,
             me,
@@ -761,8 +767,12 @@ async def admin_accounts(request: web.Request) -> web.Response:
         query = query.where(Account.suspended_at.is_(None), or_(User.id.is_(None), User.approved.is_(True)))
     if params.flag("suspended", False):
         query = query.where(Account.suspended_at.is_not(None))
-    if params.flag("disabled", False) or params.flag("silenced", False) or params.flag("sensitized", False):
-        query = query.where(false())  # states Hearthside does not have yet
+    if params.flag("disabled", False):
+        query = query.where(User.disabled.is_(True))
+    if params.flag("silenced", False):
+        query = query.where(Account.silenced_at.is_not(None))
+    if params.flag("sensitized", False):
+        query = query.where(Account.sensitized_at.is_not(None))
     if params.flag("staff", False):
         query = query.where(User.role.in_(("admin", "moderator")))
     username = params.text("username", max_len=64)
@@ -831,31 +841,24 @@ async def admin_reject(request: web.Request) -> web.Response:
     return json_response(body)
 
 
-def _check_may_act_on(viewer: Viewer, account: Account, user: User | None) -> None:
-    if account.id == viewer.account_id:
-        raise Forbidden("You cannot take moderation actions against your own account")
-    if user is not None and user.role == "admin":
-        raise Forbidden("Admins cannot be suspended; change their role first")
-    if user is not None and user.role == "moderator" and viewer.role != "admin":
-        raise Forbidden("Only admins may act on moderators")
-
-
 @routes.post(ADMIN_ACCOUNT + "/action")
 async def admin_action(request: web.Request) -> web.Response:
-    """``type=none`` (a warning, recorded nowhere yet) or ``type=suspend``."""
+    """Mastodon's account action (``server.reports.take_action``): a strike, a notification,
+    an audit entry, and the reports it settles."""
+    from server.reports import ACTIONS, take_action
+
     viewer = await require_staff(request, "admin:write:accounts")
     params = await read_params(request)
     kind = params.required_str("type", max_len=32)
-    if kind not in ("none", "suspend", "silence", "disable", "sensitive"):
+    if kind not in ACTIONS:
         raise Unprocessable("type: must be one of none, sensitive, disable, silence, suspend")
-    if kind not in ("none", "suspend"):
-        raise Unprocessable(f"type: {kind} is not supported by Hearthside yet (use suspend or none)")
-    params.text("text", max_len=5000)
+    text = params.text("text", "", max_len=5000) or ""
+    report_id = params.id("report_id")
+    params.id("warning_preset_id")  # accepted, ignored (no presets)
+    params.flag("send_email_notification")  # accepted, ignored (no e-mail)
     async with request.app[SESSIONS]() as session:
         account, user = await _admin_target(session, path_id(request))
-        _check_may_act_on(viewer, account, user)
-        if kind == "suspend" and account.suspended_at is None:
-            account.suspended_at = now()
+        await take_action(session, viewer, account, user, kind, text=text, report_id=report_id)
         await _commit(session)
     if user is not None:
         forget_tokens(user_id=user.id)
@@ -863,20 +866,38 @@ async def admin_action(request: web.Request) -> web.Response:
     return json_response({})
 
 
-@routes.post(ADMIN_ACCOUNT + "/unsuspend")
-async def admin_unsuspend(request: web.Request) -> web.Response:
+async def _admin_undo(request: web.Request, verb: str) -> web.Response:
+    from server.reports import undo_action
+
     viewer = await require_staff(request, "admin:write:accounts")
     async with request.app[SESSIONS]() as session:
         account, user = await _admin_target(session, path_id(request))
-        if account.suspended_at is None:
-            raise Forbidden("This account is not suspended")
-        _check_may_act_on(viewer, account, user)
-        account.suspended_at = None
+        undo_action(session, viewer, account, user, verb)
         await _commit(session)
         if user is not None:
             await _forget_all(session, user.id)
-        log.info("staff account %s unsuspended account %s", viewer.account_id, account.id)
+        log.info("staff account %s: %s on account %s", viewer.account_id, verb, account.id)
         return await _admin_answer(request, session, viewer, account.id)
+
+
+@routes.post(ADMIN_ACCOUNT + "/unsuspend")
+async def admin_unsuspend(request: web.Request) -> web.Response:
+    return await _admin_undo(request, "unsuspend")
+
+
+@routes.post(ADMIN_ACCOUNT + "/unsilence")
+async def admin_unsilence(request: web.Request) -> web.Response:
+    return await _admin_undo(request, "unsilence")
+
+
+@routes.post(ADMIN_ACCOUNT + "/unsensitive")
+async def admin_unsensitive(request: web.Request) -> web.Response:
+    return await _admin_undo(request, "unsensitive")
+
+
+@routes.post(ADMIN_ACCOUNT + "/enable")
+async def admin_enable(request: web.Request) -> web.Response:
+    return await _admin_undo(request, "enable")
 
 
 @routes.post(HS_ADMIN_ACCOUNT + "/role")

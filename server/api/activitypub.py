@@ -60,14 +60,14 @@ from federation.documents import (
     PUBLIC,
     ActorUrls,
     announce_activity,
-    application_document,
     instance_actor_url,
     ordered_collection,
     ordered_collection_page,
     prefers_html,
     tombstone,
 )
-from server.actor_documents import actor_document
+from server import feeds
+from server.actor_documents import actor_document, instance_actor_document
 from server.actor_keys import existing_keys, instance_keys, local_keys
 from server.config import Config
 from server.entities import account_uri
@@ -218,15 +218,9 @@ async def instance_actor(request: web.Request) -> web.Response:
     if _wants_html(request):
         return _html(config.get("instance", "name"), [f"The instance actor of {config.domain}."], actor)
     keys = await asyncio.to_thread(instance_keys, config)  # file reads (a key generated if missing) the first time
-    return _ap(
-        application_document(
-            base_url=config.base_url,
-            domain=config.domain,
-            name=config.get("instance", "name"),
-            summary=f"<p>{escape(config.get('instance', 'description'))}</p>",
-            keys=keys.public(),
-        )
-    )
+    async with request.app[READ_SESSIONS]() as session:
+        moderation_keys = await feeds.publisher_keys(session)
+    return _ap(instance_actor_document(config, keys, moderation_keys))
 
 
 @routes.get("/actor/outbox")

@@ -12,8 +12,12 @@ Instance staff only (admins and moderators), with ``admin:read:domain_blocks`` /
 ``admin:write:domain_blocks``. Every write is one transaction with its audit entry (who, what,
 the new values, source ``api``); private comments are kept out of the audit details.
 
-Federation already enforces ``suspend`` everywhere (inbox, deliveries, fetches); the other
-effects of each severity arrive with the rest of the moderation issue.
+Each write applies the decision's effects in the same transaction (``server.domains``):
+``silence`` and ``suspend`` are mirrored onto the domain's accounts (limited: hidden from
+non-followers, follows become requests; suspended: hidden and refused), a new suspension severs
+every follow between local members and the domain and notifies each affected member
+(``severed_relationships``); lowering or deleting a block lifts exactly what it imposed
+(severed follows are not restored, as in Mastodon).
 """
 
 from __future__ import annotations
@@ -32,9 +36,10 @@ from moderation.decisions import (
     rule_for,
     stricter,
 )
+from server import feeds
 from server.auth import Viewer, require_staff
 from server.blocklists import audit_details, decision_of
-from server.domains import domain_suffixes
+from server.domains import apply_block_changes, domain_suffixes
 from server.entities import iso
 from server.errors import NotFound, Unprocessable
 from server.ids import new_id
@@ -154,6 +159,11 @@ async def create_domain_block(request: web.Request) -> web.Response:
             raise Unprocessable("Validation failed: Domain has already been taken (update the existing block)")
         session.add(block)
         audit(session, viewer, "domain_block.create", block)
+        await session.flush()
+        await apply_block_changes(session, [(domain, None, block.severity, block.created_at)], at=moment)
+        await feeds.record_decision(
+            session, kind="domain", key=domain, decision=decision_of(block), source="api", at=moment
+        )
         await session.commit()
         return json_response(render_domain_block(block))
 
@@ -164,6 +174,7 @@ async def update_domain_block(request: web.Request) -> web.Response:
     params = await read_params(request)
     async with request.app[SESSIONS]() as session:
         block = await _block(session, path_id(request))
+        before = block.severity
         if "severity" in params:
             block.severity = _severity(params.text("severity", max_len=16), block.severity)
         for name in ("reject_media", "reject_reports", "obfuscate"):
@@ -174,6 +185,11 @@ async def update_domain_block(request: web.Request) -> web.Response:
                 setattr(block, name, params.text(name, "", max_len=5000) or "")
         block.updated_at = now()
         audit(session, viewer, "domain_block.update", block)
+        await session.flush()
+        await apply_block_changes(session, [(block.domain, before, block.severity, block.created_at)], at=now())
+        await feeds.record_decision(
+            session, kind="domain", key=block.domain, decision=decision_of(block), source="api", at=now()
+        )
         await session.commit()
         return json_response(render_domain_block(block))
 
@@ -185,5 +201,8 @@ async def delete_domain_block(request: web.Request) -> web.Response:
         block = await _block(session, path_id(request))
         audit(session, viewer, "domain_block.delete", block)
         await session.delete(block)
+        await session.flush()
+        await apply_block_changes(session, [(block.domain, block.severity, None, block.created_at)], at=now())
+        await feeds.record_decision(session, kind="domain", key=block.domain, decision=None, source="api", at=now())
         await session.commit()
     return json_response({})

@@ -798,15 +798,10 @@ async def report_messages(request: web.Request) -> web.Response:
         if forward and not sender.local and config.get("federation", "enabled"):
             inbox = sender.shared_inbox_url or sender.inbox_url
             if inbox:
-                from federation.documents import flag_activity, instance_actor_url
-                from server.outbox import activity_uri
+                from server.reports import queue_flag
 
-                instance_actor = instance_actor_url(config.base_url)
-                flag = flag_activity(activity_uri(config), instance_actor, [sender_uri], comment)
-                flag["e2ee:revealed"] = [
-                    {**revealed.to_json(), "stamp": sender_stamps[i]} for i, (revealed, *_) in enumerate(parsed)
-                ]
-                await enqueue(session, config.base_url, actor_account_id=None, activity=flag, inboxes=[inbox])
+                stamped = [{**revealed.to_json(), "stamp": sender_stamps[i]} for i, (revealed, *_) in enumerate(parsed)]
+                await queue_flag(session, config, [sender_uri], comment, [inbox], extra={"e2ee:revealed": stamped})
                 forwarded = True
         await session.commit()
     log.info("e2ee report %s filed (%s messages)", report.id, len(parsed))

@@ -158,7 +158,7 @@ async def instance_v1(request: web.Request) -> web.Response:
                 "polls": dict(_POLLS_CONFIG),
             },
             "contact_account": contact,
-            "rules": [],
+            "rules": await _rules(request),
         }
     )
 
@@ -199,15 +199,22 @@ async def instance_v2(request: web.Request) -> web.Response:
             "registrations": {"enabled": open_, "approval_required": approval, "message": None, "url": None},
             "api_versions": {"mastodon": 2},
             "contact": {"email": config.get("instance", "contact_email"), "account": contact},
-            "rules": [],
+            "rules": await _rules(request),
         }
     )
 
 
+async def _rules(request: web.Request) -> list[dict[str, Any]]:
+    """The server rules (Mastodon's ``Rule`` entities), in their order."""
+    from server.reports import active_rules, render_rule
+
+    async with request.app[READ_SESSIONS]() as session:
+        return [render_rule(rule) for rule in await active_rules(session)]
+
+
 @routes.get("/api/v1/instance/rules")
 async def instance_rules(request: web.Request) -> web.Response:
-    # Server rules arrive with the moderation issue; until then the instance states none.
-    return json_response([])
+    return json_response(await _rules(request))
 
 
 @routes.get("/api/v1/instance/peers")

@@ -8,7 +8,8 @@ viewer (as on Mastodon; anonymous searches get no statuses). Hashtags: by prefix
 With ``resolve=true`` and a logged-in viewer, a remote handle (``@name@host``) is looked up
 through WebFinger and an ``https://`` URL is fetched (an actor or a post), as Mastodon does;
 what was found is stored and answered like any known account or status. Known remote accounts
-match by handle.
+match by handle. Limited accounts (their own limit or their domain's) and their posts are left
+out for viewers who do not follow them, except when asked for by full handle.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from server.errors import Unauthorized, Unprocessable
 from server.models import Account, Status, Tag
 from server.status_entities import render_statuses, render_tag
 from server.statuses import blocked_ids, followed_ids, visible_clause
+from server.timelines import not_limited
 from server.web import CONFIG, SESSIONS, Params, Routes, json_response, read_params
 
 MAX_QUERY_CHARS = 500
@@ -128,6 +130,12 @@ async def search_accounts(
                 Account.display_name.ilike(like_pattern(name), escape=ESCAPE),
             )
         )
+        # Limited accounts are found by their full handle, or by those who follow them.
+        limited = Account.silenced_at.is_not(None)
+        if viewer_id is None:
+            query = query.where(~limited)
+        else:
+            query = query.where(or_(~limited, Account.id == viewer_id, Account.id.in_(followed_ids(viewer_id))))
     if viewer_id is not None:
         blocking, blocked_by = blocked_ids(viewer_id)
         query = query.where(Account.id.not_in(blocking), Account.id.not_in(blocked_by))
@@ -159,6 +167,7 @@ async def search_statuses(
         Status.reblog_of_id.is_(None),
         Status.text.ilike(like_pattern(term), escape=ESCAPE),
         visible_clause(viewer_id),
+        not_limited(viewer_id),
     )
     if account_id is not None:
         query = query.where(Status.account_id == account_id)

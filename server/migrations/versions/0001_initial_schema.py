@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 13:27:23.725463
+Create Date: 2026-11-21 13:32:48.995859
 """
 
 from __future__ import annotations
@@ -70,6 +70,14 @@ def upgrade() -> None:
         sa.UniqueConstraint("username_lower", "domain", name=op.f("uq_accounts_username_lower_domain")),
     )
     op.create_table(
+        "domain_allows",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("domain", sa.String(length=255), nullable=False),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_domain_allows")),
+        sa.UniqueConstraint("domain", name=op.f("uq_domain_allows_domain")),
+    )
+    op.create_table(
         "domain_blocks",
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("domain", sa.String(length=255), nullable=False),
@@ -81,9 +89,16 @@ def upgrade() -> None:
         sa.Column("public_comment", sa.Text(), nullable=False),
         sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("managed_by", sa.BigInteger(), nullable=True),
+        sa.Column("managed_policy", sa.String(length=8), nullable=True),
+        sa.Column("managed_filters", sa.JSON(), nullable=False),
+        sa.Column("managed_labels", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_domain_blocks")),
         sa.UniqueConstraint("domain", name=op.f("uq_domain_blocks_domain")),
     )
+    with op.batch_alter_table("domain_blocks", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_domain_blocks_managed_by"), ["managed_by"], unique=False)
+
     op.create_table(
         "domain_health",
         sa.Column("domain", sa.String(length=255), nullable=False),
@@ -101,6 +116,35 @@ def upgrade() -> None:
         sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("retired_at", server.models.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("key_id", name=op.f("pk_e2ee_stamp_keys")),
+    )
+    op.create_table(
+        "feed_entries",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("change_id", sa.String(length=36), nullable=False),
+        sa.Column("entry_id", sa.String(length=2048), nullable=False),
+        sa.Column("entity_kind", sa.String(length=16), nullable=False),
+        sa.Column("entity_key", sa.String(length=2048), nullable=False),
+        sa.Column("entry_type", sa.String(length=16), nullable=False),
+        sa.Column("audience", sa.String(length=16), nullable=False),
+        sa.Column("key_id", sa.String(length=2048), nullable=False),
+        sa.Column("state", sa.String(length=64), nullable=False),
+        sa.Column("source", sa.String(length=64), nullable=False),
+        sa.Column("document", sa.Text(), nullable=False),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_feed_entries")),
+        sa.UniqueConstraint("change_id", name=op.f("uq_feed_entries_change_id")),
+        sa.UniqueConstraint("entry_id", name=op.f("uq_feed_entries_entry_id")),
+    )
+    with op.batch_alter_table("feed_entries", schema=None) as batch_op:
+        batch_op.create_index("ix_feed_entries_entity_kind_entity_key", ["entity_kind", "entity_key"], unique=False)
+
+    op.create_table(
+        "feed_state",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("last_change_id", sa.String(length=36), nullable=False),
+        sa.Column("updated_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_feed_state")),
     )
     op.create_table(
         "jobs",
@@ -121,6 +165,17 @@ def upgrade() -> None:
         batch_op.create_index("ix_jobs_state_next_attempt_at", ["state", "next_attempt_at"], unique=False)
 
     op.create_table(
+        "moderation_keys",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("key_id", sa.String(length=2048), nullable=False),
+        sa.Column("public_multibase", sa.String(length=128), nullable=False),
+        sa.Column("private_pem", sa.Text(), nullable=True),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_moderation_keys")),
+        sa.UniqueConstraint("key_id", name=op.f("uq_moderation_keys_key_id")),
+    )
+    op.create_table(
         "oauth_apps",
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
@@ -134,6 +189,64 @@ def upgrade() -> None:
         sa.UniqueConstraint("client_id", name=op.f("uq_oauth_apps_client_id")),
     )
     op.create_table(
+        "relationship_severance_events",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("type", sa.String(length=32), nullable=False),
+        sa.Column("target_name", sa.String(length=255), nullable=False),
+        sa.Column("purged", sa.Boolean(), nullable=False),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_relationship_severance_events")),
+    )
+    op.create_table(
+        "rules",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("hint", sa.Text(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("deleted_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_rules")),
+    )
+    op.create_table(
+        "subscriptions",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("url", sa.String(length=2048), nullable=False),
+        sa.Column("format", sa.String(length=24), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("mode", sa.String(length=8), nullable=False),
+        sa.Column("trust_weight", sa.Integer(), nullable=False),
+        sa.Column("max_policy", sa.String(length=8), nullable=False),
+        sa.Column("retraction_mode", sa.String(length=8), nullable=False),
+        sa.Column("independence_group", sa.String(length=200), nullable=True),
+        sa.Column("priority", sa.Integer(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("interval_seconds", sa.Integer(), nullable=False),
+        sa.Column("feed_id", sa.String(length=2048), nullable=True),
+        sa.Column("publisher", sa.String(length=2048), nullable=True),
+        sa.Column("snapshot_url", sa.String(length=2048), nullable=True),
+        sa.Column("changes_url", sa.String(length=2048), nullable=True),
+        sa.Column("pinned_keys", sa.JSON(), nullable=False),
+        sa.Column("cursor", sa.String(length=64), nullable=True),
+        sa.Column("etag_url", sa.String(length=2048), nullable=True),
+        sa.Column("etag", sa.String(length=512), nullable=True),
+        sa.Column("last_modified", sa.String(length=128), nullable=True),
+        sa.Column("last_sync_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_success_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_result", sa.JSON(), nullable=False),
+        sa.Column("last_error", sa.String(length=255), nullable=True),
+        sa.Column("consecutive_failures", sa.Integer(), nullable=False),
+        sa.Column("next_sync_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("sync_locked_until", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_subscriptions")),
+    )
+    with op.batch_alter_table("subscriptions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_subscriptions_changes_url"), ["changes_url"], unique=False)
+        batch_op.create_index(batch_op.f("ix_subscriptions_next_sync_at"), ["next_sync_at"], unique=False)
+
+    op.create_table(
         "tags",
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("name", sa.String(length=100), nullable=False),
@@ -141,6 +254,32 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tags")),
         sa.UniqueConstraint("name", name=op.f("uq_tags_name")),
     )
+    op.create_table(
+        "account_severance_events",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("account_id", sa.BigInteger(), nullable=False),
+        sa.Column("event_id", sa.BigInteger(), nullable=False),
+        sa.Column("followers_count", sa.Integer(), nullable=False),
+        sa.Column("following_count", sa.Integer(), nullable=False),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_account_severance_events_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["event_id"],
+            ["relationship_severance_events.id"],
+            name=op.f("fk_account_severance_events_event_id_relationship_severance_events"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_account_severance_events")),
+    )
+    with op.batch_alter_table("account_severance_events", schema=None) as batch_op:
+        batch_op.create_index("ix_account_severance_events_account_id_id", ["account_id", "id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_account_severance_events_event_id"), ["event_id"], unique=False)
+
     op.create_table(
         "actor_keys",
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
@@ -387,6 +526,37 @@ def upgrade() -> None:
         sa.UniqueConstraint("code", name=op.f("uq_invites_code")),
     )
     op.create_table(
+        "moderation_drafts",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("entity_kind", sa.String(length=16), nullable=False),
+        sa.Column("entity_key", sa.String(length=2048), nullable=False),
+        sa.Column("action", sa.String(length=16), nullable=False),
+        sa.Column("policy", sa.String(length=8), nullable=True),
+        sa.Column("filters", sa.JSON(), nullable=False),
+        sa.Column("labels", sa.JSON(), nullable=False),
+        sa.Column("previous_policy", sa.String(length=8), nullable=True),
+        sa.Column("owner_subscription_id", sa.BigInteger(), nullable=True),
+        sa.Column("previous_owner_subscription_id", sa.BigInteger(), nullable=True),
+        sa.Column("supporters", sa.JSON(), nullable=False),
+        sa.Column("reasons", sa.JSON(), nullable=False),
+        sa.Column("review", sa.JSON(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("decided_by_account_id", sa.BigInteger(), nullable=True),
+        sa.Column("decided_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["decided_by_account_id"],
+            ["accounts.id"],
+            name=op.f("fk_moderation_drafts_decided_by_account_id_accounts"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_moderation_drafts")),
+    )
+    with op.batch_alter_table("moderation_drafts", schema=None) as batch_op:
+        batch_op.create_index("ix_moderation_drafts_state_id", ["state", "id"], unique=False)
+
+    op.create_table(
         "mutes",
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("account_id", sa.BigInteger(), nullable=False),
@@ -466,6 +636,28 @@ def upgrade() -> None:
         sa.Column("category", sa.String(length=32), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("rule_ids", sa.JSON(), nullable=False),
+        sa.Column("assigned_account_id", sa.BigInteger(), nullable=True),
+        sa.Column("action_taken_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("action_taken_by_account_id", sa.BigInteger(), nullable=True),
+        sa.Column("updated_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("forward_requested", sa.Boolean(), nullable=False),
+        sa.Column("forward_to_domains", sa.JSON(), nullable=False),
+        sa.Column("forwarded_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("forwarded_to", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["action_taken_by_account_id"],
+            ["accounts.id"],
+            name=op.f("fk_reports_action_taken_by_account_id_accounts"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["assigned_account_id"],
+            ["accounts.id"],
+            name=op.f("fk_reports_assigned_account_id_accounts"),
+            ondelete="SET NULL",
+        ),
         sa.ForeignKeyConstraint(
             ["reporter_account_id"],
             ["accounts.id"],
@@ -549,6 +741,65 @@ def upgrade() -> None:
         batch_op.create_index("ix_statuses_visibility_id", ["visibility", "id"], unique=False)
 
     op.create_table(
+        "subscription_opinions",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("subscription_id", sa.BigInteger(), nullable=False),
+        sa.Column("entity_kind", sa.String(length=16), nullable=False),
+        sa.Column("entity_key", sa.String(length=2048), nullable=False),
+        sa.Column("policy", sa.String(length=8), nullable=False),
+        sa.Column("filters", sa.JSON(), nullable=False),
+        sa.Column("labels", sa.JSON(), nullable=False),
+        sa.Column("entry_id", sa.String(length=2048), nullable=False),
+        sa.Column("change_id", sa.String(length=64), nullable=True),
+        sa.Column("derived_from", sa.JSON(), nullable=False),
+        sa.Column("expires", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("reason", sa.JSON(), nullable=False),
+        sa.Column("absences", sa.Integer(), nullable=False),
+        sa.Column("updated_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["subscription_id"],
+            ["subscriptions.id"],
+            name=op.f("fk_subscription_opinions_subscription_id_subscriptions"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_subscription_opinions")),
+        sa.UniqueConstraint(
+            "subscription_id",
+            "entity_kind",
+            "entity_key",
+            name=op.f("uq_subscription_opinions_subscription_id_entity_kind_entity_key"),
+        ),
+    )
+    op.create_table(
+        "account_warnings",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("target_account_id", sa.BigInteger(), nullable=False),
+        sa.Column("account_id", sa.BigInteger(), nullable=True),
+        sa.Column("action", sa.String(length=32), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("status_ids", sa.JSON(), nullable=False),
+        sa.Column("report_id", sa.BigInteger(), nullable=True),
+        sa.Column("details", sa.JSON(), nullable=False),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("overruled_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_account_warnings_account_id_accounts"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["report_id"], ["reports.id"], name=op.f("fk_account_warnings_report_id_reports"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["target_account_id"],
+            ["accounts.id"],
+            name=op.f("fk_account_warnings_target_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_account_warnings")),
+    )
+    with op.batch_alter_table("account_warnings", schema=None) as batch_op:
+        batch_op.create_index("ix_account_warnings_target_account_id_id", ["target_account_id", "id"], unique=False)
+
+    op.create_table(
         "deliveries",
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("activity_id", sa.BigInteger(), nullable=False),
@@ -625,6 +876,32 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("mentions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_mentions_account_id"), ["account_id"], unique=False)
+
+    op.create_table(
+        "moderation_notes",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("report_id", sa.BigInteger(), nullable=True),
+        sa.Column("target_account_id", sa.BigInteger(), nullable=True),
+        sa.Column("account_id", sa.BigInteger(), nullable=True),
+        sa.Column("content", sa.Text(), nullable=False),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_moderation_notes_account_id_accounts"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["report_id"], ["reports.id"], name=op.f("fk_moderation_notes_report_id_reports"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["target_account_id"],
+            ["accounts.id"],
+            name=op.f("fk_moderation_notes_target_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_moderation_notes")),
+    )
+    with op.batch_alter_table("moderation_notes", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_moderation_notes_report_id"), ["report_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_moderation_notes_target_account_id"), ["target_account_id"], unique=False)
 
     op.create_table(
         "notifications",
@@ -721,6 +998,7 @@ def upgrade() -> None:
         sa.Column("invite_id", sa.BigInteger(), nullable=True),
         sa.Column("locale", sa.String(length=16), nullable=False),
         sa.Column("must_change_password", sa.Boolean(), nullable=False),
+        sa.Column("disabled", sa.Boolean(), nullable=False),
         sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("last_login_at", server.models.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
@@ -733,6 +1011,37 @@ def upgrade() -> None:
         sa.UniqueConstraint("account_id", name=op.f("uq_users_account_id")),
         sa.UniqueConstraint("email", name=op.f("uq_users_email")),
     )
+    op.create_table(
+        "appeals",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("account_warning_id", sa.BigInteger(), nullable=False),
+        sa.Column("account_id", sa.BigInteger(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("decided_by_account_id", sa.BigInteger(), nullable=True),
+        sa.Column("decided_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_appeals_account_id_accounts"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["account_warning_id"],
+            ["account_warnings.id"],
+            name=op.f("fk_appeals_account_warning_id_account_warnings"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["decided_by_account_id"],
+            ["accounts.id"],
+            name=op.f("fk_appeals_decided_by_account_id_accounts"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_appeals")),
+        sa.UniqueConstraint("account_warning_id", name=op.f("uq_appeals_account_warning_id")),
+    )
+    with op.batch_alter_table("appeals", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_appeals_account_id"), ["account_id"], unique=False)
+
     op.create_table(
         "oauth_codes",
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
@@ -753,6 +1062,38 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_oauth_codes")),
         sa.UniqueConstraint("code_hash", name=op.f("uq_oauth_codes_code_hash")),
+    )
+    op.create_table(
+        "moderation_notification_links",
+        sa.Column("notification_id", sa.BigInteger(), nullable=False),
+        sa.Column("report_id", sa.BigInteger(), nullable=True),
+        sa.Column("account_warning_id", sa.BigInteger(), nullable=True),
+        sa.Column("appeal_id", sa.BigInteger(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_warning_id"],
+            ["account_warnings.id"],
+            name=op.f("fk_moderation_notification_links_account_warning_id_account_warnings"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["appeal_id"],
+            ["appeals.id"],
+            name=op.f("fk_moderation_notification_links_appeal_id_appeals"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["notification_id"],
+            ["notifications.id"],
+            name=op.f("fk_moderation_notification_links_notification_id_notifications"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["report_id"],
+            ["reports.id"],
+            name=op.f("fk_moderation_notification_links_report_id_reports"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("notification_id", name=op.f("pk_moderation_notification_links")),
     )
     op.create_table(
         "oauth_tokens",
@@ -873,7 +1214,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_oauth_tokens_app_id"))
 
     op.drop_table("oauth_tokens")
+    op.drop_table("moderation_notification_links")
     op.drop_table("oauth_codes")
+    with op.batch_alter_table("appeals", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_appeals_account_id"))
+
+    op.drop_table("appeals")
     op.drop_table("users")
     with op.batch_alter_table("status_tags", schema=None) as batch_op:
         batch_op.drop_index("ix_status_tags_tag_id_status_id")
@@ -890,6 +1236,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_notifications_account_id_id")
 
     op.drop_table("notifications")
+    with op.batch_alter_table("moderation_notes", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_moderation_notes_target_account_id"))
+        batch_op.drop_index(batch_op.f("ix_moderation_notes_report_id"))
+
+    op.drop_table("moderation_notes")
     with op.batch_alter_table("mentions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_mentions_account_id"))
 
@@ -908,6 +1259,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_deliveries_domain"))
 
     op.drop_table("deliveries")
+    with op.batch_alter_table("account_warnings", schema=None) as batch_op:
+        batch_op.drop_index("ix_account_warnings_target_account_id_id")
+
+    op.drop_table("account_warnings")
+    op.drop_table("subscription_opinions")
     with op.batch_alter_table("statuses", schema=None) as batch_op:
         batch_op.drop_index("ix_statuses_visibility_id")
         batch_op.drop_index("ix_statuses_thread_root_id")
@@ -936,6 +1292,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_mutes_target_account_id"))
 
     op.drop_table("mutes")
+    with op.batch_alter_table("moderation_drafts", schema=None) as batch_op:
+        batch_op.drop_index("ix_moderation_drafts_state_id")
+
+    op.drop_table("moderation_drafts")
     op.drop_table("invites")
     with op.batch_alter_table("inbox_items", schema=None) as batch_op:
         batch_op.drop_index("ix_inbox_items_state_next_attempt_at")
@@ -974,14 +1334,36 @@ def downgrade() -> None:
         batch_op.drop_index("ix_actor_keys_account_id_kind")
 
     op.drop_table("actor_keys")
+    with op.batch_alter_table("account_severance_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_account_severance_events_event_id"))
+        batch_op.drop_index("ix_account_severance_events_account_id_id")
+
+    op.drop_table("account_severance_events")
     op.drop_table("tags")
+    with op.batch_alter_table("subscriptions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_subscriptions_next_sync_at"))
+        batch_op.drop_index(batch_op.f("ix_subscriptions_changes_url"))
+
+    op.drop_table("subscriptions")
+    op.drop_table("rules")
+    op.drop_table("relationship_severance_events")
     op.drop_table("oauth_apps")
+    op.drop_table("moderation_keys")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index("ix_jobs_state_next_attempt_at")
 
     op.drop_table("jobs")
+    op.drop_table("feed_state")
+    with op.batch_alter_table("feed_entries", schema=None) as batch_op:
+        batch_op.drop_index("ix_feed_entries_entity_kind_entity_key")
+
+    op.drop_table("feed_entries")
     op.drop_table("e2ee_stamp_keys")
     op.drop_table("domain_health")
+    with op.batch_alter_table("domain_blocks", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_domain_blocks_managed_by"))
+
     op.drop_table("domain_blocks")
+    op.drop_table("domain_allows")
     op.drop_table("accounts")
     # ### end Alembic commands ###
