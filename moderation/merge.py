@@ -77,10 +77,11 @@ from __future__ import annotations
 import contextlib
 import enum
 import gc
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
-from itertools import compress, groupby, repeat
+from itertools import chain, compress, groupby, repeat
 from operator import attrgetter
 from typing import Any, NamedTuple, cast
 
@@ -549,6 +550,7 @@ class _Sub:
         "kinds",
         "labels",
         "origin",
+        "preference",
         "priority",
         "shared",
         "sub",
@@ -569,6 +571,7 @@ class _Sub:
         self.origin = sub.id  # subscriptions sharing a group or feed id share this
         self.tokens: tuple[str, ...] = ()  # what another entry's derived_from may name
         self.shared: tuple[str, ...] = ()  # those of the tokens another subscription holds too
+        self.preference = 0  # position by (largest weight, highest priority, smallest id)
 
 
 def _link_subscriptions(ordered: list[_Sub]) -> list[int]:
@@ -759,20 +762,35 @@ class _Context:
                 holders[token] = holders.get(token, 0) + 1
         for sub in self.subs.values():
             sub.shared = tuple(token for token in dict.fromkeys(sub.tokens) if holders[token] > 1)
+        by_preference = sorted(self.subs.values(), key=lambda sub: (-sub.weight, -sub.priority, sub.id))
+        for position, sub in enumerate(by_preference):
+            sub.preference = position
         self.static_tokens = frozenset(holders)
         self.entity_rules: frozenset[tuple[str, str]] = frozenset(
             {*self.manual, *self.never_retract, *self.never_apply}
         )
         self.domain_rules = self.allows | self.excludes | frozenset(self.manual_domains)
+        self.relink: set[tuple[str, str]] = set()  # filled by _collect_runs
+        self.tagged: set[tuple[str, str]] = set()  # entities with an opinion carrying filters or labels
 
 
 _JUST_THRESHOLD = (Reason.THRESHOLD,)
 
 
+_ORDERED: dict[tuple[Reason, ...], tuple[Reason, ...]] = {}  # a few dozen combinations occur
+
+
 def _ordered(reasons: Sequence[Reason]) -> tuple[Reason, ...]:
+    """The reasons without repeats in :class:`Reason` order (one shared tuple per combination)."""
     if len(reasons) == 1 and reasons[0] is Reason.THRESHOLD:
         return _JUST_THRESHOLD
-    return tuple(sorted(set(reasons), key=_REASON_ORDER.__getitem__))
+    given = tuple(reasons)
+    found = _ORDERED.get(given)
+    if found is None:
+        found = tuple(sorted(set(given), key=_REASON_ORDER.__getitem__))
+        if len(_ORDERED) < 4096:
+            _ORDERED[given] = found
+    return found
 
 
 def _union(sets: Iterable[frozenset[str]]) -> frozenset[str]:
@@ -1262,13 +1280,67 @@ _get_key = attrgetter("entity_key")
 _get_policy = attrgetter("policy")
 _get_expires = attrgetter("expires")
 _get_derived = attrgetter("derived_from")
+_get_entry_id = attrgetter("entry_id")
+_get_filters = attrgetter("filters")
+_get_labels = attrgetter("labels")
 _rank_of = _RANK.__getitem__
 _new_tuple = tuple.__new__
 
 
-def _collect_runs(opinions: Iterable[Opinion], ctx: _Context, now: datetime) -> dict[str, dict[str, list[_Vote]]]:
-    """What :func:`_collect` returns (same buckets, same order, same side sets), run by run."""
-    by_kind: dict[str, dict[str, list[_Vote]]] = {}
+# Change's fields in declaration order, each with its slot's setter: _new_change fills a Change
+# without the frozen dataclass __init__ (an object.__setattr__ call per field, twice the cost).
+_CHANGE_FIELDS = (
+    "entity",
+    "action",
+    "policy",
+    "filters",
+    "labels",
+    "owner",
+    "previous_policy",
+    "previous_owner",
+    "merged_policy",
+    "supporters",
+    "draft",
+    "reasons",
+    "review",
+    "affects_follows",
+)
+if tuple(f.name for f in fields(Change)) != _CHANGE_FIELDS:  # pragma: no cover
+    raise RuntimeError("_CHANGE_FIELDS is out of step with Change")
+_CHANGE_SETTERS = tuple(getattr(Change, name).__set__ for name in _CHANGE_FIELDS)
+
+
+def _new_change(*values: object) -> Change:
+    """``Change(**dict(zip(_CHANGE_FIELDS, values)))``, without the frozen __init__'s overhead."""
+    change: Change = object.__new__(Change)
+    for set_field, value in zip(_CHANGE_SETTERS, values):
+        set_field(change, value)
+    return change
+
+
+def _drain(calls: Iterable[object]) -> None:
+    """Run an iterator of calls for their effect (in C, keeping nothing)."""
+    deque(calls, maxlen=0)
+
+
+# A bucket of the fast path: the votes of one entity laid flat, ``rank, sub, opinion`` repeated
+# (no tuple per vote to allocate, keep and later chase through memory).
+_Flat = list[Any]
+
+
+def _votes(flat: _Flat) -> list[_Vote]:
+    it = iter(flat)
+    return cast("list[_Vote]", list(zip(it, it, it)))
+
+
+def _collect_runs(opinions: Iterable[Opinion], ctx: _Context, now: datetime) -> dict[str, dict[str, _Flat]]:
+    """What :func:`_collect` finds (same votes in the same order, same side sets), run by run.
+
+    Also fills ``ctx.relink``: the entities whose votes need the union-find (a ``derived_from``,
+    or an entry id that more than one admitted opinion carries).
+    """
+    by_kind: dict[str, dict[str, _Flat]] = {}
+    admitted: list[tuple[str | None, list[Opinion]]] = []  # kind None: per opinion
     find_sub = ctx.subs.get
     previous: _Sub | None = None
     in_order = True
@@ -1282,34 +1354,45 @@ def _collect_runs(opinions: Iterable[Opinion], ctx: _Context, now: datetime) -> 
         previous = sub
         kinds = set(map(_get_kind, run))
         if len(kinds) != 1 or sub.labels is not None or sub.cap != 3 or any(map(_get_expires, run)):
-            _collect_run(run, sub, ctx, now, by_kind)
+            admitted.append((None, _collect_run(run, sub, ctx, now, by_kind)))
             continue
         kind = kinds.pop()
         if kind not in sub.kinds:
             continue
-        by_key = by_kind.setdefault(kind, {})
+        admitted.append((kind, run))
+        by_key = by_kind.get(kind)
+        if by_key is None:
+            by_key = by_kind[kind] = defaultdict(list)
         if any(map(_get_derived, run)):
             ctx.derived.update((kind, op.entity_key) for op in compress(run, map(_get_derived, run)))
-        find = by_key.get
-        for key, vote in zip(map(_get_key, run), zip(map(_rank_of, map(_get_policy, run)), repeat(sub), run)):
-            bucket = find(key)
-            if bucket is None:
-                by_key[key] = [vote]
-            else:
-                bucket.append(vote)
+        if any(map(_get_filters, run)) or any(map(_get_labels, run)):
+            ctx.tagged.update((kind, op.entity_key) for op in run if op.filters or op.labels)
+        # All in C: each opinion's bucket (created on first use), extended by its vote.
+        buckets = map(by_key.__getitem__, map(_get_key, run))
+        _drain(map(list.extend, buckets, zip(map(_rank_of, map(_get_policy, run)), repeat(sub), run)))
+    ctx.relink.update(ctx.derived)
+    entry_ids = list(chain.from_iterable(map(_get_entry_id, ops) for _, ops in admitted))
+    if len(set(entry_ids)) < len(entry_ids):
+        repeated = {entry_id for entry_id, times in Counter(entry_ids).items() if times > 1}
+        for only_kind, ops in admitted:
+            for op in compress(ops, map(repeated.__contains__, map(_get_entry_id, ops))):
+                ctx.relink.add((only_kind or op.entity_kind, op.entity_key))
     if not in_order:
         for by_key in by_kind.values():
-            for bucket in by_key.values():
-                if len(bucket) > 1:
-                    bucket.sort(key=lambda vote: vote[1].bit)
+            for key, bucket in by_key.items():
+                if len(bucket) > 3:
+                    votes = _votes(bucket)
+                    votes.sort(key=lambda vote: vote[1].bit)
+                    by_key[key] = list(chain.from_iterable(votes))
     return by_kind
 
 
 def _collect_run(
-    run: list[Opinion], sub: _Sub, ctx: _Context, now: datetime, by_kind: dict[str, dict[str, list[_Vote]]]
-) -> None:
-    """One subscription's run of opinions the per-opinion way (the body of :func:`_collect`)."""
+    run: list[Opinion], sub: _Sub, ctx: _Context, now: datetime, by_kind: dict[str, dict[str, _Flat]]
+) -> list[Opinion]:
+    """One subscription's run the per-opinion way (the body of :func:`_collect`); the admitted."""
     kinds, labels, cap = sub.kinds, sub.labels, sub.cap
+    admitted: list[Opinion] = []
     for op in run:
         kind = op.entity_kind
         if kind not in kinds or (labels is not None and labels.isdisjoint(op.labels)):
@@ -1325,7 +1408,14 @@ def _collect_run(
             rank = cap
         if op.derived_from:
             ctx.derived.add((kind, op.entity_key))
-        by_kind.setdefault(kind, {}).setdefault(op.entity_key, []).append((rank, sub, op))
+        if op.filters or op.labels:
+            ctx.tagged.add((kind, op.entity_key))
+        by_key = by_kind.get(kind)
+        if by_key is None:
+            by_key = by_kind[kind] = defaultdict(list)
+        by_key[op.entity_key].extend((rank, sub, op))
+        admitted.append(op)
+    return admitted
 
 
 def _linked_fast(votes: list[_Vote], static_tokens: frozenset[str]) -> list[list[int]]:
@@ -1402,46 +1492,47 @@ def _support_fast(votes: list[_Vote], sums: list[int], groups: list[list[int]]) 
     return support
 
 
-def _first_duplicate(by_kind: dict[str, dict[str, list[_Vote]]]) -> MergeInputError:
+def _first_duplicate(by_kind: dict[str, dict[str, _Flat]]) -> MergeInputError:
     """The duplicate the reference path reports: the first in bucket order."""
     for kind, by_key in by_kind.items():
-        for key, votes in by_key.items():
+        for key, bucket in by_key.items():
             seen = 0
-            for _, sub, _ in votes:
+            for _, sub, _ in _votes(bucket):
                 if seen & sub.bit:
-                    return _duplicate(kind, key, votes)
+                    return _duplicate(kind, key, _votes(bucket))
                 seen |= sub.bit
     raise AssertionError("no duplicate")  # pragma: no cover
 
 
 def _fast_changes(
-    ctx: _Context, by_kind: dict[str, dict[str, list[_Vote]]], managed: dict[str, dict[str, ManagedDecision]]
+    ctx: _Context, by_kind: dict[str, dict[str, _Flat]], managed: dict[str, dict[str, ManagedDecision]]
 ) -> list[Change]:
     """Every entity's change, in entity order: :func:`_fast_decide` where it can, else :func:`_decide`."""
     changes: list[Change] = []
     append = changes.append
     entity_rules, domain_rules = ctx.entity_rules, ctx.domain_rules
-    empty: dict[str, list[_Vote]] = {}
+    no_votes: dict[str, _Flat] = {}
+    no_decisions: dict[str, ManagedDecision] = {}
     try:
         for kind in sorted(by_kind.keys() | managed.keys()):
-            by_key = by_kind.get(kind, empty)
-            decisions = managed.get(kind)
-            find_managed = decisions.get if decisions else empty.get
+            by_key = by_kind.get(kind, no_votes)
+            decisions = managed.get(kind, no_decisions)
+            find_managed = decisions.get
             keys = sorted(by_key.keys() | decisions.keys()) if decisions else sorted(by_key)
             domain = kind == "domain"
             followed = ctx.followed_suffixes if domain else ctx.followed_actors
             for key in keys:
-                votes = by_key.get(key)
+                bucket = by_key.get(key)
                 decision = find_managed(key)
                 if (
-                    votes is None
+                    bucket is None
                     or (followed and key in followed)
                     or (entity_rules and (kind, key) in entity_rules)
                     or (domain and domain_rules and any(s in domain_rules for s in _suffixes(key)))
                 ):
-                    change = _decide(ctx, kind, key, votes or [], decision)
+                    change = _decide(ctx, kind, key, _votes(bucket) if bucket else [], decision)
                 else:
-                    change = _fast_decide(ctx, kind, key, votes, decision)
+                    change = _fast_decide(ctx, kind, key, _votes(bucket), decision)
                 if change is not None:
                     append(change)
     except MergeInputError:
@@ -1468,7 +1559,7 @@ def _fast_decide(
             seen |= sub.bit
             sums[rank] += sub.weight
         support = _cumulative(sums)
-        if (ctx.derived and (kind, key) in ctx.derived) or len({vote[2].entry_id for vote in votes}) < count:
+        if ctx.relink and (kind, key) in ctx.relink:
             groups = _linked_fast(votes, ctx.static_tokens)
         else:
             bits = 0
@@ -1484,6 +1575,7 @@ def _fast_decide(
     if level is None:
         return None if managed is None else _decide(ctx, kind, key, votes, managed)
 
+    entity = (kind, key)
     if level == _ACCEPT:
         backing = [vote for vote in votes if vote[0] == _ACCEPT]
     else:
@@ -1493,10 +1585,13 @@ def _fast_decide(
         filters, labels = backing[0][2].filters, backing[0][2].labels
     else:
         for _, sub, _ in backing:
-            if sub.priority > owner.priority:
+            if sub.priority > owner.priority:  # ties keep the smallest id: votes are in id order
                 owner = sub
-        filters = _union([op.filters for _, _, op in backing])
-        labels = _union([op.labels for _, _, op in backing])
+        if ctx.tagged and entity in ctx.tagged:
+            filters = _union([op.filters for _, _, op in backing])
+            labels = _union([op.labels for _, _, op in backing])
+        else:
+            filters = labels = _EMPTY
     policy = _BY_RANK[level]
     if managed is not None:
         if (
@@ -1509,7 +1604,6 @@ def _fast_decide(
         return _decide(ctx, kind, key, votes, managed)
 
     # A new decision: _Outcome.result with no previous decision, no pin, no follows.
-    entity = (kind, key)
     reasons: list[Reason] = []
     if ctx.expired and entity in ctx.expired:
         reasons.append(Reason.EXPIRED)
@@ -1525,37 +1619,55 @@ def _fast_decide(
     if draft:
         reasons.append(Reason.DRAFT_MODE)
 
-    # Supporters (_Outcome.supporters): in a group of copies only the representative counts.
-    if level == _ACCEPT:
-        counted = [vote[0] == _ACCEPT for vote in votes]
-    else:
-        counted = [vote[0] >= level for vote in votes]
+    # Supporters (_Outcome.supporters): a vote counts when it backs the level, except that in a
+    # group of copies only the representative does (largest weight, priority, smallest id).
+    uncounted: set[int] = set()
     for members in groups:
-        eligible = [i for i in members if counted[i]]
+        if level == _ACCEPT:
+            eligible = [i for i in members if votes[i][0] == _ACCEPT]
+        else:
+            eligible = [i for i in members if votes[i][0] >= level]
         if len(eligible) > 1:
-            chosen = min(eligible, key=lambda i: (-votes[i][1].weight, -votes[i][1].priority, votes[i][1].id))
-            for i in eligible:
-                if i != chosen:
-                    counted[i] = False
-    supporters = tuple(
-        [
-            _new_tuple(Supporter, (sub.id, op.entry_id, flag, _BY_RANK[rank]))
-            for (rank, sub, op), flag in zip(votes, counted)
-        ]
-    )
-    return Change(
-        entity=Entity(kind, key),
-        action=Action.ADD,
-        policy=policy,
-        filters=filters,
-        labels=labels,
-        owner=owner.id,
-        previous_policy=None,
-        previous_owner=None,
-        merged_policy=policy,
-        supporters=supporters,
-        draft=draft,
-        reasons=_ordered(reasons),
+            uncounted.update(eligible)
+            uncounted.discard(min(eligible, key=lambda i: votes[i][1].preference))
+    if uncounted:
+        supporters = tuple(
+            [
+                _new_tuple(
+                    Supporter,
+                    (
+                        sub.id,
+                        op.entry_id,
+                        (rank == _ACCEPT if level == _ACCEPT else rank >= level) and i not in uncounted,
+                        _BY_RANK[rank],
+                    ),
+                )
+                for i, (rank, sub, op) in enumerate(votes)
+            ]
+        )
+    elif level == _ACCEPT:
+        supporters = tuple(
+            [_new_tuple(Supporter, (sub.id, op.entry_id, rank == _ACCEPT, _BY_RANK[rank])) for rank, sub, op in votes]
+        )
+    else:
+        supporters = tuple(
+            [_new_tuple(Supporter, (sub.id, op.entry_id, rank >= level, _BY_RANK[rank])) for rank, sub, op in votes]
+        )
+    return _new_change(
+        _new_tuple(Entity, entity),
+        Action.ADD,
+        policy,
+        filters,
+        labels,
+        owner.id,
+        None,  # previous_policy
+        None,  # previous_owner
+        policy,  # merged_policy
+        supporters,
+        draft,
+        _ordered(reasons),
+        (),  # review
+        False,  # affects_follows
     )
 
 

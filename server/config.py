@@ -61,6 +61,25 @@ def _http_url(value: Any) -> str | None:
     return None
 
 
+def _link_or_empty(*schemes: str) -> Check:
+    def check(value: Any) -> str | None:
+        if value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not (parts.hostname or (parts.scheme == "mailto" and "@" in parts.path)):
+            return f"must be empty or an absolute {' or '.join(s + ':' for s in schemes)} address, got {value!r}"
+        return None
+
+    return check
+
+
+def _at_least(minimum: int) -> Check:
+    def check(value: Any) -> str | None:
+        return None if value >= minimum else f"must be at least {minimum}, got {value!r}"
+
+    return check
+
+
 def _db_url(value: Any) -> str | None:
     if value == "":
         return None
@@ -229,9 +248,14 @@ SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
                 bool, True, "Publish domain decisions in the signed feed (obfuscated blocks are never published)."
             ),
             "feed_name": KeySpec(str, "", "Name of the feed (empty: the instance name + 'moderation decisions')."),
-            "policy_url": KeySpec(str, "", "Page with the federation policy (empty: {base_url}/about)."),
+            "policy_url": KeySpec(
+                str, "", "Page with the federation policy (empty: {base_url}/about).", _link_or_empty("https", "http")
+            ),
             "appeals_contact": KeySpec(
-                str, "", "mailto: or https: address for appeals (empty: mailto:contact_email, else {base_url}/about)."
+                str,
+                "",
+                "mailto: or https: address for appeals (empty: mailto:contact_email, else {base_url}/about).",
+                _link_or_empty("mailto", "https", "http"),
             ),
             "feed_partners": KeySpec(
                 list,
@@ -241,6 +265,23 @@ SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
             ),
             "feed_push_to": KeySpec(
                 list, [], "Domains sent an ActivityPub Update (a pull hint) when the feed changes.", item_type=str
+            ),
+            "threshold_drop": KeySpec(
+                int, 3, "Summed trust weight of independent subscriptions needed to suspend a domain.", _at_least(1)
+            ),
+            "threshold_reject": KeySpec(
+                int, 3, "Summed trust weight needed to reject (refuse content from) a domain.", _at_least(1)
+            ),
+            "threshold_filter": KeySpec(int, 2, "Summed trust weight needed to limit (filter) a domain.", _at_least(1)),
+            "threshold_accept": KeySpec(
+                int, 1, "Summed trust weight needed for an allow recommendation.", _at_least(1)
+            ),
+            "circuit_breaker_changes": KeySpec(
+                int,
+                25,
+                "A sync changing more decisions than this (or 10 % of those subscriptions manage) becomes drafts "
+                "and alerts moderators.",
+                _at_least(1),
             ),
         },
     ),

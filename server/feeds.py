@@ -38,8 +38,8 @@ stores and serves it.
 
 Configuration reaches :func:`record_decision` without being passed (its callers are database
 code): the web app, the workers (``server/runner.py``) and every CLI command register their
-configuration for their engine (:func:`use_config`); a caller may also pass ``config=``. Without one nothing is published
-and a warning says to run ``hearthside feed publish``.
+configuration for their engine (:func:`use_config`); a caller may also pass ``config=``. Without
+one nothing is published and a warning says to run ``hearthside feed publish``.
 
 Logs carry change ids, entity kinds and reason codes, never comments or reasons.
 """
@@ -417,6 +417,13 @@ async def _append(
     return Published(change_id, entry.type, entry.entity_kind, entry.entity_key, audience)
 
 
+def _derived_from_of(row: FeedEntry) -> tuple[str, ...]:
+    upstream = json.loads(row.document).get("derivedFrom") or ()
+    if isinstance(upstream, str):
+        upstream = (upstream,)
+    return tuple(u for u in upstream if isinstance(u, str))
+
+
 async def _publish_opinion(
     session: AsyncSession,
     settings: FeedSettings,
@@ -438,6 +445,11 @@ async def _publish_opinion(
             return None
         assert latest is not None
         retracts = latest.change_id
+        if not derived_from:
+            # A re-published decision whose upstream support ended: the Retraction points at
+            # the same upstream entries as what it retracts (§6.c 21), so subscribers downstream
+            # see where it came from.
+            derived_from = _derived_from_of(latest)
 
         def retraction(change_id: str, entry_id: str, with_reason: bool = True) -> Entry:
             return Entry(

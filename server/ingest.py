@@ -696,9 +696,24 @@ async def _has_local_member(session: AsyncSession, group_id: int) -> bool:
     return found is not None
 
 
+async def _feed_push_hint(ctx: Context, url: str) -> None:
+    """A publisher's ``Update`` of its decision feed's changes collection (docs/moderation.md,
+    push hint): subscriptions with exactly that changes URL sync soon. Nothing is fetched here,
+    and only a URL on the sender's own origin counts (no one can make us pull elsewhere)."""
+    from server import subscriptions
+
+    if host_of(url) != host_of(ctx.actor.uri or "") or not url.startswith(("https://", "http://")):
+        raise Ignored("feed_hint_from_another_origin")
+    if not await subscriptions.push_hint(ctx.fed.sessions, url):
+        raise Ignored("feed_hint_for_no_subscription")
+
+
 async def on_update(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> None:
     obj = incoming.object
     fed = ctx.fed
+    if obj is None and isinstance(raw.get("object"), str):
+        await _feed_push_hint(ctx, raw["object"])
+        return
     if obj is None:
         raise Ignored("update_without_object")
     if obj.get("id") == ctx.actor.uri:

@@ -36,6 +36,12 @@ SCOPE_DESCRIPTIONS = {
     "admin:write:accounts": "Change roles, verification and instance invites as instance staff",
     "crypto": "End-to-end encrypted messages: devices, keys, ciphertext",
     "admin:read:reports": "See reports, including revealed encrypted messages, as instance staff",
+    "write:reports": "File reports and follow the outcome of your own reports",
+    "admin:write:reports": "Handle reports as instance staff: assign, resolve, notes, forwarding",
+    "admin:read": "See everything staff may see, including server rules and the audit log",
+    "admin:write": "Change everything staff may change, including server rules",
+    "admin:read:domain_blocks": "See domain blocks, subscriptions and drafts as instance staff",
+    "admin:write:domain_blocks": "Change domain blocks, subscriptions and drafts as instance staff",
 }
 
 

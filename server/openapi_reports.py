@@ -12,7 +12,6 @@ from typing import Any
 from server.openapi import (
     DATETIME,
     ID,
-    SCOPE_DESCRIPTIONS,
     TEXT_LIST,
     _body,
     _nullable,
@@ -22,14 +21,6 @@ from server.openapi import (
 )
 
 TAG = "moderation"
-# Scopes these operations use that the shared document does not describe yet (Mastodon's
-# names; all already in server.auth.SCOPES_SUPPORTED).
-EXTRA_SCOPES = {
-    "write:reports": "File reports and follow the outcome of your own reports",
-    "admin:write:reports": "Handle reports as instance staff: assign, resolve, notes, forwarding",
-    "admin:read": "See everything staff may see, including server rules and the audit log",
-    "admin:write": "Change everything staff may change, including server rules",
-}
 
 ACCOUNT = {"type": "object", "description": "Mastodon's Account entity"}
 OUTCOME = {"type": "string", "enum": ["received", "actioned", "declined"]}
@@ -114,7 +105,6 @@ def _list(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def paths() -> dict[str, Any]:
-    SCOPE_DESCRIPTIONS.update({k: v for k, v in EXTRA_SCOPES.items() if k not in SCOPE_DESCRIPTIONS})
     h = "/api/v1/hearthside"
     a = h + "/admin"
     report = _path_param("id", "A report's id")

@@ -8,7 +8,6 @@ from server.openapi import (
     DATETIME,
     ID,
     SCHEMAS,
-    SCOPE_DESCRIPTIONS,
     _body,
     _object,
     _operation,
@@ -127,8 +126,6 @@ def paths() -> dict[str, Any]:
     SCHEMAS.setdefault("Subscription", _SUBSCRIPTION)
     SCHEMAS.setdefault("SubscriptionSyncResult", _SYNC_RESULT)
     SCHEMAS.setdefault("ModerationDraft", _DRAFT)
-    SCOPE_DESCRIPTIONS.setdefault(READ, "See domain blocks, subscriptions and drafts as instance staff")
-    SCOPE_DESCRIPTIONS.setdefault(WRITE, "Change domain blocks, subscriptions and drafts as instance staff")
     s = "/api/v1/hearthside/admin/subscriptions"
     d = "/api/v1/hearthside/admin/moderation_drafts"
     sub_id = _id_param("A subscription's id")

@@ -53,6 +53,7 @@ from server.models import (
     Status,
     User,
 )
+from server.notify import MODERATION_TYPES
 from server.web import now
 
 log = logging.getLogger(__name__)
@@ -588,6 +589,19 @@ async def report_for_action(session: AsyncSession, report_id: int | None, target
     return report
 
 
+async def publish_account_state(session: AsyncSession, account: Account, kind: str, on: bool) -> None:
+    """A remote account suspended or limited here (or no longer) goes into the partner feed
+    (issue 5 item 4: account-level entries for partners only, expiring). The moderator's text is
+    not published: it is written for the member and may name people."""
+    if account.local or not account.uri or kind not in ("suspend", "silence"):
+        return
+    from server import feeds
+
+    await feeds.record_account_decision(
+        session, actor_uri=account.uri, policy=kind if on else None, reason="", expires=None, at=now()
+    )
+
+
 def apply_state(account: Account, user: User | None, kind: str, on: bool) -> None:
     """Set or clear the state an action stands for (``none`` has none)."""
     moment = now() if on else None
@@ -624,6 +638,11 @@ async def take_action(
         raise Unprocessable(f"type: {kind} applies to local accounts only")
     report = await report_for_action(session, report_id, account)
     apply_state(account, user, kind, True)
+    await publish_account_state(session, account, kind, True)
+    if kind == "suspend" and not account.local:
+        from server.relationships import drop_follows_of_suspended
+
+        await drop_follows_of_suspended(session, account)  # nothing for followers reaches it
     if kind == "disable" and user is not None:
         await _revoke_tokens(session, user)
     warning = await strike(
@@ -656,13 +675,14 @@ def is_in_state(account: Account, user: User | None, kind: str) -> bool:
     }[kind]
 
 
-def undo_action(session: AsyncSession, viewer: Viewer, account: Account, user: User | None, verb: str) -> None:
+async def undo_action(session: AsyncSession, viewer: Viewer, account: Account, user: User | None, verb: str) -> None:
     """``/unsuspend``, ``/unsilence``, ``/unsensitive``, ``/enable``: no strike, an audit entry."""
     kind = UNDO[verb]
     if not is_in_state(account, user, kind):
         raise Forbidden(f"This account is not {STATE_WORDS[kind]}")
     check_may_act_on(viewer, account, user)
     apply_state(account, user, kind, False)
+    await publish_account_state(session, account, kind, False)
     audit(session, viewer.account_id, f"account.{verb}", "account", account.id)
 
 
@@ -968,3 +988,50 @@ async def forward_report(
         report.id,
         details={"domains": wanted, "status_ids": [str(i) for i in chosen]},
     )
+
+
+async def notification_payloads(
+    session: AsyncSession, config: Config, notes: Sequence[Notification]
+) -> dict[int, dict[str, Any]]:
+    """What moderation notifications carry besides their type, by notification id: Mastodon's
+    ``report`` (``admin.report``; the reporter's outcome view for ``hearthside.report_resolved``)
+    and ``moderation_warning`` (strikes, and appeals decided or filed)."""
+    ids = [n.id for n in notes if n.type in MODERATION_TYPES]
+    if not ids:
+        return {}
+    links = {
+        link.notification_id: link
+        for link in await session.scalars(
+            select(ModerationNotificationLink).where(ModerationNotificationLink.notification_id.in_(ids))
+        )
+    }
+    report_ids = {link.report_id for link in links.values() if link.report_id is not None}
+    warning_ids = {link.account_warning_id for link in links.values() if link.account_warning_id is not None}
+    appeal_ids = {link.appeal_id for link in links.values() if link.appeal_id is not None}
+    reports = {r.id: r for r in await session.scalars(select(Report).where(Report.id.in_(report_ids)))}
+    if appeal_ids:
+        for appeal in await session.scalars(select(Appeal).where(Appeal.id.in_(appeal_ids))):
+            warning_ids.add(appeal.account_warning_id)
+    found = await session.scalars(select(AccountWarning).where(AccountWarning.id.in_(warning_ids)))
+    warnings = {w.id: w for w in found}
+    appeals = await appeals_of(session, warnings.keys())
+    account_ids = {r.target_account_id for r in reports.values()} | {w.target_account_id for w in warnings.values()}
+    accounts = {a.id: a for a in await session.scalars(select(Account).where(Account.id.in_(account_ids)))}
+    by_appeal = {a.id: a.account_warning_id for a in appeals.values()}
+    out: dict[int, dict[str, Any]] = {}
+    kinds = {n.id: n.type for n in notes}
+    for note_id, link in links.items():
+        payload: dict[str, Any] = {}
+        report = reports.get(link.report_id) if link.report_id is not None else None
+        if report is not None and (target := accounts.get(report.target_account_id)) is not None:
+            reporter_view = kinds[note_id] == "hearthside.report_resolved"
+            payload["report"] = (
+                render_member_report(config, report, target) if reporter_view else render_report(config, report, target)
+            )
+        warning_id = link.account_warning_id or (by_appeal.get(link.appeal_id) if link.appeal_id else None)
+        warning = warnings.get(warning_id) if warning_id is not None else None
+        if warning is not None and (target := accounts.get(warning.target_account_id)) is not None:
+            payload["moderation_warning"] = render_strike(config, warning, target, appeals.get(warning.id))
+        if payload:
+            out[note_id] = payload
+    return out

@@ -435,6 +435,9 @@ async def render_notifications(
         senders = await session.execute(select(Account).where(Account.id.in_(missing)))
         batch.accounts.update({a.id: a for a in senders.scalars()})
     events = await _severance_events(session, [n.id for n in notes if n.type == "severed_relationships"])
+    from server.reports import notification_payloads  # late: server.reports renders through this module
+
+    moderation = await notification_payloads(session, config, notes)
     out: list[dict[str, Any]] = []
     for note in notes:
         sender = batch.accounts.get(note.from_account_id)
@@ -449,6 +452,7 @@ async def render_notifications(
         }
         if note.id in events:
             data["event"] = events[note.id]
+        data.update(moderation.get(note.id, {}))
         if note.type in STATUS_TYPES or note.status_id is not None:
             status = statuses.get(note.status_id) if note.status_id is not None else None
             rendered = batch.status(status) if status is not None else None

@@ -467,7 +467,8 @@ async def create_status(
         "text": text,
         "content": rendered.html,
         "spoiler_text": draft.spoiler_text,
-        "sensitive": bool(draft.sensitive or draft.spoiler_text.strip()),
+        # An account a moderator marked sensitive posts sensitive (Mastodon's "sensitize").
+        "sensitive": bool(draft.sensitive or draft.spoiler_text.strip() or author.sensitized_at is not None),
         "language": language,
         "uri": status_uri(config, author, status_id),
         "url": status_url(config, author, status_id),
@@ -566,6 +567,9 @@ async def edit_status(
     new_language = status.language if language is None else check_language(language)
     new_sensitive = status.sensitive if sensitive is None else sensitive
     new_sensitive = bool(new_sensitive or new_spoiler.strip())
+    if status.local:
+        author = await session.get(Account, status.account_id)
+        new_sensitive = new_sensitive or (author is not None and author.sensitized_at is not None)
     if (text, new_spoiler, new_sensitive, new_language) == (
         status.text,
         status.spoiler_text,

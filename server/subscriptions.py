@@ -644,6 +644,24 @@ class ApplyOutcome:
     circuit_breaker: bool = False
 
 
+def _settings(session: AsyncSession, given: mm.Thresholds | None) -> tuple[mm.Thresholds, int]:
+    """Thresholds and the circuit breaker's size from ``[moderation]`` (the instance's
+    configuration, registered for this database: ``server.feeds.use_config``), else defaults."""
+    from server import feeds
+
+    config = feeds.config_for(session)
+    if config is None:
+        return given or mm.Thresholds(), mm.DEFAULT_MAX_CHANGES
+    if given is None:
+        given = mm.Thresholds(
+            drop=config.get("moderation", "threshold_drop"),
+            reject=config.get("moderation", "threshold_reject"),
+            filter=config.get("moderation", "threshold_filter"),
+            accept=config.get("moderation", "threshold_accept"),
+        )
+    return given, config.get("moderation", "circuit_breaker_changes")
+
+
 async def merge_and_apply(
     session: AsyncSession,
     *,
@@ -663,7 +681,7 @@ async def merge_and_apply(
     rows = await session.scalars(
         select(SubscriptionOpinion).order_by(SubscriptionOpinion.subscription_id, SubscriptionOpinion.id)
     )
-    known = {sub.id for sub in subs}
+    known = {sub.id for sub in subs if sub.enabled}  # a disabled subscription supports nothing
     for row in rows:
         if row.subscription_id == exclude_opinions_of or row.subscription_id not in known:
             continue
@@ -704,7 +722,10 @@ async def merge_and_apply(
         followed_actors=followed_actors,
         managed=managed,
     )
-    result = mm.merge(opinions, [merge_subscription(s) for s in subs], thresholds or mm.Thresholds(), local, now=at)
+    thresholds, max_changes = _settings(session, thresholds)
+    result = mm.merge(
+        opinions, [merge_subscription(s) for s in subs], thresholds, local, now=at, max_changes=max_changes
+    )
     outcome = ApplyOutcome(circuit_breaker=result.circuit_breaker)
     proposed: set[tuple[str, str]] = set()
     for change in result.changes:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from server.models import Account, AccountWarning, AuditEntry, OAuthToken, Status, User
+from server.models import Account, AccountWarning, AuditEntry, Follow, OAuthToken, Status, User
 
 STAFF = "read write follow admin:read admin:write"
 
@@ -73,6 +73,9 @@ async def test_account_actions__member_gets_moderation_warning_and_sees_strikes(
     await act(client, mod, member, type="silence", text="please calm down")
     notes = await (await client.get("/api/v1/notifications", headers=member.headers)).json()
     assert [n["type"] for n in notes] == ["moderation_warning"]
+    warning = notes[0]["moderation_warning"]  # Mastodon 4.3's shape
+    assert (warning["action"], warning["text"], warning["appeal"]) == ("silence", "please calm down", None)
+    assert warning["target_account"]["id"] == str(member.account_id)
     strikes = await (await client.get("/api/v1/hearthside/strikes", headers=member.headers)).json()
     assert len(strikes) == 1
     assert strikes[0]["action"] == "silence" and strikes[0]["text"] == "please calm down"
@@ -171,3 +174,59 @@ async def test_group_ban__uses_the_group_ban_with_a_strike(client: Any, make_use
     assert response.status == 403
     [user] = await rows(engine, User, User.id == member.user_id)
     assert not user.disabled
+
+
+async def test_account_actions__remote_suspension_goes_to_the_partner_feed_only(
+    client: Any, make_user: Any, engine: Any
+) -> None:
+    from server.ids import new_id
+    from server.models import FeedEntry
+    from server.web import now
+
+    mod = await make_user("mod", role="moderator", scopes=STAFF)
+    moment = now()
+    async with async_sessionmaker(engine)() as session:
+        troll = Account(
+            id=new_id(), username="troll", username_lower="troll", domain="bad.example",
+            uri="https://bad.example/users/troll", created_at=moment, updated_at=moment,
+        )  # fmt: skip
+        session.add(troll)
+        troll_id, troll_uri = troll.id, troll.uri
+        await session.commit()
+
+    class Target:
+        account_id = troll_id
+
+    member = await make_user("member")
+    async with async_sessionmaker(engine)() as session:
+        session.add(Follow(id=new_id(), account_id=troll_id, target_account_id=member.account_id, created_at=moment))
+        await session.commit()
+    await act(client, mod, Target, type="suspend", text="names the reporter: never published")
+    assert await rows(engine, Follow, Follow.account_id == troll_id) == []  # its follows of members end
+    [entry] = await rows(engine, FeedEntry, FeedEntry.entity_kind == "actor")
+    assert (entry.entry_type, entry.audience, entry.entity_key) == ("Recommendation", "partners", troll_uri)
+    assert entry.expires_at is not None and "reporter" not in entry.document
+    response = await client.post(f"/api/v1/admin/accounts/{troll_id}/unsuspend", headers=mod.headers)
+    assert response.status == 200, await response.text()
+    entries = await rows(engine, FeedEntry, FeedEntry.entity_kind == "actor")
+    assert sorted(e.entry_type for e in entries) == ["Recommendation", "Retraction"]
+    assert {e.audience for e in entries} == {"partners"}
+
+
+async def test_account_actions__sensitized_member_posts_sensitive_until_unsensitized(
+    client: Any, make_user: Any
+) -> None:
+    mod = await make_user("mod", role="moderator", scopes=STAFF)
+    member = await make_user("member")
+
+    async def posted(text: str) -> bool:
+        response = await client.post("/api/v1/statuses", json={"status": text}, headers=member.headers)
+        assert response.status == 200, await response.text()
+        return bool((await response.json())["sensitive"])
+
+    assert await posted("before") is False
+    await act(client, mod, member, type="sensitive", text="please use content warnings")
+    assert await posted("while sensitized") is True
+    response = await client.post(f"/api/v1/admin/accounts/{member.account_id}/unsensitive", headers=mod.headers)
+    assert response.status == 200
+    assert await posted("after") is False

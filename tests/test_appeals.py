@@ -62,6 +62,8 @@ async def test_appeals__once_per_strike_then_approved_undoes_the_action(
     assert again.status == 422
     notes = await (await client.get("/api/v1/notifications", headers=member.headers)).json()
     assert [n["type"] for n in notes] == ["hearthside.appeal_decided", "moderation_warning"]
+    decided = notes[0]["moderation_warning"]
+    assert decided["id"] == strike_id and decided["appeal"]["state"] == "approved" and decided["overruled_at"]
     strikes = await (await client.get("/api/v1/hearthside/strikes", headers=member.headers)).json()
     assert strikes[0]["appeal"]["state"] == "approved" and strikes[0]["overruled_at"]
     [entry] = await rows(engine, AuditEntry, AuditEntry.action == "appeal.approve")

@@ -42,6 +42,9 @@ def test_example_config__loads_to_the_defaults(tmp_path: Path) -> None:
         ({"database": {"url": "mysql://x"}}, "database.url: must be empty"),
         ({"server": {"port": True}}, "server.port: must be an integer"),
         ({"server": "oops"}, "server: must be a table"),
+        ({"moderation": {"policy_url": "about"}}, "moderation.policy_url: must be empty or an absolute"),
+        ({"moderation": {"appeals_contact": "mailto:nobody"}}, "moderation.appeals_contact: must be empty"),
+        ({"moderation": {"threshold_drop": 0}}, "moderation.threshold_drop: must be at least 1"),
     ],
 )
 def test_parse_config__names_the_key_and_the_problem(raw: dict, message: str) -> None:

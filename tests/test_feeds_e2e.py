@@ -125,3 +125,91 @@ async def test_feeds_e2e__subscribe_apply_retract_mirror_and_republish(
     from_c = next(o for o in opinions if o.subscription_id == int(sub_bc["id"]))
     from_a = next(o for o in opinions if o.subscription_id == int(sub["id"]))
     assert from_a.entry_id in from_c.derived_from
+
+
+async def test_feeds_e2e__retraction_propagates_through_a_republisher(trio: list[Instance]) -> None:
+    """§6.c 21: C re-publishes A; when A retracts, C's merged result drops the entity, C emits its
+    own Retraction (derivedFrom A's retraction), and B, subscribed only to C, converges in one sync."""
+    a, b, c = trio
+    boss_a, boss_b, boss_c = a.users["boss"], b.users["boss"], c.users["boss"]
+    sub_ca = await c.api(
+        "POST", SUBS, boss_c, json={"url": f"{a.base_url}/moderation/feeds/public", "mode": "auto", "trust_weight": 3}
+    )
+    sub_bc = await b.api(
+        "POST", SUBS, boss_b, json={"url": f"{c.base_url}/moderation/feeds/public", "mode": "auto", "trust_weight": 3}
+    )
+    block = await a.api(
+        "POST", "/api/v1/admin/domain_blocks", boss_a, json={"domain": "chain.example", "severity": "suspend"}
+    )
+    assert (await sync(c, sub_ca["id"]))["status"] == "ok"
+    assert (await sync(b, sub_bc["id"]))["status"] == "ok"
+    assert (await blocked(b)).get("chain.example") == "suspend"
+
+    await a.api("DELETE", f"/api/v1/admin/domain_blocks/{block['id']}", boss_a)
+    assert (await sync(c, sub_ca["id"]))["status"] == "ok"
+    assert "chain.example" not in await blocked(c)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{c.base_url}/moderation/feeds/public/changes", headers={"Accept": ACCEPT}) as resp:
+            collection = await resp.json(content_type=None)
+    page = collection.get("first") if isinstance(collection.get("first"), dict) else collection
+    items = [i for i in page.get("orderedItems", []) if i.get("entityKey") == "chain.example"]
+    assert [i["type"] for i in items] == ["Recommendation", "Retraction"], items
+    assert items[1].get("derivedFrom"), items[1]  # C's retraction says where it came from
+    assert (await sync(b, sub_bc["id"]))["status"] == "ok"
+    assert "chain.example" not in await blocked(b)  # converged within one sync
+
+
+async def test_feeds_e2e__push_hint_makes_the_subscriber_sync(tmp_path: Path) -> None:
+    """A sends an ActivityPub Update of its changes collection to B (``feed_push_to``); B only
+    schedules a pull of the subscription with exactly that URL, and applies A's new decision
+    without anyone asking it to sync."""
+    from federation_harness import close_instance, eventually, make_instance, post_as
+
+    b = await make_instance("b", "127.0.0.3", "sqlite", tmp_path / "b", None)
+    a = await make_instance("a", "127.0.0.2", "sqlite", tmp_path / "a", None, moderation={"feed_push_to": [b.domain]})
+    try:
+        boss_a = await a.user("boss", **STAFF)
+        boss_b = await b.user("boss", **STAFF)
+        sub = await b.api(
+            "POST",
+            SUBS,
+            boss_b,
+            json={"url": f"{a.base_url}/moderation/feeds/public", "mode": "auto", "trust_weight": 3},
+        )
+        assert (await sync(b, sub["id"]))["status"] in ("ok", "not_modified")  # nothing published yet
+        await a.api(
+            "POST", "/api/v1/admin/domain_blocks", boss_a, json={"domain": "pushed.example", "severity": "suspend"}
+        )
+
+        async def applied() -> bool:
+            return (await blocked(b)).get("pushed.example") == "suspend"
+
+        await eventually(applied, within=20, what="B to pull after A's push hint")
+
+        # A hint naming a feed on another origin than the sender's is ignored (no pull is ever
+        # made to a URL someone else chose).
+        from sqlalchemy import update
+
+        from server.models import InboxItem, Subscription
+
+        elsewhere = "http://127.0.0.9:9/moderation/feeds/public/changes"
+        async with b.session() as s:
+            await s.execute(update(Subscription).where(Subscription.id == int(sub["id"])).values(changes_url=elsewhere))
+            await s.commit()
+        hint = {
+            "@context": "https://www.w3.org/ns/activitystreams",
+            "id": f"{a.base_url}/hints/1",
+            "type": "Update",
+            "actor": a.actor("boss"),
+            "object": elsewhere,
+        }
+        assert await post_as(a, "boss", f"{b.base_url}/inbox", hint) == 202
+
+        async def ignored() -> list[str | None]:
+            rows = await b.rows(InboxItem, InboxItem.activity_id == hint["id"], InboxItem.state != "pending")
+            return [r.error for r in rows]
+
+        assert await eventually(ignored, what="the hint to be processed") == ["feed_hint_from_another_origin"]
+    finally:
+        await close_instance(a, None)
+        await close_instance(b, None)

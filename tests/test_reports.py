@@ -64,6 +64,7 @@ async def test_reports__member_files_a_report_staff_are_notified(client: Any, ma
     for staff in (mod, admin):
         notes = await (await client.get("/api/v1/notifications", headers=staff.headers)).json()
         assert [n["type"] for n in notes] == ["admin.report"]
+        assert notes[0]["report"]["id"] == body["id"] and notes[0]["report"]["comment"] == "please look"
     # a local target: nothing to forward, and nothing was queued
     report = (await (await client.get("/api/v1/admin/reports", headers=mod.headers)).json())[0]
     assert report["forward_requested"] is False and report["forwarded"] is False
@@ -127,6 +128,8 @@ async def test_reports__reporter_sees_outcome_never_notes(client: Any, make_user
     assert secret not in text and "private action text" not in text and "assigned" not in text
     notes = await (await client.get("/api/v1/notifications", headers=reporter.headers)).json()
     assert [n["type"] for n in notes] == ["hearthside.report_resolved"]
+    assert notes[0]["report"]["outcome"] == "actioned" and notes[0]["report"]["id"] == report_id
+    assert secret not in str(notes) and "private action text" not in str(notes)
     # another member cannot see it, nor the notes
     assert (await client.get(f"/api/v1/hearthside/reports/{report_id}", headers=target.headers)).status == 404
     response = await client.get(f"/api/v1/hearthside/admin/reports/{report_id}/notes", headers=reporter.headers)
@@ -258,3 +261,17 @@ async def test_audit__lists_every_entry_newest_first_with_filters(client: Any, m
     page = await client.get("/api/v1/hearthside/admin/audit?limit=1", headers=mod.headers)
     assert len(await page.json()) == 1 and "next" in page.headers["Link"]
     assert (await client.get("/api/v1/hearthside/admin/audit", headers=reporter.headers)).status == 403
+
+
+async def test_reports__staff_see_reported_private_and_deleted_posts(client: Any, make_user: Any) -> None:
+    reporter, target, mod, _admin = await setup(client, make_user)
+    assert (await client.post(f"/api/v1/accounts/{target.account_id}/follow", headers=reporter.headers)).status == 200
+    response = await client.post(
+        "/api/v1/statuses", json={"status": "followers only", "visibility": "private"}, headers=target.headers
+    )
+    private_id = str((await response.json())["id"])
+    deleted_id = await post(client, target, "soon deleted")
+    report = await file(client, reporter, target, status_ids=[private_id, deleted_id], comment="both")
+    assert (await client.delete(f"/api/v1/statuses/{deleted_id}", headers=target.headers)).status == 200
+    shown = await (await client.get(f"/api/v1/admin/reports/{report['id']}", headers=mod.headers)).json()
+    assert sorted(s["id"] for s in shown["statuses"]) == sorted([private_id, deleted_id])

@@ -667,3 +667,40 @@ async def test_subscriptions__due_syncs_become_one_durable_job_each(
     shown = await (await client.get(f"{API}/{sub['id']}", headers=staff.headers)).json()
     assert shown["last_result"]["status"] == "ok"
     assert await schedule_due(sessions) == 0  # not due again before its interval
+
+
+async def test_subscriptions__disabled_subscription_supports_nothing(
+    client: Any, engine: Any, staff: Any, feeds: dict[str, Feed]
+) -> None:
+    feeds["a"].add("x.example", "drop")
+    sub = await subscribe(client, staff, feeds["a"].url, trust_weight=3, mode="auto")
+    await sync(client, staff, sub)
+    assert "x.example" in await blocks(engine)
+    response = await client.patch(f"{API}/{sub['id']}", json={"enabled": False}, headers=staff.headers)
+    assert response.status == 200, await response.text()
+    assert "x.example" not in await blocks(engine)  # its retraction mode (remove) applies at once
+    response = await client.patch(f"{API}/{sub['id']}", json={"enabled": True}, headers=staff.headers)
+    assert response.status == 200
+    assert "x.example" in await blocks(engine)  # its stored opinions count again
+
+
+async def test_subscriptions__thresholds_come_from_the_configuration(
+    client: Any, engine: Any, staff: Any, feeds: dict[str, Feed], tmp_path: Path, db_url: str
+) -> None:
+    from server import feeds as feed_module
+
+    feeds["a"].add("x.example", "drop")
+    sub = await subscribe(client, staff, feeds["a"].url, trust_weight=1, mode="auto")
+    await sync(client, staff, sub)
+    assert "x.example" not in await blocks(engine)  # default: drop needs a weight of 3
+    low = make_config(
+        tmp_path / "low",
+        db_url,
+        moderation={"threshold_drop": 1, "threshold_reject": 1, "threshold_filter": 1},
+        federation={"allow_private_addresses": True},
+    )
+    feed_module.use_config(engine, low)
+    feeds["a"].add("y.example", "drop")  # a sync that changes something merges again
+    await sync(client, staff, sub)
+    found = await blocks(engine)
+    assert found["x.example"].severity == "suspend" and found["y.example"].severity == "suspend"

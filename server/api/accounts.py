@@ -872,7 +872,7 @@ async def _admin_undo(request: web.Request, verb: str) -> web.Response:
     viewer = await require_staff(request, "admin:write:accounts")
     async with request.app[SESSIONS]() as session:
         account, user = await _admin_target(session, path_id(request))
-        undo_action(session, viewer, account, user, verb)
+        await undo_action(session, viewer, account, user, verb)
         await _commit(session)
         if user is not None:
             await _forget_all(session, user.id)

@@ -11,7 +11,8 @@ activity id, and the answer is 202: processing happens in the inbox worker, dura
 
 ``Delete``/``Update`` from an actor we have never seen is answered 202 without fetching
 anything (Mastodon does the same: a deleted account's key can no longer be fetched, and an
-unknown actor's update concerns nobody here; §8.4 item 22).
+unknown actor's update concerns nobody here; §8.4 item 22) — except a decision feed's push hint
+(an ``Update`` of the changes collection of a feed we subscribe to, docs/moderation.md).
 """
 
 from __future__ import annotations
@@ -125,6 +126,19 @@ async def _unknown_actor(fed: Federation, incoming: Incoming) -> bool:
         return await account_by_uri(session, incoming.actor) is None
 
 
+async def _wanted_feed_hint(fed: Federation, document: Mapping[str, Any]) -> bool:
+    """An ``Update`` naming (as a bare URL) the changes collection of a decision feed we
+    subscribe to: a publisher's push hint, usually from an instance actor we have not stored."""
+    url = document.get("object")
+    if document.get("type") != "Update" or not isinstance(url, str):
+        return False
+    from server.models import Subscription
+
+    async with _reads(fed) as session:
+        found = await session.scalar(select(Subscription.id).where(Subscription.changes_url == url).limit(1))
+    return found is not None
+
+
 async def _recipient(fed: Federation, kind: str | None, username: str | None) -> int | None:
     if kind is None or username is None:
         return None
@@ -155,7 +169,11 @@ async def receive(request: web.Request, kind: str | None = None) -> web.Response
             parse_encrypted_create(document)
     except InvalidActivity as exc:
         raise BadRequest(f"activity: {exc}") from None
-    if incoming.type in ("Delete", "Update") and await _unknown_actor(fed, incoming):
+    if (
+        incoming.type in ("Delete", "Update")
+        and await _unknown_actor(fed, incoming)
+        and not await _wanted_feed_hint(fed, document)
+    ):
         return json_response({}, status=202)
     pending = read_pending(fed, request, body)
     signer: Signer = await authenticate(fed, pending, domain_checked_later=True)
