@@ -67,6 +67,12 @@ result equals their managed decision produce no change and build no objects. The
 garbage collector is paused during a merge (:func:`_cyclic_gc_paused`): nothing here makes
 reference cycles, and letting it walk the heap of a large merge cost a third of the time.
 
+Two paths, one result: :func:`merge` takes the fast path (section "the fast path": opinions
+bucketed per subscription run with C-level iterators, new decisions on entities no local state
+touches built directly); anything unusual falls back to the general per-entity step
+(:func:`_decide`). :func:`_merge_reference` runs the straightforward path only and is kept for
+the tests, which require equal results on randomised workloads.
+
 What it refuses (:class:`MergeInputError`, message naming the field): a subscription or
 threshold value out of range, an opinion from an unknown subscription, two opinions from one
 subscription about one entity, and naive datetimes.
@@ -77,7 +83,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import gc
-from collections import Counter, defaultdict, deque
+from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
@@ -531,7 +537,7 @@ def _suffixes(domain: str) -> list[str]:
 
 # ---------------------------------------------------------------------------- per-entity work
 #
-# Speed matters (the issue's bench: 10 feeds of 50,000 entries in under 2 s). The opinions are
+# The reference path (see also "the fast path" below, which merge() takes). The opinions are
 # walked once into per-entity lists of plain ``(rank, subscription, opinion)`` tuples, kept in
 # subscription-id order; each entity is then decided by one function over its list. Objects
 # are built only for entities that change, so a steady-state sync mostly ends at the comparison
@@ -766,11 +772,17 @@ class _Context:
         for position, sub in enumerate(by_preference):
             sub.preference = position
         self.static_tokens = frozenset(holders)
+        # Whether a static token joins subscriptions of different origins (a subscription id
+        # equal to another's feed id); with no such token, static links are exactly the origins.
+        origins_with: dict[str, set[str]] = {}
+        for sub in self.subs.values():
+            for token in sub.shared:
+                origins_with.setdefault(token, set()).add(sub.origin)
+        self.generic_link = any(len(origins) > 1 for origins in origins_with.values())
         self.entity_rules: frozenset[tuple[str, str]] = frozenset(
             {*self.manual, *self.never_retract, *self.never_apply}
         )
         self.domain_rules = self.allows | self.excludes | frozenset(self.manual_domains)
-        self.relink: set[tuple[str, str]] = set()  # filled by _collect_runs
         self.tagged: set[tuple[str, str]] = set()  # entities with an opinion carrying filters or labels
 
 
@@ -1203,8 +1215,8 @@ def _merge(
     if tripped:
         for change in changes:  # fresh objects nobody else holds yet: turned into drafts in place
             if change.action is not Action.KEEP:
-                object.__setattr__(change, "draft", True)
-                object.__setattr__(change, "reasons", _ordered((*change.reasons, Reason.CIRCUIT_BREAKER)))
+                _set_draft(change, True)
+                _set_reasons(change, _ordered((*change.reasons, Reason.CIRCUIT_BREAKER)))
     return MergeResult(changes=tuple(changes), circuit_breaker=tripped, managed_count=managed_count)
 
 
@@ -1267,12 +1279,19 @@ def _collect(opinions: Iterable[Opinion], ctx: _Context, now: datetime) -> dict[
 # ---------------------------------------------------------------------------- the fast path
 #
 # merge() takes this path; _merge_reference() the one above, and the tests compare the two on
-# randomised workloads (tests/test_moderation_merge.py, test_fast_path__*). The fast path does
-# the same per-entity arithmetic with less interpreter work per opinion: runs of opinions from
-# one subscription are checked and bucketed with C-level iterators when nothing about them
-# needs a per-opinion decision (one admitted kind, no label filter, no cap, no expiry), and an
-# entity that no local state touches and that has no managed decision yet becomes an ``add``
-# without the general machinery. Anything else goes to _decide, unchanged.
+# randomised workloads (tests/test_moderation_merge.py, test_fast_path__*). Speed matters (the
+# issue's bench: 10 feeds of 50,000 entries in under 2 s), and in CPython it is mostly memory
+# traffic and interpreter steps per opinion. So:
+# - runs of opinions from one subscription are checked and bucketed with C-level iterators when
+#   nothing about them needs a per-opinion decision (one admitted kind, no label filter, no cap,
+#   no expiry); a bucket lays its votes flat (rank, subscription, opinion, ...), so no tuple per
+#   vote is kept and later chased through memory;
+# - an entity works on column slices of its bucket and groups of vote indices; the union-find
+#   runs only as _decide would run it, in a simpler form when no token can surprise it;
+# - an entity no local state touches is decided here: no managed decision yet makes an ``add``
+#   built directly (Supporters made in C, the Change filled slot by slot); a managed decision
+#   equal to the result makes nothing; anything else goes to _decide, unchanged;
+# - entities are visited in sorted order, so the changes need no final sort.
 
 _get_subscription_id = attrgetter("subscription_id")
 _get_kind = attrgetter("entity_kind")
@@ -1282,13 +1301,13 @@ _get_expires = attrgetter("expires")
 _get_derived = attrgetter("derived_from")
 _get_entry_id = attrgetter("entry_id")
 _get_filters = attrgetter("filters")
+_get_id = attrgetter("id")
 _get_labels = attrgetter("labels")
 _rank_of = _RANK.__getitem__
 _new_tuple = tuple.__new__
 
 
-# Change's fields in declaration order, each with its slot's setter: _new_change fills a Change
-# without the frozen dataclass __init__ (an object.__setattr__ call per field, twice the cost).
+# Change's fields in declaration order, each with its slot's setter (for _new_add).
 _CHANGE_FIELDS = (
     "entity",
     "action",
@@ -1307,14 +1326,51 @@ _CHANGE_FIELDS = (
 )
 if tuple(f.name for f in fields(Change)) != _CHANGE_FIELDS:  # pragma: no cover
     raise RuntimeError("_CHANGE_FIELDS is out of step with Change")
-_CHANGE_SETTERS = tuple(getattr(Change, name).__set__ for name in _CHANGE_FIELDS)
+(
+    _set_entity,
+    _set_action,
+    _set_policy,
+    _set_filters,
+    _set_labels,
+    _set_owner,
+    _set_previous_policy,
+    _set_previous_owner,
+    _set_merged_policy,
+    _set_supporters,
+    _set_draft,
+    _set_reasons,
+    _set_review,
+    _set_affects_follows,
+) = (getattr(Change, name).__set__ for name in _CHANGE_FIELDS)
 
 
-def _new_change(*values: object) -> Change:
-    """``Change(**dict(zip(_CHANGE_FIELDS, values)))``, without the frozen __init__'s overhead."""
+def _new_add(
+    entity: Entity,
+    policy: Policy,
+    filters: frozenset[str],
+    labels: frozenset[str],
+    owner: str,
+    supporters: tuple[Supporter, ...],
+    draft: bool,
+    reasons: tuple[Reason, ...],
+) -> Change:
+    """An ``add`` Change, filled slot by slot (the frozen __init__'s object.__setattr__ per
+    field costs twice as much)."""
     change: Change = object.__new__(Change)
-    for set_field, value in zip(_CHANGE_SETTERS, values):
-        set_field(change, value)
+    _set_entity(change, entity)
+    _set_action(change, Action.ADD)
+    _set_policy(change, policy)
+    _set_filters(change, filters)
+    _set_labels(change, labels)
+    _set_owner(change, owner)
+    _set_previous_policy(change, None)
+    _set_previous_owner(change, None)
+    _set_merged_policy(change, policy)
+    _set_supporters(change, supporters)
+    _set_draft(change, draft)
+    _set_reasons(change, reasons)
+    _set_review(change, ())
+    _set_affects_follows(change, False)
     return change
 
 
@@ -1330,17 +1386,12 @@ _Flat = list[Any]
 
 def _votes(flat: _Flat) -> list[_Vote]:
     it = iter(flat)
-    return cast("list[_Vote]", list(zip(it, it, it)))
+    return cast("list[_Vote]", list(zip(it, it, it, strict=True)))
 
 
 def _collect_runs(opinions: Iterable[Opinion], ctx: _Context, now: datetime) -> dict[str, dict[str, _Flat]]:
-    """What :func:`_collect` finds (same votes in the same order, same side sets), run by run.
-
-    Also fills ``ctx.relink``: the entities whose votes need the union-find (a ``derived_from``,
-    or an entry id that more than one admitted opinion carries).
-    """
+    """What :func:`_collect` finds (same votes in the same order, same side sets), run by run."""
     by_kind: dict[str, dict[str, _Flat]] = {}
-    admitted: list[tuple[str | None, list[Opinion]]] = []  # kind None: per opinion
     find_sub = ctx.subs.get
     previous: _Sub | None = None
     in_order = True
@@ -1354,29 +1405,22 @@ def _collect_runs(opinions: Iterable[Opinion], ctx: _Context, now: datetime) -> 
         previous = sub
         kinds = set(map(_get_kind, run))
         if len(kinds) != 1 or sub.labels is not None or sub.cap != 3 or any(map(_get_expires, run)):
-            admitted.append((None, _collect_run(run, sub, ctx, now, by_kind)))
+            _collect_run(run, sub, ctx, now, by_kind)
             continue
         kind = kinds.pop()
         if kind not in sub.kinds:
             continue
-        admitted.append((kind, run))
         by_key = by_kind.get(kind)
         if by_key is None:
             by_key = by_kind[kind] = defaultdict(list)
         if any(map(_get_derived, run)):
-            ctx.derived.update((kind, op.entity_key) for op in compress(run, map(_get_derived, run)))
-        if any(map(_get_filters, run)) or any(map(_get_labels, run)):
-            ctx.tagged.update((kind, op.entity_key) for op in run if op.filters or op.labels)
+            ctx.derived.update(zip(repeat(kind), map(_get_key, compress(run, map(_get_derived, run)))))
+        for getter in (_get_filters, _get_labels):
+            if any(map(getter, run)):
+                ctx.tagged.update(zip(repeat(kind), map(_get_key, compress(run, map(getter, run)))))
         # All in C: each opinion's bucket (created on first use), extended by its vote.
         buckets = map(by_key.__getitem__, map(_get_key, run))
         _drain(map(list.extend, buckets, zip(map(_rank_of, map(_get_policy, run)), repeat(sub), run)))
-    ctx.relink.update(ctx.derived)
-    entry_ids = list(chain.from_iterable(map(_get_entry_id, ops) for _, ops in admitted))
-    if len(set(entry_ids)) < len(entry_ids):
-        repeated = {entry_id for entry_id, times in Counter(entry_ids).items() if times > 1}
-        for only_kind, ops in admitted:
-            for op in compress(ops, map(repeated.__contains__, map(_get_entry_id, ops))):
-                ctx.relink.add((only_kind or op.entity_kind, op.entity_key))
     if not in_order:
         for by_key in by_kind.values():
             for key, bucket in by_key.items():
@@ -1389,10 +1433,9 @@ def _collect_runs(opinions: Iterable[Opinion], ctx: _Context, now: datetime) -> 
 
 def _collect_run(
     run: list[Opinion], sub: _Sub, ctx: _Context, now: datetime, by_kind: dict[str, dict[str, _Flat]]
-) -> list[Opinion]:
-    """One subscription's run the per-opinion way (the body of :func:`_collect`); the admitted."""
+) -> None:
+    """One subscription's run the per-opinion way (the body of :func:`_collect`)."""
     kinds, labels, cap = sub.kinds, sub.labels, sub.cap
-    admitted: list[Opinion] = []
     for op in run:
         kind = op.entity_kind
         if kind not in kinds or (labels is not None and labels.isdisjoint(op.labels)):
@@ -1414,8 +1457,6 @@ def _collect_run(
         if by_key is None:
             by_key = by_kind[kind] = defaultdict(list)
         by_key[op.entity_key].extend((rank, sub, op))
-        admitted.append(op)
-    return admitted
 
 
 def _linked_fast(votes: list[_Vote], static_tokens: frozenset[str]) -> list[list[int]]:
@@ -1470,25 +1511,93 @@ def _linked_fast(votes: list[_Vote], static_tokens: frozenset[str]) -> list[list
     return [members for members in groups.values() if len(members) > 1]
 
 
-def _by_origin_fast(votes: list[_Vote], bits: int) -> list[list[int]]:
-    """:func:`_by_origin` as groups of vote indices."""
+def _linked_simple(
+    ops: list[Opinion], entry_ids: list[str], seen: int, shared_masks: list[int], static_tokens: frozenset[str]
+) -> list[list[int]] | None:
+    """:func:`_linked_fast` for votes with distinct entry ids, none of them a static token, when
+    static tokens meet only within an origin (``not ctx.generic_link``).
+
+    Then votes share an origin exactly when their subscriptions do, when one's ``derived_from``
+    names another's entry id, or when two name the same reference. ``ops`` are the votes'
+    opinions, ``entry_ids`` theirs, ``seen`` their subscriptions' bits. Returns ``None`` (use
+    :func:`_linked_fast`) when a reference names a static token.
+    """
+    count = len(ops)
+    label = list(range(count))  # each vote's group: its smallest member
+
+    def join(i: int, j: int) -> None:
+        a, b = label[i], label[j]
+        if a != b:
+            if a > b:
+                a, b = b, a
+            for k in range(count):
+                if label[k] == b:
+                    label[k] = a
+
+    joined = False
+    for mask in shared_masks:
+        present = seen & mask
+        if present & (present - 1):  # votes are in bit order: a bit's index is the bits below it
+            low = present & -present
+            first = (seen & (low - 1)).bit_count()
+            present ^= low
+            while present:
+                low = present & -present
+                join(first, (seen & (low - 1)).bit_count())
+                present ^= low
+            joined = True
+    named: dict[str, int] = {}
+    for i, references in enumerate(map(_get_derived, ops)):
+        if references:
+            for reference in references:
+                if reference in static_tokens:
+                    return None
+                if reference in entry_ids:
+                    join(i, entry_ids.index(reference))
+                    joined = True
+                j = named.setdefault(reference, i)
+                if j != i:
+                    join(i, j)
+                    joined = True
+    if not joined:
+        return []
+    groups: dict[int, list[int]] = {}
+    for i, group in enumerate(label):
+        groups.setdefault(group, []).append(i)
+    return [members for members in groups.values() if len(members) > 1]
+
+
+def _by_origin_fast(subs: list[_Sub], bits: int) -> list[list[int]]:
+    """:func:`_by_origin` as groups of vote indices (``subs``: the votes' subscriptions)."""
     groups: dict[str, list[int]] = {}
-    for i, (_, sub, _) in enumerate(votes):
+    for i, sub in enumerate(subs):
         if sub.bit & bits:
             groups.setdefault(sub.origin, []).append(i)
     return list(groups.values())
 
 
-def _support_fast(votes: list[_Vote], sums: list[int], groups: list[list[int]]) -> list[int]:
+def _support_fast(ranks: list[int], subs: list[_Sub], sums: list[int], groups: list[list[int]]) -> list[int]:
     """:func:`_support` (all modes) from the plain per-rank sums and groups of vote indices."""
     sums = sums.copy()
     for members in groups:
         for i in members:
-            rank, sub, _ = votes[i]
-            sums[rank] -= sub.weight
+            sums[ranks[i]] -= subs[i].weight
     support = _cumulative(sums)
-    for members in groups:
-        _add_origin(support, [votes[i] for i in members], False)
+    for members in groups:  # _add_origin
+        best = [0, 0, 0, 0]
+        for i in members:
+            weight, rank = subs[i].weight, ranks[i]
+            if weight > best[rank]:
+                best[rank] = weight
+        support[_ACCEPT] += best[_ACCEPT]
+        running = best[3]
+        support[3] += running
+        if best[2] > running:
+            running = best[2]
+        support[2] += running
+        if best[1] > running:
+            running = best[1]
+        support[1] += running
     return support
 
 
@@ -1497,7 +1606,7 @@ def _first_duplicate(by_kind: dict[str, dict[str, _Flat]]) -> MergeInputError:
     for kind, by_key in by_kind.items():
         for key, bucket in by_key.items():
             seen = 0
-            for _, sub, _ in _votes(bucket):
+            for sub in bucket[1::3]:
                 if seen & sub.bit:
                     return _duplicate(kind, key, _votes(bucket))
                 seen |= sub.bit
@@ -1532,7 +1641,7 @@ def _fast_changes(
                 ):
                     change = _decide(ctx, kind, key, _votes(bucket) if bucket else [], decision)
                 else:
-                    change = _fast_decide(ctx, kind, key, _votes(bucket), decision)
+                    change = _fast_decide(ctx, kind, key, bucket, decision)
                 if change is not None:
                     append(change)
     except MergeInputError:
@@ -1540,27 +1649,40 @@ def _fast_changes(
     return changes
 
 
-def _fast_decide(
-    ctx: _Context, kind: str, key: str, votes: list[_Vote], managed: ManagedDecision | None
-) -> Change | None:
-    """:func:`_decide` for an entity no local state touches; hands anything but a new add back."""
+def _fast_decide(ctx: _Context, kind: str, key: str, bucket: _Flat, managed: ManagedDecision | None) -> Change | None:
+    """:func:`_decide` for an entity no local state touches; hands anything but a new add back.
+
+    Works on the bucket's columns (ranks, subscriptions, opinions: list slices, no tuple per
+    vote) and, for independence, on groups of vote indices.
+    """
+    ranks: list[int] = bucket[0::3]
+    subs: list[_Sub] = bucket[1::3]
     groups: list[list[int]] = []  # indices of votes sharing an origin, groups of 2 or more
-    count = len(votes)
     sums = [0, 0, 0, 0]
-    if count == 1:
-        vote = votes[0]
-        sums[vote[0]] = vote[1].weight
+    entry_ids: list[str]
+    if len(ranks) == 1:
+        sums[ranks[0]] = subs[0].weight
         support = _cumulative(sums)
+        entry_ids = [bucket[2].entry_id]
     else:
         seen = 0
-        for rank, sub, _ in votes:
-            if seen & sub.bit:
-                raise _duplicate(kind, key, votes)
-            seen |= sub.bit
+        for rank, sub in zip(ranks, subs, strict=True):
+            bit = sub.bit
+            if seen & bit:
+                raise _duplicate(kind, key, _votes(bucket))
+            seen |= bit
             sums[rank] += sub.weight
         support = _cumulative(sums)
-        if ctx.relink and (kind, key) in ctx.relink:
-            groups = _linked_fast(votes, ctx.static_tokens)
+        entry_ids = list(map(_get_entry_id, bucket[2::3]))
+        # As _decide: the union-find for a derived_from or an entry id served by two feeds (a
+        # verbatim mirror); the simple one unless an entry id repeats or names a static token,
+        # or static tokens join origins.
+        mirrored = len(set(entry_ids)) < len(entry_ids)
+        if mirrored or (ctx.derived and (kind, key) in ctx.derived):
+            simple = None
+            if not mirrored and not ctx.generic_link and ctx.static_tokens.isdisjoint(entry_ids):
+                simple = _linked_simple(bucket[2::3], entry_ids, seen, ctx.shared_masks, ctx.static_tokens)
+            groups = _linked_fast(_votes(bucket), ctx.static_tokens) if simple is None else simple
         else:
             bits = 0
             for mask in ctx.shared_masks:
@@ -1568,28 +1690,31 @@ def _fast_decide(
                 if present & (present - 1):
                     bits |= present
             if bits:
-                groups = _by_origin_fast(votes, bits)
+                groups = _by_origin_fast(subs, bits)
         if groups:
-            support = _support_fast(votes, sums, groups)
+            support = _support_fast(ranks, subs, sums, groups)
     level = ctx.quorum.choose(support, kind)
     if level is None:
-        return None if managed is None else _decide(ctx, kind, key, votes, managed)
+        return None if managed is None else _decide(ctx, kind, key, _votes(bucket), managed)
 
+    # The result (_decide step 5): owner, filters and labels from the votes backing the level.
     entity = (kind, key)
+    ops: list[Opinion] = bucket[2::3]
     if level == _ACCEPT:
-        backing = [vote for vote in votes if vote[0] == _ACCEPT]
+        backing = list(compress(range(len(ranks)), map(_ACCEPT.__eq__, ranks)))
     else:
-        backing = [vote for vote in votes if vote[0] >= level]
-    owner = backing[0][1]
+        backing = list(compress(range(len(ranks)), map(level.__le__, ranks)))  # rank >= level
+    owner = subs[backing[0]]
     if len(backing) == 1:
-        filters, labels = backing[0][2].filters, backing[0][2].labels
+        op = ops[backing[0]]
+        filters, labels = op.filters, op.labels
     else:
-        for _, sub, _ in backing:
-            if sub.priority > owner.priority:  # ties keep the smallest id: votes are in id order
-                owner = sub
+        for i in backing:
+            if subs[i].priority > owner.priority:  # ties keep the smallest id: votes are in id order
+                owner = subs[i]
         if ctx.tagged and entity in ctx.tagged:
-            filters = _union([op.filters for _, _, op in backing])
-            labels = _union([op.labels for _, _, op in backing])
+            filters = _union([ops[i].filters for i in backing])
+            labels = _union([ops[i].labels for i in backing])
         else:
             filters = labels = _EMPTY
     policy = _BY_RANK[level]
@@ -1601,7 +1726,7 @@ def _fast_decide(
             and labels == managed.labels
         ):
             return None
-        return _decide(ctx, kind, key, votes, managed)
+        return _decide(ctx, kind, key, _votes(bucket), managed)
 
     # A new decision: _Outcome.result with no previous decision, no pin, no follows.
     reasons: list[Reason] = []
@@ -1613,7 +1738,8 @@ def _fast_decide(
         reasons.append(Reason.INDEPENDENCE)
     reasons.append(Reason.THRESHOLD)
     draft = not owner.auto
-    if not draft and not ctx.all_auto and not all(vote[1].auto for vote in votes):
+    if not draft and not ctx.all_auto and not all(sub.auto for sub in subs):
+        votes = _votes(bucket)
         collapsed = [[votes[i] for i in members] for members in groups]
         draft = ctx.quorum.choose(_support(votes, collapsed, auto_only=True), kind) != level
     if draft:
@@ -1624,51 +1750,22 @@ def _fast_decide(
     uncounted: set[int] = set()
     for members in groups:
         if level == _ACCEPT:
-            eligible = [i for i in members if votes[i][0] == _ACCEPT]
+            eligible = [i for i in members if ranks[i] == _ACCEPT]
         else:
-            eligible = [i for i in members if votes[i][0] >= level]
+            eligible = [i for i in members if ranks[i] >= level]
         if len(eligible) > 1:
             uncounted.update(eligible)
-            uncounted.discard(min(eligible, key=lambda i: votes[i][1].preference))
-    if uncounted:
-        supporters = tuple(
-            [
-                _new_tuple(
-                    Supporter,
-                    (
-                        sub.id,
-                        op.entry_id,
-                        (rank == _ACCEPT if level == _ACCEPT else rank >= level) and i not in uncounted,
-                        _BY_RANK[rank],
-                    ),
-                )
-                for i, (rank, sub, op) in enumerate(votes)
-            ]
-        )
-    elif level == _ACCEPT:
-        supporters = tuple(
-            [_new_tuple(Supporter, (sub.id, op.entry_id, rank == _ACCEPT, _BY_RANK[rank])) for rank, sub, op in votes]
-        )
+            uncounted.discard(min(eligible, key=lambda i: subs[i].preference))
+    if level == _ACCEPT:
+        counted: Iterable[bool] = map(_ACCEPT.__eq__, ranks)
     else:
-        supporters = tuple(
-            [_new_tuple(Supporter, (sub.id, op.entry_id, rank >= level, _BY_RANK[rank])) for rank, sub, op in votes]
-        )
-    return _new_change(
-        _new_tuple(Entity, entity),
-        Action.ADD,
-        policy,
-        filters,
-        labels,
-        owner.id,
-        None,  # previous_policy
-        None,  # previous_owner
-        policy,  # merged_policy
-        supporters,
-        draft,
-        _ordered(reasons),
-        (),  # review
-        False,  # affects_follows
-    )
+        counted = map(level.__le__, ranks)  # rank >= level
+    if uncounted:
+        counted = [flag and i not in uncounted for i, flag in enumerate(counted)]
+    # In C: Supporter(sub.id, op.entry_id, counted, policy) per vote.
+    details = zip(map(_get_id, subs), entry_ids, counted, map(_BY_RANK.__getitem__, ranks), strict=True)
+    supporters = tuple(map(_new_tuple, repeat(Supporter), details))
+    return _new_add(_new_tuple(Entity, entity), policy, filters, labels, owner.id, supporters, draft, _ordered(reasons))
 
 
 def circuit_breaker(

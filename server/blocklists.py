@@ -24,7 +24,7 @@ instance's ``domain_blocks`` and applies it:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, insert, select, update
@@ -184,10 +184,10 @@ async def apply(
         at=at,
     )
     entries = [("domain_block.create", d) for d in plan.added] + [("domain_block.update", a) for _b, a in plan.changed]
-    for _action, d in entries:
-        kept = next((b.public_comment for b, a in plan.changed if a is d), "")
-        published = replace(d, public_comment=d.public_comment or kept)
-        await feeds.record_decision(session, kind="domain", key=d.domain, decision=published, source=source, at=at)
+    if entries:
+        # An import may hold 20,000 decisions: signing each feed entry here would take a minute.
+        # A durable job in this same transaction publishes them (the worker reconciles the feed).
+        await feeds.schedule_publish(session, at=at)
     if entries:
         audit_ids = iter(new_ids(len(entries)))
         await session.execute(

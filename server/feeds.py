@@ -658,6 +658,42 @@ async def tombstone(
     return published
 
 
+PUBLISH_JOB = "feed_publish"
+
+
+async def schedule_publish(session: AsyncSession, *, at: datetime) -> None:
+    """Publish the feed's pending changes later, durably: a ``feed_publish`` job written in the
+    caller's transaction (so decisions and the promise to publish them commit together); the
+    job worker runs :func:`publish_all`, which is idempotent. For bulk changes (imports)."""
+    from server.db import after_commit
+    from server.models import Job
+    from server.outbox import JOBS
+    from server.workers import WAKEUPS
+
+    session.add(
+        Job(
+            id=new_id(),
+            kind=PUBLISH_JOB,
+            payload={},
+            state="pending",
+            attempts=0,
+            next_attempt_at=at,
+            created_at=at,
+        )
+    )
+    after_commit(session, lambda: WAKEUPS.notify(JOBS))
+
+
+async def run_publish_job(sessions: Any, config: Config, *, at: datetime) -> int:
+    """The ``feed_publish`` job: reconcile and commit; how many entries were published."""
+    async with sessions() as session:
+        published = await publish_all(session, config, at=at)
+        await session.commit()
+    if published:
+        log.info("feed reconciled by job: %d entries published", len(published))
+    return len(published)
+
+
 async def publish_all(session: AsyncSession, config: Config, *, at: datetime) -> list[Published]:
     """Reconcile the feed with the current domain decisions: publish what changed, retract what
     is gone (entries recorded from subscriptions are left to their owner). Idempotent."""

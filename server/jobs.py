@@ -47,6 +47,10 @@ class JobWorker:
         try:
             if job.kind == "fetch_ancestor":
                 await self.fetch_ancestor(job.payload)
+            elif job.kind == "feed_publish":
+                from server.feeds import run_publish_job
+
+                await run_publish_job(self.fed.sessions, self.fed.config, at=now())
             elif job.kind == "subscription_sync":
                 from server.subscriptions import run_sync_job
 

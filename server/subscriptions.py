@@ -53,7 +53,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -102,7 +101,7 @@ from server.models import (
     User,
 )
 from server.notify import notify_system
-from server.transport import FetchError, _error_code
+from server.transport import Fetched, FetchError, Transport
 from server.web import now
 from server.workers import backoff
 
@@ -126,7 +125,6 @@ FEED_ACCEPT = (
 FEED_TYPES = frozenset({"application/ld+json", "application/activity+json", "application/json"})
 LIST_ACCEPT = "text/csv, application/json, text/plain;q=0.5"
 LIST_TYPES = frozenset({"text/csv", "application/csv", "text/plain", "application/json", "application/octet-stream"})
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class SyncError(Exception):
@@ -181,17 +179,6 @@ class SyncResult:
 # ---------------------------------------------------------------------------- fetching
 
 
-@dataclass(frozen=True)
-class Fetched:
-    """A fetched document: ``body`` is None when the server answered 304 Not Modified."""
-
-    url: str
-    body: bytes | None
-    content_type: str
-    etag: str | None
-    last_modified: str | None
-
-
 async def fetch_document(
     fed: Any,
     url: str,
@@ -203,64 +190,12 @@ async def fetch_document(
     max_bytes: int = MAX_DOCUMENT_BYTES,
 ) -> Fetched:
     """GET ``url`` through the instance's transport (address checks, redirects, signed as the
-    instance actor); conditional when ``etag``/``last_modified`` are given. Raises FetchError."""
-    transport = fed.transport
-    session = transport._require_session()
-    current = transport._check_url(url)
-    limits = transport.limits
-    try:
-        async with asyncio.timeout(limits.total_timeout):
-            for _hop in range(limits.max_redirects + 1):
-                headers = {"Accept": accept}
-                if etag:
-                    headers["If-None-Match"] = etag
-                if last_modified:
-                    headers["If-Modified-Since"] = last_modified
-                headers.update(fed.sign_as_instance("GET", str(current), dict(headers), None))
-                async with session.get(current, headers=headers, allow_redirects=False) as resp:
-                    if resp.status in _REDIRECTS:
-                        current = transport._redirect_target(current, resp.headers.get("Location"))
-                        continue
-                    if resp.status == 304:
-                        return Fetched(str(current), None, "", etag, last_modified)
-                    body = await _read(resp, accept_types, max_bytes)
-                    return Fetched(
-                        str(current),
-                        body,
-                        resp.headers.get("Content-Type", ""),
-                        resp.headers.get("ETag"),
-                        resp.headers.get("Last-Modified"),
-                    )
-            raise FetchError("too_many_redirects", "too many redirects")
-    except TimeoutError:
-        raise FetchError("timeout", "no complete answer in time") from None
-    except (aiohttp.ClientError, OSError) as exc:
-        raise FetchError(_error_code(exc), type(exc).__name__) from None
-
-
-async def _read(resp: aiohttp.ClientResponse, accept_types: frozenset[str], cap: int) -> bytes:
-    status = resp.status
-    if status == 404:
-        raise FetchError("not_found", "404 Not Found", status=status)
-    if status == 410:
-        raise FetchError("gone", "410 Gone", status=status)
-    if not 200 <= status < 300:
-        raise FetchError(f"http_{status}", f"unexpected status {status}", status=status)
-    media = resp.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-    if media not in accept_types:
-        raise FetchError("content_type", f"Content-Type {media or '(none)'!r} is not accepted", status=status)
-    if resp.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
-        raise FetchError("content_encoding", "compressed bodies are not accepted", status=status)
-    if resp.content_length is not None and resp.content_length > cap:
-        resp.close()
-        raise FetchError("too_large", f"Content-Length over {cap} bytes", status=status)
-    body = bytearray()
-    async for chunk in resp.content.iter_chunked(65_536):
-        body += chunk
-        if len(body) > cap:
-            resp.close()
-            raise FetchError("too_large", f"body over {cap} bytes", status=status)
-    return bytes(body)
+    instance actor so partner feeds answer); conditional when ``etag``/``last_modified`` are
+    given. Raises FetchError."""
+    transport: Transport = fed.transport
+    return await transport.fetch_document(
+        url, accept=accept, accept_types=accept_types, etag=etag, last_modified=last_modified, max_body=max_bytes
+    )
 
 
 def _json(fetched: Fetched) -> Any:

@@ -114,6 +114,17 @@ class FetchError(Exception):
 
 
 @dataclass(frozen=True)
+class Fetched:
+    """A fetched document: ``body`` is None when the server answered 304 Not Modified."""
+
+    url: str
+    body: bytes | None
+    content_type: str
+    etag: str | None
+    last_modified: str | None
+
+
+@dataclass(frozen=True)
 class PostResult:
     """What an inbox answered: ``status`` and ``Retry-After``, or ``error`` when nothing usable came back.
 
@@ -349,6 +360,60 @@ class Transport:
             code = _error_code(exc)
             raise self._refused(FetchError(code, f"request failed ({type(exc).__name__})"), current) from exc
 
+    async def fetch_document(
+        self,
+        url: str,
+        *,
+        accept: str,
+        accept_types: Collection[str],
+        etag: str | None = None,
+        last_modified: str | None = None,
+        max_body: int | None = None,
+        sign: bool = True,
+    ) -> Fetched:
+        """GET any document as bytes (a decision feed, a CSV block list), conditionally when
+        ``etag``/``last_modified`` are given (``Fetched.body`` is None on 304), with the same
+        address checks, redirects, signing, decompression and body cap (``max_body``, default
+        the transport's) as :meth:`fetch_json`. Not gated by domain decisions: the operator
+        chose the URL. Raises :class:`FetchError`."""
+        session = self._require_session()
+        signer = self._signer if sign else None
+        current = self._check_url(url)
+        try:
+            async with asyncio.timeout(self._limits.total_timeout):
+                for _hop in range(self._limits.max_redirects + 1):
+                    headers = {"Accept": accept}
+                    if etag:
+                        headers["If-None-Match"] = etag
+                    if last_modified:
+                        headers["If-Modified-Since"] = last_modified
+                    if signer is not None:
+                        headers.update(signer("GET", str(current), dict(headers), None))
+                    async with session.get(current, headers=headers, allow_redirects=False) as resp:
+                        if resp.status in _REDIRECTS:
+                            current = self._redirect_target(current, resp.headers.get("Location"))
+                            continue
+                        if resp.status == 304:
+                            return Fetched(str(current), None, "", etag, last_modified)
+                        body = await self._read_document(resp, accept_types, max_body)
+                        return Fetched(
+                            str(current),
+                            body,
+                            resp.headers.get("Content-Type", ""),
+                            resp.headers.get("ETag"),
+                            resp.headers.get("Last-Modified"),
+                        )
+                raise FetchError("too_many_redirects", f"more than {self._limits.max_redirects} redirects")
+        except TimeoutError:
+            raise self._refused(
+                FetchError("timeout", f"no complete answer within {self._limits.total_timeout} s"), current
+            ) from None
+        except FetchError as exc:
+            raise self._refused(exc, current) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            code = _error_code(exc)
+            raise self._refused(FetchError(code, f"request failed ({type(exc).__name__})"), current) from exc
+
     def _redirect_target(self, current: URL, location: str | None) -> URL:
         if not location:
             raise FetchError("bad_redirect", "redirect without a Location header")
@@ -361,7 +426,9 @@ class Transport:
             raise FetchError("bad_redirect", "redirect from https to http")
         return target
 
-    async def _read_document(self, resp: aiohttp.ClientResponse, accept_types: Collection[str]) -> bytes:
+    async def _read_document(
+        self, resp: aiohttp.ClientResponse, accept_types: Collection[str], cap: int | None = None
+    ) -> bytes:
         status = resp.status
         if status == 404:
             raise FetchError("not_found", "404 Not Found", status=status)
@@ -372,10 +439,10 @@ class Transport:
         media_type = resp.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
         if media_type not in accept_types:
             raise FetchError("content_type", f"Content-Type {media_type or '(none)'!r} is not accepted", status=status)
-        return await self._read_capped(resp)
+        return await self._read_capped(resp, cap)
 
-    async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
-        cap = self._limits.max_body
+    async def _read_capped(self, resp: aiohttp.ClientResponse, cap: int | None = None) -> bytes:
+        cap = cap or self._limits.max_body
         encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding in ("gzip", "x-gzip"):
             decoder: Any = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)

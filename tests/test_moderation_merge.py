@@ -31,6 +31,7 @@ from moderation.merge import (
     Supporter,
     Thresholds,
     ThresholdUnit,
+    _merge_reference,
     apply_circuit_breaker,
     circuit_breaker,
     implicit_retractions,
@@ -853,3 +854,185 @@ def test_fuzz__thresholds_raise_only_merge_input_error(value: object, unit: obje
 def test_supporter_is_a_plain_tuple() -> None:
     sid, entry, counted, policy = Supporter("a", "e", True, Policy.DROP)
     assert (sid, entry, counted, policy) == ("a", "e", True, "drop")
+
+
+# ---------------------------------------------------------------------------- fast path = reference path
+#
+# merge() takes a fast path (moderation/merge.py, "the fast path": opinions bucketed run by run,
+# new decisions built without the general machinery). The module keeps the straightforward path
+# as _merge_reference() for exactly this comparison: on seeded random workloads using every
+# feature, both must return equal results (every change, every supporter, reason and flag) or
+# raise the same error.
+
+Workload = tuple[list[Opinion], list[Subscription], LocalState, Thresholds]
+
+
+def _random_workload(seed: int, entities: int = 3000) -> Workload:
+    rng = random.Random(seed)
+    names = [f"s{i:02d}" for i in range(12)]
+    groups = [None, None, None, "g1", "g2"]
+    subs = [
+        Subscription(
+            id=name,
+            trust_weight=rng.randint(1, 3),
+            mode=rng.choice([Mode.AUTO, Mode.AUTO, Mode.AUTO, Mode.DRAFT]),
+            max_policy=rng.choice([Policy.DROP, Policy.DROP, Policy.DROP, Policy.REJECT, Policy.FILTER, Policy.ACCEPT]),
+            allowed_entity_kinds=frozenset(rng.choice([["domain"], ["domain"], ["domain", "actor"], ["actor"]])),
+            allowed_labels=rng.choice([None, None, None, None, frozenset({"spam", "csam"})]),
+            priority=rng.randint(0, 4),
+            retraction_mode=rng.choice(list(RetractionMode)),
+            independence_group=rng.choice(groups),
+            feed_id=rng.choice([f"https://{name}.example/feed", f"https://{name}.example/feed", None]),
+        )
+        for name in names
+    ]
+    keys = [f"h{i}.example" for i in range(entities)] + [f"sub{i}.h{i}.example" for i in range(0, entities, 10)]
+    actors = [f"https://h{i}.example/users/u" for i in range(0, entities, 7)]
+    policies = [Policy.DROP, Policy.DROP, Policy.REJECT, Policy.FILTER, Policy.ACCEPT]
+    opinions: list[Opinion] = []
+    for position, sub_ in enumerate(subs):
+        mixed = position % 2 == 1  # actor entries and expiring entries; the others' runs are plain
+        chosen = rng.sample(keys, len(keys) * rng.randint(3, 7) // 10)
+        chosen_actors = iter(rng.sample(actors, len(actors)))
+        for n, key in enumerate(chosen):
+            kind = "domain"
+            if mixed and n % 13 == 0:
+                kind, key = "actor", next(chosen_actors, key)
+            derived: tuple[str, ...] = ()
+            roll = rng.random()
+            if roll < 0.10:
+                derived = (f"https://{rng.choice(names)}/entries/{kind}/{key}",)  # another feed's entry
+            elif roll < 0.13:
+                derived = (f"https://{rng.choice(names)}.example/feed",)  # another feed
+            elif roll < 0.16:
+                derived = (f"https://upstream.example/{key}",)  # an unsubscribed upstream entry
+            entry = f"https://{sub_.id}/entries/{kind}/{key}"
+            if rng.random() < 0.03:
+                entry = f"https://mirror.example/{key}"  # served verbatim by several feeds
+            opinions.append(
+                Opinion(
+                    subscription_id=sub_.id,
+                    entity_kind=kind,
+                    entity_key=key.upper() if rng.random() < 0.02 else key,
+                    policy=rng.choice(policies),
+                    entry_id=entry,
+                    filters=frozenset(rng.sample(["reject_media", "reject_reports"], rng.choice([0, 0, 0, 1, 2]))),
+                    labels=frozenset(rng.sample(["spam", "csam", "hate"], rng.choice([0, 0, 1, 2]))),
+                    derived_from=derived,
+                    expires=rng.choice([None] * 12 + [NOW - timedelta(days=1), NOW + timedelta(days=1)])
+                    if mixed
+                    else None,
+                )
+            )
+    if seed % 2:
+        rng.shuffle(opinions)
+    else:
+        opinions.sort(key=lambda o: (o.subscription_id, o.entity_key))
+    if seed % 3 == 0:  # runs of a subscription split and out of id order
+        opinions = opinions[len(opinions) // 2 :] + opinions[: len(opinions) // 2]
+    domains = rng.sample(keys, 80)
+    owners = [*names, "gone"]
+    managed = {
+        Entity("domain", d): ManagedDecision(
+            policy=rng.choice(policies),
+            owner=rng.choice(owners),
+            filters=frozenset(rng.choice([[], [], ["reject_media"]])),
+        )
+        for d in rng.sample(keys, entities // 5)
+    }
+    managed.update(
+        {Entity("actor", a): ManagedDecision(policy=Policy.REJECT, owner=rng.choice(owners)) for a in actors[:20]}
+    )
+    local = LocalState(
+        allows=frozenset(domains[:10]),
+        excludes=frozenset(domains[10:20]),
+        manual={Entity("domain", d): rng.choice(policies) for d in domains[20:40]}
+        | {Entity("actor", a): Policy.DROP for a in actors[20:25]},
+        never_auto_retract=frozenset(Entity("domain", d) for d in domains[40:50]),
+        never_auto_apply=frozenset(Entity("domain", d) for d in domains[50:60]),
+        followed_domains=frozenset(domains[60:80]),
+        followed_actors=frozenset(actors[25:40]),
+        managed=managed,
+    )
+    if seed % 4 == 3:
+        thresholds = Thresholds(drop=40, reject=30, filter=20, accept=10, unit=ThresholdUnit.PERCENT)
+    else:
+        thresholds = Thresholds(drop=rng.randint(2, 4), reject=rng.randint(2, 3), filter=2, accept=rng.randint(1, 2))
+    return opinions, subs, local, thresholds
+
+
+def _both(opinions: list[Opinion], subs: list[Subscription], local: LocalState, thresholds: Thresholds) -> MergeResult:
+    fast = merge(opinions, subs, thresholds, local, now=NOW)
+    reference = _merge_reference(opinions, subs, thresholds, local, now=NOW)
+    assert fast.changes == reference.changes  # compared field by field, supporters included
+    assert fast == reference
+    return fast
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_fast_path__equals_the_reference_path_on_random_workloads(seed: int) -> None:
+    opinions, subs, local, thresholds = _random_workload(seed)
+    first = _both(opinions, subs, local, thresholds)
+    kinds = {reason for change in first.changes for reason in change.reasons}
+    assert {Reason.THRESHOLD, Reason.INDEPENDENCE, Reason.CAP, Reason.EXPIRED, Reason.LOCAL_ALLOW} <= kinds
+    assert {Reason.MANUAL, Reason.RETRACTED, Reason.OWNER_GONE, Reason.DRAFT_MODE} <= kinds
+    assert any(change.affects_follows for change in first.changes)
+    # The next sync: what the first applied is now managed (a steady state with some churn).
+    managed = dict(local.managed)
+    for change in first.changes:
+        if change.action in (Action.ADD, Action.UPDATE) and not change.draft:
+            assert change.policy is not None and change.owner is not None
+            managed[change.entity] = ManagedDecision(
+                policy=change.policy, owner=change.owner, filters=change.filters, labels=change.labels
+            )
+    rng = random.Random(seed)
+    second = [o for o in opinions if rng.random() > 0.05]  # some retractions
+    _both(second, subs, LocalState(**{**_fields(local), "managed": managed}), thresholds)
+    # All auto, no local state: nearly every entity takes the fast path.
+    auto = [Subscription(**{**_fields(s), "mode": Mode.AUTO}) for s in subs]
+    _both(opinions, auto, LocalState(), thresholds)
+
+
+def _fields(obj: object) -> dict[str, object]:
+    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}  # type: ignore[attr-defined]
+
+
+def test_fast_path__equals_the_reference_when_ids_and_feed_ids_collide() -> None:
+    # A subscription id equal to another's feed id, references naming subscription ids, entry ids
+    # equal to a feed id: the union-find's general case.
+    subs = [
+        sub("a", feed_id="https://b.example/feed"),
+        sub("https://b.example/feed", independence_group="g"),
+        sub("c", independence_group="g", feed_id="https://c.example/feed"),
+        sub("d"),
+        sub("e", trust_weight=3),
+    ]
+    rng = random.Random(5)
+    opinions = []
+    for s in subs:
+        for i in range(300):
+            if rng.random() < 0.6:
+                entry = rng.choice([f"https://{s.id}/{i}", f"https://{s.id}/{i}", "https://c.example/feed"])
+                derived = rng.choice([(), (), ("a",), (f"https://a/{i}",), ("https://c.example/feed",)])
+                opinions.append(
+                    op(
+                        s.id,
+                        f"x{i}.example",
+                        rng.choice(["drop", "reject", "filter"]),
+                        entry_id=entry,
+                        derived_from=derived,
+                    )
+                )
+    _both(opinions, subs, LocalState(), Thresholds())
+
+
+def test_fast_path__raises_what_the_reference_raises() -> None:
+    subs = [sub("a"), sub("b")]
+    twice = [op("b", "y.example"), op("a", "z.example", entry_id="1"), op("a", "Z.example", entry_id="2")]
+    twice += [op("a", "x.example", entry_id="3"), op("a", "x.example.", entry_id="4")]
+    for opinions in (twice, [*twice[:1], op("q", "x.example"), op("r", "x.example")]):
+        with pytest.raises(MergeInputError) as fast:
+            merge(opinions, subs, Thresholds(), LocalState(), now=NOW)
+        with pytest.raises(MergeInputError) as reference:
+            _merge_reference(opinions, subs, Thresholds(), LocalState(), now=NOW)
+        assert str(fast.value) == str(reference.value)

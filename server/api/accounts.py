@@ -712,7 +712,8 @@ async def change_password(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------------------- admin
 
 
-async def _admin_target(session: AsyncSession, account_id: int) -> tuple[Account, User | None]:
+async def admin_target(session: AsyncSession, account_id: int) -> tuple[Account, User | None]:
+    """The account an admin endpoint names, with its user when local; 404 when gone."""
     row = (
         await session.execute(
             select(Account, User).outerjoin(User, User.account_id == Account.id).where(Account.id == account_id)
@@ -739,7 +740,7 @@ def _admin_entity(
 
 
 async def _admin_answer(request: web.Request, session: AsyncSession, viewer: Viewer, account_id: int) -> web.Response:
-    account, user = await _admin_target(session, account_id)
+    account, user = await admin_target(session, account_id)
     inviters = await _inviters(session, [user])
     return json_response(_admin_entity(request.app[CONFIG], viewer, account, user, inviters))
 
@@ -812,7 +813,7 @@ def _pending_user(user: User | None) -> User:
 async def admin_approve(request: web.Request) -> web.Response:
     viewer = await require_staff(request, "admin:write:accounts")
     async with request.app[SESSIONS]() as session:
-        _account, user = await _admin_target(session, path_id(request))
+        _account, user = await admin_target(session, path_id(request))
         pending = _pending_user(user)
         pending.approved = True
         await _commit(session)
@@ -826,7 +827,7 @@ async def admin_reject(request: web.Request) -> web.Response:
     """Reject a pending sign-up: the account is deleted and its username is free again."""
     viewer = await require_staff(request, "admin:write:accounts")
     async with request.app[SESSIONS]() as session:
-        account, user = await _admin_target(session, path_id(request))
+        account, user = await admin_target(session, path_id(request))
         pending = _pending_user(user)
         body = _admin_entity(request.app[CONFIG], viewer, account, pending, {})
         hashes = list(
@@ -857,7 +858,7 @@ async def admin_action(request: web.Request) -> web.Response:
     params.id("warning_preset_id")  # accepted, ignored (no presets)
     params.flag("send_email_notification")  # accepted, ignored (no e-mail)
     async with request.app[SESSIONS]() as session:
-        account, user = await _admin_target(session, path_id(request))
+        account, user = await admin_target(session, path_id(request))
         await take_action(session, viewer, account, user, kind, text=text, report_id=report_id)
         await _commit(session)
     if user is not None:
@@ -871,7 +872,7 @@ async def _admin_undo(request: web.Request, verb: str) -> web.Response:
 
     viewer = await require_staff(request, "admin:write:accounts")
     async with request.app[SESSIONS]() as session:
-        account, user = await _admin_target(session, path_id(request))
+        account, user = await admin_target(session, path_id(request))
         await undo_action(session, viewer, account, user, verb)
         await _commit(session)
         if user is not None:
@@ -911,7 +912,7 @@ async def admin_set_role(request: web.Request) -> web.Response:
     if role not in ("admin", "moderator", "member"):
         raise Unprocessable("role: must be admin, moderator or member")
     async with request.app[SESSIONS]() as session:
-        account, user = await _admin_target(session, path_id(request))
+        account, user = await admin_target(session, path_id(request))
         if user is None:
             raise Unprocessable("only local people have instance roles")
         if account.id == viewer.account_id:
@@ -930,7 +931,7 @@ async def admin_verify(request: web.Request) -> web.Response:
     params = await read_params(request)
     verified = params.flag("verified", True)
     async with request.app[SESSIONS]() as session:
-        account, user = await _admin_target(session, path_id(request))
+        account, user = await admin_target(session, path_id(request))
         if user is None or account.is_group:
             raise Unprocessable("only local people can be verified professionals")
         account.verified_professional = bool(verified)

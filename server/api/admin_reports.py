@@ -17,10 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import reports
+from server.api.accounts import admin_target
 from server.auth import forget_tokens, require_staff
 from server.errors import NotFound, Unprocessable
 from server.ids import new_id
-from server.models import Account, Appeal, AuditEntry, ModerationNote, Report, Rule, Status, User
+from server.models import Account, Appeal, AuditEntry, ModerationNote, Report, Rule, Status
 from server.pagination import link_header, order_newest_first, page_params, paginate
 from server.web import CONFIG, SESSIONS, Routes, json_response, now, path_id, read_params
 
@@ -204,17 +205,6 @@ async def forward_report(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------------------- post removal, group bans
 
 
-async def _target(session: Any, account_id: int) -> tuple[Account, User | None]:
-    row = (
-        await session.execute(
-            select(Account, User).outerjoin(User, User.account_id == Account.id).where(Account.id == account_id)
-        )
-    ).one_or_none()
-    if row is None or row[0].deleted_at is not None:
-        raise NotFound("Record not found")
-    return row[0], row[1]
-
-
 @routes.post(HS + "/statuses/{id:[0-9]+}/remove")
 async def remove_status(request: web.Request) -> web.Response:
     viewer = await require_staff(request, "admin:write:accounts")
@@ -245,7 +235,7 @@ async def group_ban(request: web.Request) -> web.Response:
     reason = params.text("reason", "", max_len=1000) or ""
     report_id = params.id("report_id")
     async with request.app[SESSIONS]() as session:
-        account, user = await _target(session, path_id(request))
+        account, user = await admin_target(session, path_id(request))
         warning = await reports.ban_from_group(
             session, request.app[CONFIG], viewer, account, user, group_id=group_id, reason=reason, report_id=report_id
         )

@@ -39,6 +39,7 @@ from server.subscriptions import (
     create_subscription,
     decide_draft,
     delete_subscription,
+    draft_values,
     merge_and_apply,
     sync_subscription,
 )
@@ -85,22 +86,13 @@ def render_subscription(sub: Subscription, opinions: int = 0) -> dict[str, Any]:
 
 
 def render_draft(draft: ModerationDraft) -> dict[str, Any]:
+    values = draft_values(draft)
+    owner, previous = values.pop("owner"), values.pop("previous_owner")
     return {
         "id": str(draft.id),
-        "entity_kind": draft.entity_kind,
-        "entity_key": draft.entity_key,
-        "action": draft.action,
-        "policy": draft.policy,
-        "filters": list(draft.filters),
-        "labels": list(draft.labels),
-        "previous_policy": draft.previous_policy,
-        "subscription_id": None if draft.owner_subscription_id is None else str(draft.owner_subscription_id),
-        "previous_subscription_id": None
-        if draft.previous_owner_subscription_id is None
-        else str(draft.previous_owner_subscription_id),
-        "supporters": list(draft.supporters),
-        "reasons": list(draft.reasons),
-        "review": list(draft.review),
+        **values,
+        "subscription_id": None if owner is None else str(owner),
+        "previous_subscription_id": None if previous is None else str(previous),
         "state": draft.state,
         "decided_by": None if draft.decided_by_account_id is None else str(draft.decided_by_account_id),
         "decided_at": iso(draft.decided_at) if draft.decided_at else None,
