@@ -124,6 +124,11 @@ def main() -> None:
     for name, seconds, written in rows:
         verdict = "met" if seconds <= TARGET_IMPORT else "MISSED"
         print(f"| {name} | {seconds:.3f} | {written:,} | <= {TARGET_IMPORT} s: {verdict} |")
+    seconds, published = asyncio.run(publish_phase(args.rows))
+    print("\n### Publishing the imported decisions to the signed feed (the job after the import; SQLite, once)")
+    print("| seconds | entries signed and stored | per entry |")
+    print("|---|---|---|")
+    print(f"| {seconds:.2f} | {published:,} | {seconds / max(published, 1) * 1e3:.2f} ms |")
     merge_rows = merge_phase(args.feeds, args.entries, args.runs)
     if merge_rows is not None:
         seconds, decided = merge_rows
@@ -132,6 +137,32 @@ def main() -> None:
         print("| seconds | entities decided | target |")
         print("|---|---|---|")
         print(f"| {seconds:.3f} | {decided:,} | <= {TARGET_MERGE} s: {verdict} |")
+
+
+async def publish_phase(rows: int) -> tuple[float, int]:
+    """What the import leaves to the job worker: signing and storing one feed entry per new
+    decision (``server.feeds.run_publish_job``), on SQLite, once. No target: it runs after the
+    import has committed."""
+    from pathlib import Path as _Path
+
+    from server import feeds
+    from server.config import parse_config
+    from server.db import make_engine, make_sessionmaker
+    from server.web import now
+
+    with tempfile.TemporaryDirectory(prefix="hearthside-modbench-") as folder:
+        url = f"sqlite+aiosqlite:///{_Path(folder) / 'publish.sqlite3'}"
+        await import_once(url, generate_csv(rows))
+        config = parse_config(
+            {"instance": {"base_url": "https://bench.example"}, "storage": {"data_dir": folder}}, env={}
+        )
+        engine = make_engine(url)
+        try:
+            started = time.perf_counter()
+            published = await feeds.run_publish_job(make_sessionmaker(engine), config, at=now())
+            return time.perf_counter() - started, published
+        finally:
+            await engine.dispose()
 
 
 def merge_phase(feeds: int, entries: int, runs: int) -> tuple[float, int] | None:

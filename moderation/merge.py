@@ -64,8 +64,9 @@ order); changes are sorted by entity and every reason list is in a fixed order. 
 in opinions plus managed decisions: dictionaries by entity, local domain rules looked up by
 walking the key's suffixes (one set probe per label), never scanning a list. Entities whose
 result equals their managed decision produce no change and build no objects. The cyclic
-garbage collector is paused during a merge (:func:`_cyclic_gc_paused`): nothing here makes
-reference cycles, and letting it walk the heap of a large merge cost a third of the time.
+garbage collector is paused during a merge and what the merge made is then promoted to the
+oldest generation (:func:`_cyclic_gc_paused`): nothing here makes reference cycles, and
+letting the collector walk a large merge's objects cost a third of the time.
 
 Two paths, one result: :func:`merge` takes the fast path (section "the fast path": opinions
 bucketed per subscription run with C-level iterators, new decisions on entities no local state
@@ -1114,6 +1115,15 @@ def _cyclic_gc_paused() -> Iterator[None]:
     times, which measured as a third of the merge's time. Reference counting frees everything
     as usual. The collector is re-enabled only if it was enabled before, so nested or
     concurrent merges leave it as they found it.
+
+    Before re-enabling, the objects made meanwhile (the result: ~700,000 Changes, Supporters
+    and tuples for the issue's bench) are moved straight to the oldest generation with
+    ``gc.freeze()`` + ``gc.unfreeze()`` (documented: unfreeze puts the frozen objects back into
+    the oldest generation). Otherwise the first allocation after re-enabling walks all of them
+    at once as the youngest generation, cold in memory: 0.2 s of the bench, to find no cycle.
+    This is skipped when the application froze objects itself (``gc.get_freeze_count()``), as
+    unfreezing would thaw those. Cost: young objects of other threads promoted at the same time
+    are collected, if cyclic garbage, by the next full collection rather than a young one.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -1121,6 +1131,9 @@ def _cyclic_gc_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            if not gc.get_freeze_count():
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 

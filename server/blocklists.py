@@ -27,12 +27,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from moderation.decisions import DomainDecision, Severity, rule_for, stricter
 from moderation.formats import export_mastodon_csv
 from server import feeds
+from server.db import bulk_insert
 from server.domains import apply_block_changes
 from server.ids import new_ids
 from server.models import Account, AuditEntry, DomainBlock, Follow
@@ -136,8 +137,9 @@ async def apply(
     stamp = f"Imported from {source.removeprefix('import:')} on {at.date().isoformat()}"
     if plan.added:
         ids = iter(new_ids(len(plan.added)))
-        await session.execute(
-            insert(DomainBlock.__table__),  # type: ignore[arg-type]
+        await bulk_insert(
+            session,
+            DomainBlock.__table__,  # type: ignore[arg-type]
             [
                 {
                     "id": next(ids),
@@ -190,8 +192,9 @@ async def apply(
         await feeds.schedule_publish(session, at=at)
     if entries:
         audit_ids = iter(new_ids(len(entries)))
-        await session.execute(
-            insert(AuditEntry.__table__),  # type: ignore[arg-type]
+        await bulk_insert(
+            session,
+            AuditEntry.__table__,  # type: ignore[arg-type]
             [
                 {
                     "id": next(audit_ids),

@@ -43,10 +43,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import Table, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -400,3 +400,60 @@ def _query_only(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA query_only=ON")  # this connection can never write
     cursor.execute("PRAGMA busy_timeout=1000")
     cursor.close()
+
+
+async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert many rows in the session's transaction, binding each column's values with the
+    column type's own processor once per value, and handing the driver one ``executemany``.
+
+    ``insert(table)`` with a list of dicts does the same through SQLAlchemy's generic per-row
+    parameter machinery, which costs about 20 µs a row; a 20,000-domain import writes 40,000
+    rows (blocks and their audit entries). Every row must give the same columns; columns left
+    out take their Python-side defaults (SQL-expression defaults are refused).
+    """
+    if not rows:
+        return
+    connection = await session.connection()
+    dialect = connection.dialect
+    names = list(rows[0])
+    given = set(names)
+    constants: dict[str, Any] = {}  # columns left out: their default, bound once
+    for column in table.columns:
+        if column.name in given or column.default is None:
+            continue
+        default: Any = column.default
+        if not (default.is_scalar or default.is_callable):
+            raise ValueError(f"bulk_insert: {table.name}.{column.name} has a SQL default")
+        value = default.arg(None) if default.is_callable else default.arg
+        processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+        constants[column.name] = processor(value) if processor is not None else value
+    # A TypeDecorator's dialect_impl chains its process_bind_param before the driver's processor.
+    binders = [(name, table.columns[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names]
+    columns: list[list[Any]] = []
+    for name, processor in binders:
+        raw = [row[name] for row in rows]
+        if processor is None:
+            columns.append(raw)
+            continue
+        bound: list[Any] = []
+        last: Any = object()
+        done: Any = None
+        for value in raw:
+            if value is not last:  # a value repeated as the same object (a timestamp) binds once
+                last, done = value, processor(value)
+            bound.append(done)
+        columns.append(bound)
+    names += list(constants)
+    columns += [[value] * len(rows) for value in constants.values()]
+    values = list(zip(*columns, strict=True))
+    quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
+    if dialect.paramstyle == "qmark":  # sqlite3
+        marks = ", ".join("?" for _ in names)
+    elif dialect.paramstyle == "numeric_dollar":  # asyncpg
+        marks = ", ".join(f"${i + 1}" for i in range(len(names)))
+    else:
+        raise ValueError(f"bulk_insert: unsupported paramstyle {dialect.paramstyle}")
+    # Table and column names come from our own models, quoted by the dialect; values are bound.
+    sql = f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({quoted}) VALUES ({marks})"  # noqa: S608
+    await connection.exec_driver_sql(sql, values)
+    session.sync_session.info[_WROTE] = True

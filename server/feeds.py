@@ -178,8 +178,22 @@ def _insert_ignoring_conflict(session: AsyncSession, model: Any, column: str) ->
     return sqlite_insert(model).on_conflict_do_nothing(index_elements=[column])
 
 
+_LOCK = "hearthside.feed_lock"  # session.info: (transaction holding the lock, last change id)
+
+
 async def _lock(session: AsyncSession, at: datetime) -> str:
-    """Take the feed's writer lock (held until the transaction ends); the last change id."""
+    """Take the feed's writer lock (held until the transaction ends); the last change id.
+    Taken once per transaction: a reconcile appends thousands of entries under one lock."""
+    transaction = session.sync_session.get_transaction()
+    held = session.info.get(_LOCK)
+    if held is not None and held[0] is transaction:
+        return str(held[1])
+    last = await _take_lock(session, at)
+    session.info[_LOCK] = (transaction, last)
+    return last
+
+
+async def _take_lock(session: AsyncSession, at: datetime) -> str:
     result: Any = await session.execute(
         update(FeedState).where(FeedState.id == 1).values(updated_at=at).execution_options(synchronize_session=False)
     )
@@ -215,6 +229,21 @@ async def _current_key_row(session: AsyncSession) -> ModerationKey | None:
     return row
 
 
+_SIGNER = "hearthside.feed_signer"  # session.info: (key id, parsed private key) for a bulk publish
+
+
+async def _signer(session: AsyncSession, settings: FeedSettings, at: datetime) -> tuple[str, PrivateKey]:
+    """The current key, parsed once per session (a reconcile signs thousands of entries)."""
+    cached: tuple[str, PrivateKey] | None = session.info.get(_SIGNER)
+    if cached is not None:
+        return cached
+    row = await _current_key_row(session) or await _create_key(session, settings.base_url, at)
+    assert row.private_pem is not None
+    signer = (row.key_id, PrivateKey.from_pem(row.private_pem, trusted=True))
+    session.info[_SIGNER] = signer
+    return signer
+
+
 async def _create_key(session: AsyncSession, base_url: str, at: datetime) -> ModerationKey:
     pair = generate_ed25519()
     row_id = new_id()
@@ -247,6 +276,7 @@ async def rotate_key(session: AsyncSession, config: Config, *, at: datetime) -> 
     """Revoke the current moderation key (kept, published, without its private half) and make a
     new one; the caller commits. Entries signed before ``at`` still verify with the old key."""
     await _lock(session, at)
+    session.info.pop(_SIGNER, None)
     await session.execute(
         update(ModerationKey)
         .where(ModerationKey.revoked_at.is_(None))
@@ -386,9 +416,8 @@ async def _append(
         except NotPublishableError as again:
             log.warning("feed entry for a %s not published: %s", entry.entity_kind, str(again).split(":")[0])
             return None
-    key_row = await _current_key_row(session) or await _create_key(session, settings.base_url, at)
-    assert key_row.private_pem is not None
-    document = sign_entry(entry, PrivateKey.from_pem(key_row.private_pem, trusted=True), key_row.key_id, at)
+    key_id, private = await _signer(session, settings, at)
+    document = sign_entry(entry, private, key_id, at)
     session.add(
         FeedEntry(
             id=new_id(),
@@ -398,7 +427,7 @@ async def _append(
             entity_key=entry.entity_key,
             entry_type=entry.type,
             audience=audience,
-            key_id=key_row.key_id,
+            key_id=key_id,
             state=state,
             source=source[:64],
             document=json.dumps(document, ensure_ascii=False, separators=(",", ":")),
@@ -412,6 +441,9 @@ async def _append(
         .values(last_change_id=change_id)
         .execution_options(synchronize_session=False)
     )
+    held = session.info.get(_LOCK)
+    if held is not None:
+        session.info[_LOCK] = (held[0], change_id)
     await session.flush()
     log.info("feed entry %s published (%s, %s)", change_id, entry.type, entry.entity_kind)
     return Published(change_id, entry.type, entry.entity_kind, entry.entity_key, audience)

@@ -6,6 +6,7 @@ docstrings refer to research/moderation.md §6.c.
 
 from __future__ import annotations
 
+import gc
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -938,7 +939,7 @@ def _random_workload(seed: int, entities: int = 3000) -> Workload:
             owner=rng.choice(owners),
             filters=frozenset(rng.choice([[], [], ["reject_media"]])),
         )
-        for d in rng.sample(keys, entities // 5)
+        for d in [*rng.sample(keys, entities // 5), *domains[:40:3]]  # some allowed, excluded, manual
     }
     managed.update(
         {Entity("actor", a): ManagedDecision(policy=Policy.REJECT, owner=rng.choice(owners)) for a in actors[:20]}
@@ -1036,3 +1037,24 @@ def test_fast_path__raises_what_the_reference_raises() -> None:
         with pytest.raises(MergeInputError) as reference:
             _merge_reference(opinions, subs, Thresholds(), LocalState(), now=NOW)
         assert str(fast.value) == str(reference.value)
+
+
+def test_merge__leaves_the_garbage_collector_as_it_found_it() -> None:
+    opinions = [op(n, f"h{i}.example") for n in "abc" for i in range(50)]
+    assert gc.isenabled()
+    run(opinions, ABC)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        run(opinions, ABC)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    # Objects the application froze stay frozen (the merge promotes its own only when none are).
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        run(opinions, ABC)
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
