@@ -75,7 +75,7 @@ async def test_bulk_insert__a_failed_insert_writes_nothing(engine: Any) -> None:
         "updated_at": datetime.now(UTC),
     }
     async with make_sessionmaker(engine)() as session:
-        with pytest.raises(Exception, match="(?i)unique|duplicate"):
+        with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
             await bulk_insert(session, DomainBlock.__table__, [row, {**row, "id": 2}])  # type: ignore[arg-type]
         await session.rollback()
     async with make_sessionmaker(engine)() as session:

@@ -159,3 +159,53 @@ def test_mastodon_py__admin_domain_blocks(live: tuple[Path, str], tmp_path: Path
             admin.admin_create_domain_block("sub.spam.example", severity="noop")
         admin.admin_delete_domain_block(created.id)
         assert admin.admin_domain_blocks() == []
+
+
+def test_mastodon_py__reports_account_actions_and_domain_allows(live: tuple[Path, str], tmp_path: Path) -> None:
+    """Mastodon.py's member report call and its admin report, account-moderation and
+    domain-allow calls, unmodified, against Hearthside."""
+    config_path, admin_password = live
+    scopes = ["read", "write", "follow", "admin:read", "admin:write"]
+    with serving(config_path) as port:
+        base = f"http://127.0.0.1:{port}"
+        client_id, client_secret = Mastodon.create_app(
+            "moderation-tool", api_base_url=base, scopes=scopes, redirect_uris="urn:ietf:wg:oauth:2.0:oob"
+        )
+        admin = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=base)
+        admin.log_in("admin", admin_password, scopes=scopes, allow_http=True)
+        robin = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=base)
+        robin.log_in("robin", "robin's long password", scopes=["read", "write", "follow"], allow_http=True)
+
+        # The admin reports robin's post; the report is in the queue.
+        post = robin.status_post("something that breaks the rules")
+        robin_account = robin.account_verify_credentials()
+        report = admin.report(robin_account.id, status_ids=[post.id], comment="please look", category="other")
+        assert report.target_account.id == robin_account.id and report.action_taken is False
+        [queued] = admin.admin_reports()
+        assert queued.id == report.id and queued.comment == "please look"
+        assert [s.id for s in queued.statuses] == [post.id]
+        assert admin.admin_report_assign(report.id).assigned_account.username == "admin"
+        assert admin.admin_report_unassign(report.id).assigned_account is None
+
+        # A warning tied to the report settles it; robin sees the moderation warning.
+        admin.admin_account_moderate(robin_account.id, action=None, report_id=report.id, text="please be kind")
+        assert admin.admin_report(report.id).action_taken is True
+        assert admin.admin_reports() == [] and [r.id for r in admin.admin_reports(resolved=True)] == [report.id]
+        assert admin.admin_report_reopen(report.id).action_taken is False
+        assert admin.admin_report_resolve(report.id).action_taken is True
+        warning = next(n for n in robin.notifications() if n.type == "moderation_warning")
+        assert warning.moderation_warning.text == "please be kind"
+
+        # Limit, then lift it.
+        admin.admin_account_moderate(robin_account.id, action="silence", text="a break from public timelines")
+        assert admin.admin_account(robin_account.id).silenced is True
+        assert admin.admin_account_unsilence(robin_account.id).silenced is False
+
+        # Domain allows.
+        allowed = admin.admin_create_domain_allow("partner.example")
+        assert [a.domain for a in admin.admin_domain_allows()] == ["partner.example"]
+        assert admin.admin_domain_allow(allowed.id).domain == "partner.example"
+        admin.admin_delete_domain_allow(allowed.id)
+        assert admin.admin_domain_allows() == []
+        with pytest.raises(MastodonNotFoundError):
+            admin.admin_domain_allow(allowed.id)
