@@ -675,8 +675,12 @@ def note_document(
     in_reply_to: str | None = None,
     tags: Sequence[MentionTag | HashtagTag] = (),
     audience: str | None = None,
+    topics: Sequence[str] = (),
 ) -> JSON:
     """A post as a ``Note`` (Mastodon's object shape, research/federation.md §2.5).
+
+    ``topics``: trigger topic ids, sent as ``hearthside:topics`` (the caller also names them
+    in ``summary``, the content warning other software shows).
 
     ``content`` is the sanitized HTML; ``source`` the Markdown as written
     (``mediaType: text/markdown``); ``summary`` the content warning, with ``sensitive`` set
@@ -707,6 +711,8 @@ def note_document(
     doc["tag"] = [tag.as_json() for tag in tags]
     if audience:
         doc["audience"] = audience
+    if topics:
+        doc["hearthside:topics"] = list(topics)
     return doc
 
 

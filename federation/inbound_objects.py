@@ -241,6 +241,7 @@ class RemoteNote:
     poll_options: tuple[str, ...]
     quote_of: str | None
     comments_enabled: bool
+    topics: tuple[str, ...] = ()  # Hearthside trigger topic ids (``hearthside:topics``), unchecked
 
 
 def _in_reply_to(value: Any, path: str) -> str | None:
@@ -427,7 +428,22 @@ def parse_note(obj: Mapping[str, Any], *, followers_collections: Collection[str]
         poll_options=_poll_options(obj) if kind == "Question" else (),
         quote_of=quote,
         comments_enabled=obj.get("commentsEnabled") is not False,
+        topics=_topics(obj.get("hearthside:topics", obj.get("urn:hearthside:ns#topics"))),
     )
+
+
+_TOPIC_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,47}")
+
+
+def _topics(value: Any) -> tuple[str, ...]:
+    """Hearthside's ``hearthside:topics``: up to 10 well-formed ids; anything else is ignored
+    (whether the ids mean anything here is the receiving instance's question)."""
+    items = value if isinstance(value, list) else [value]
+    out: list[str] = []
+    for item in items[:10]:
+        if isinstance(item, str) and _TOPIC_ID.fullmatch(item) and item not in out:
+            out.append(item)
+    return tuple(out)
 
 
 # --- Actors -----------------------------------------------------------------------------------

@@ -142,6 +142,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     problem = asyncio.run(_schema_problem(config))
     if problem:
         raise CliError(problem)
+    from server.safety import warn_stale_helplines
+
+    warn_stale_helplines(config)
     host = args.host or config.get("server", "host")
     port = args.port or config.get("server", "port")
     processes = args.processes or config.get("server", "processes")
@@ -455,6 +458,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             results.append((False, f"port {host}:{port} is in use (another instance running?)"))
     for ok, message in results:
         print(f"{'ok  ' if ok else 'FAIL'} {message}")
+    from server.safety import helpline_warnings  # a warning, not a failure: helplines past review
+
+    print("".join(f"WARN {warning}\n" for warning in helpline_warnings(config)), end="")
     return 0 if all(ok for ok, _ in results) else 1
 
 
@@ -607,6 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
     dm_cli.add_parser(sub)
     __import__("server.subscriptions_cli", fromlist=["add_parser"]).add_parser(sub)  # subscribe, sync, drafts
     __import__("server.feeds_cli").feeds_cli.add_parser(sub)
+    __import__("server.safety_cli").safety_cli.add_parser(sub)  # safety scan
     return parser
 
 

@@ -104,10 +104,106 @@ def _positive(value: Any) -> str | None:
     return None
 
 
+DEFAULT_TRIGGER_TOPICS = (
+    "self-harm: en=Self-harm; ru=Самоповреждение; fr=Automutilation",
+    "suicide: en=Suicide; ru=Суицид; fr=Suicide",
+    "eating-disorders: en=Eating disorders; ru=Расстройства пищевого поведения; fr=Troubles alimentaires",
+    "substance-use: en=Substance use; ru=Употребление веществ; fr=Consommation de substances",
+    "abuse: en=Abuse; ru=Насилие и жестокое обращение; fr=Maltraitance",
+    "sexual-violence: en=Sexual violence; ru=Сексуальное насилие; fr=Violences sexuelles",
+    "grief: en=Grief and loss; ru=Горе и утрата; fr=Deuil et perte",
+    "medical: en=Medical and hospital; ru=Медицина и больница; fr=Médical et hôpital",
+    "body-image: en=Body image; ru=Образ тела; fr=Image corporelle",
+    "violence: en=Violence; ru=Насилие; fr=Violence",
+)
+
+
+# Helplines shipped as examples (issue 6). Every entry is "unverified": the research notes do not
+# record a check, so each is flagged to admins until an operator checks it at its source and
+# sets last_verified. Numbers change; never rely on these without checking them.
+_UNVERIFIED = "unverified"
+DEFAULT_HELPLINES: tuple[dict[str, Any], ...] = (
+    {"name": "988 Suicide & Crisis Lifeline", "phone": "988", "sms": "988", "chat": "https://988lifeline.org/chat/",
+     "url": "https://988lifeline.org", "languages": ["en", "es"], "countries": ["US"], "hours": "24/7",
+     "source": "https://988lifeline.org/", "last_verified": _UNVERIFIED},
+    {"name": "Samaritans", "phone": "116 123", "url": "https://www.samaritans.org", "languages": ["en"],
+     "countries": ["GB", "IE"], "hours": "24/7",
+     "source": "https://www.samaritans.org/how-we-can-help/contact-samaritan/", "last_verified": _UNVERIFIED},
+    {"name": "9-8-8 Suicide Crisis Helpline", "phone": "988", "sms": "988", "url": "https://988.ca",
+     "languages": ["en", "fr"], "countries": ["CA"], "hours": "24/7", "source": "https://988.ca/",
+     "last_verified": _UNVERIFIED},
+    {"name": "3114 - numéro national de prévention du suicide", "phone": "3114", "url": "https://3114.fr",
+     "languages": ["fr"], "countries": ["FR"], "hours": "24/7", "source": "https://3114.fr/",
+     "last_verified": _UNVERIFIED},
+    {"name": "Centre de Prévention du Suicide", "phone": "0800 32 123", "url": "https://www.preventionsuicide.be",
+     "languages": ["fr"], "countries": ["BE"], "hours": "24/7", "source": "https://www.preventionsuicide.be/",
+     "last_verified": _UNVERIFIED, "paired_with": "Zelfmoordlijn 1813"},
+    {"name": "Zelfmoordlijn 1813", "phone": "1813", "url": "https://www.zelfmoord1813.be", "languages": ["nl"],
+     "countries": ["BE"], "hours": "24/7", "source": "https://www.zelfmoord1813.be/",
+     "last_verified": _UNVERIFIED, "paired_with": "Centre de Prévention du Suicide"},
+    {"name": "La Main Tendue / Die Dargebotene Hand / Telefono Amico", "phone": "143", "url": "https://www.143.ch",
+     "languages": ["fr", "de", "it"], "countries": ["CH"], "hours": "24/7", "source": "https://www.143.ch/",
+     "last_verified": _UNVERIFIED},
+    {"name": "Детский телефон доверия", "phone": "8-800-2000-122", "url": "https://telefon-doveria.ru",
+     "languages": ["ru"], "countries": ["RU"], "hours": "24/7",
+     "notes": "Free, for children, teenagers and their parents", "source": "https://telefon-doveria.ru/",
+     "last_verified": _UNVERIFIED},
+    {"name": "Московская служба психологической помощи населению", "phone": "051", "url": "https://msph.ru",
+     "languages": ["ru"], "countries": ["RU"], "hours": "24/7",
+     "notes": "Moscow: 051 from a landline, +7 495 051 from a mobile", "source": "https://msph.ru/",
+     "last_verified": _UNVERIFIED},
+)  # fmt: skip
+
+
+def _helplines(value: Any) -> str | None:
+    from server.safety import check_helplines  # late: server.safety reads Config
+
+    return check_helplines(value)
+
+
+def _country_or_empty(value: Any) -> str | None:
+    if value == "" or (len(value) == 2 and value.isascii() and value.isalpha() and value.isupper()):
+        return None
+    return f"must be empty or an ISO 3166-1 alpha-2 code in capitals such as 'FR', got {value!r}"
+
+
+DEFAULT_RUNBOOK = (
+    "No escalation runbook is configured. Set [safety] escalation_runbook to this instance's steps: who is on "
+    "call, when to contact emergency services and how, how to reach the member privately, and who supports "
+    "the responder afterwards."
+)
+
+
+def _trigger_topics(value: Any) -> str | None:
+    from server.topics import parse_topic  # late: server.topics reads Config
+
+    seen: set[str] = set()
+    for i, entry in enumerate(value):
+        try:
+            topic = parse_topic(entry)
+        except ValueError as exc:
+            return f"[{i}]: {exc}"
+        if topic.id in seen:
+            return f"[{i}]: topic id {topic.id!r} appears twice"
+        seen.add(topic.id)
+    return None
+
+
 def _username(value: Any) -> str | None:
     if value and not (value.isascii() and value.replace("_", "").isalnum() and len(value) <= 30):
         return f"must be 1-30 ASCII letters, digits or underscores, got {value!r}"
     return None
+
+
+def _crisis_patterns(*, additions: bool) -> Check:
+    def check(value: Any) -> str | None:
+        from moderation.crisis import check_patterns
+
+        if not all(isinstance(v, list) and all(isinstance(p, str) for p in v) for v in value.values()):
+            return "must map a language (en, ru, fr) to a list of strings"
+        return check_patterns(value, additions=additions)
+
+    return check
 
 
 SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
@@ -285,6 +381,65 @@ SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
             ),
         },
     ),
+    "safety": (
+        "Member safety (issue 6): trigger topics, crisis signposting and the crisis queue.",
+        {
+            "trigger_topics": KeySpec(
+                list,
+                list(DEFAULT_TRIGGER_TOPICS),
+                "Trigger topics members may tag posts with and choose to show, warn about or hide: "
+                "'id: en=Label; ru=Метка; fr=Libellé' (id: a-z, 0-9 and '-'; labels per language).",
+                _trigger_topics,
+                item_type=str,
+            ),
+            "helplines": KeySpec(
+                list,
+                [dict(h) for h in DEFAULT_HELPLINES],
+                "Helplines shown to a member whose post may indicate a crisis, for their country and language. "
+                "CHECK EVERY ENTRY AT ITS SOURCE BEFORE USE and set last_verified (YYYY-MM-DD); the shipped "
+                "entries are 'unverified' examples. Keys: name, phone, sms, chat, url (one of these at least), "
+                "languages, countries (ISO 3166-1 alpha-2), hours, notes, source (required), last_verified, "
+                "paired_with (the name of a service always shown with this one, or neither is shown).",
+                _helplines,
+            ),
+            "review_period_days": KeySpec(
+                int, 180, "Helplines not verified within this many days are flagged to admins.", _positive
+            ),
+            "default_country": KeySpec(
+                str, "", "Country (ISO 3166-1 alpha-2) for members who have not set theirs (empty: none).",
+                _country_or_empty,
+            ),
+            "helpline_directory_url": KeySpec(
+                str,
+                "https://findahelpline.com",
+                "A directory of helplines shown with the panel, for members whose country has none here "
+                "(may be empty).",
+                _link_or_empty("https"),
+            ),
+            "response_target_minutes": KeySpec(
+                int, 60, "Time within which a responder should acknowledge a crisis-queue item.", _positive
+            ),
+            "escalation_runbook": KeySpec(
+                str, DEFAULT_RUNBOOK, "The instance's escalation steps, shown with each crisis item."
+            ),
+            "crisis_additions": KeySpec(
+                dict,
+                {},
+                'Extra possible-crisis phrases per language, e.g. {en = ["intent: walk into the sea"]}: '
+                "words separated by spaces, a|b alternatives, word* a stem, [word] optional, .. up to three "
+                "words (moderation/crisis.py); an optional 'category:' prefix (ideation, hopelessness, intent, plan, "
+                "method, farewell, self_harm; '!' before it for a high level).",
+                _crisis_patterns(additions=True),
+            ),
+            "crisis_exclusions": KeySpec(
+                dict,
+                {},
+                "Phrases per language that cancel an overlapping crisis-lexicon match, e.g. "
+                '{en = ["killing it"]} (same syntax as crisis_additions).',
+                _crisis_patterns(additions=False),
+            ),
+        },
+    ),
     "logging": (
         "Logs hold ids and reason codes only, never content, bodies, headers or tokens.",
         {
@@ -350,7 +505,8 @@ class Config:
 
 
 def _type_name(t: type) -> str:
-    return {str: "a string", int: "an integer", bool: "true or false", list: "a list", float: "a number"}[t]
+    names = {str: "a string", int: "an integer", bool: "true or false", list: "a list", float: "a number"}
+    return {**names, dict: "a table"}[t]
 
 
 def _validate_value(where: str, spec: KeySpec, value: Any, env: Mapping[str, str]) -> Any:
@@ -426,9 +582,13 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list) and value and isinstance(value[0], dict):  # one table per line
+        return "[\n" + "".join(f"  {_toml_value(v)},\n" for v in value) + "]"
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{escaped}"'
 
 
@@ -453,7 +613,7 @@ def render_toml(overrides: Mapping[str, Mapping[str, Any]] | None = None, *, com
             if key in overrides.get(section, {}):
                 lines.append(f"{key} = {_toml_value(overrides[section][key])}")
             elif commented_defaults:
-                lines.append(f"# {key} = {_toml_value(spec.default)}")
+                lines.append(f"# {key} = {_toml_value(spec.default)}".replace("\n", "\n# "))
             else:
                 lines.append(f"{key} = {_toml_value(spec.default)}")
         lines.append("")

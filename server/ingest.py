@@ -69,6 +69,7 @@ from server.models import (
 )
 from server.notify import notify
 from server.remote_actors import ActorUnavailable, account_by_uri, local_account_by_uri, resolve_actor
+from server.topics import known_topics
 from server.transport import FetchError
 from server.web import now
 from server.workers import backoff, claim, run_loop
@@ -487,6 +488,7 @@ async def store_note(
         content=note.content_html,
         spoiler_text=note.summary or "",
         sensitive=bool(note.sensitive or (note.summary or "").strip()),
+        topics=known_topics(fed.config, note.topics),
         language=note.language,
         uri=note.id,
         url=note.url or note.id,
@@ -741,6 +743,7 @@ async def on_update(ctx: Context, incoming: Incoming, raw: dict[str, Any]) -> No
         status.text, status.content = note.text, note.content_html
         status.spoiler_text = note.summary or ""
         status.sensitive = bool(note.sensitive or status.spoiler_text.strip())
+        status.topics = known_topics(fed.config, note.topics)
         status.edited_at = moment
         if ctx.announced_by is None and status.group_id is not None:
             await _reannounce_if_local_group(session, ctx, status.group_id, raw)

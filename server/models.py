@@ -151,6 +151,8 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
     last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+    trained_responder: Mapped[bool] = mapped_column(Boolean, default=False)  # sees the crisis queue (server/safety.py)
+    country: Mapped[str | None] = mapped_column(String(2), default=None)  # ISO 3166-1 alpha-2, for helplines
 
     __table_args__ = (UniqueConstraint("account_id"),)
 
@@ -309,6 +311,9 @@ class Status(Base):
     created_at: Mapped[datetime]
     edited_at: Mapped[datetime | None] = mapped_column(default=None)
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    hidden_at: Mapped[datetime | None] = mapped_column(default=None)  # hidden pending review (server/safety.py)
+    hidden_reason: Mapped[str | None] = mapped_column(String(32), default=None)
+    topics: Mapped[list[Any]] = mapped_column(default=list)  # trigger topic ids (server/topics.py)
 
 
 class StatusEdit(Base):
@@ -1060,3 +1065,108 @@ class ModerationDraft(Base):
     decided_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+# --- Member safety: crisis queue, concern reports (server/safety.py) --------------------------
+
+
+class CrisisItem(Base):
+    """An item of the crisis queue, seen by trained responders and admins only.
+
+    ``kind``: ``post`` (a local post whose text may indicate a crisis) or ``concern`` (a member
+    worried about another). ``state``: open -> acknowledged -> escalated -> resolved | dismissed
+    (``server.safety.TRANSITIONS``). ``explanation`` is for responders only: never logged,
+    federated, exported or put in an audit entry.
+    """
+
+    __tablename__ = "crisis_items"
+    __table_args__ = (
+        Index("ix_crisis_items_state_priority_due_at", "state", "priority", "due_at"),
+        Index("ix_crisis_items_reporter_account_id_created_at", "reporter_account_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(16))  # post | concern
+    account_id: Mapped[int] = _fk("accounts.id", index=True)  # the member the item is about
+    status_id: Mapped[int | None] = _fk("statuses.id", nullable=True, ondelete="SET NULL", index=True)
+    reporter_account_id: Mapped[int | None] = _fk("accounts.id", nullable=True, ondelete="SET NULL")
+    level: Mapped[str] = mapped_column(String(16))  # low | high | concern
+    method_detail: Mapped[bool] = mapped_column(Boolean, default=False)
+    priority: Mapped[int] = mapped_column(Integer)  # 0 first
+    explanation: Mapped[str] = mapped_column(Text, default="")
+    comment: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    state_reason: Mapped[str] = mapped_column(Text, default="")
+    assignee_account_id: Mapped[int | None] = _fk("accounts.id", nullable=True, ondelete="SET NULL")
+    created_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+# --- Trigger topics and wellbeing (server/topics.py, server/wellbeing.py) ---
+
+
+class TopicPreference(Base):
+    """A member's choices per trigger topic: ``choices`` maps a topic id to ``warn`` or ``hide``
+    (``show``, the default, is not stored)."""
+
+    __tablename__ = "topic_preferences"
+
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    choices: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime]
+
+
+class MediaExposure(Base):
+    """A staff member opened a reported item (``open``) or revealed its media (``unblur``,
+    ``colour``, ``unmute``): the reveal state of their renderings and their exposure counts."""
+
+    __tablename__ = "media_exposures"
+    __table_args__ = (Index("ix_media_exposures_account_id_created_at", "account_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account_id: Mapped[int] = _fk("accounts.id")
+    report_id: Mapped[int] = _fk("reports.id", index=True)
+    status_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    kind: Mapped[str] = mapped_column(String(16))  # open | unblur | colour | unmute
+    created_at: Mapped[datetime]
+
+
+class WellbeingSetting(Base):
+    """A member's break reminder and quiet mode, and the crude activity session the reminder
+    counts: ``session_started_at`` to ``last_active_at``, a gap over ten minutes starts anew."""
+
+    __tablename__ = "wellbeing_settings"
+
+    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    break_reminder_minutes: Mapped[int | None] = mapped_column(Integer, default=None)
+    quiet_mode: Mapped[bool] = mapped_column(Boolean, default=False)
+    quiet_until: Mapped[datetime | None] = mapped_column(default=None)
+    session_started_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_active_at: Mapped[datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime]
+
+
+class QuietNotification(Base):
+    """A notification held back while its recipient is in quiet mode; it becomes a
+    ``Notification`` when quiet mode ends (server/wellbeing.py)."""
+
+    __tablename__ = "quiet_notifications"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account_id: Mapped[int] = _fk("accounts.id", index=True)
+    from_account_id: Mapped[int] = _fk("accounts.id")
+    type: Mapped[str] = mapped_column(String(32))
+    status_id: Mapped[int | None] = _fk("statuses.id", nullable=True)
+    created_at: Mapped[datetime]
+
+
+class CrisisNotificationLink(Base):
+    """The crisis-queue item a responder's ``hearthside.admin.crisis`` notification is about."""
+
+    __tablename__ = "crisis_notification_links"
+
+    notification_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("notifications.id", ondelete="CASCADE"), primary_key=True
+    )
+    crisis_item_id: Mapped[int] = _fk("crisis_items.id")

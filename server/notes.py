@@ -17,6 +17,7 @@ from server.config import Config
 from server.entities import account_uri
 from server.models import Account, Group, Mention, Status, StatusTag, Tag
 from server.statuses import status_uri, tag_url
+from server.topics import federated_warning
 
 
 def handle(config: Config, account: Account) -> str:
@@ -100,6 +101,7 @@ def note_and_create(
     tags: list[MentionTag | HashtagTag] = [MentionTag(account_uri(config, a), handle(config, a)) for a in mentioned]
     tags += [HashtagTag(tag_url(config, t.name), t.display_name or t.name) for t in related.tags.get(status.id, [])]
     note_id = status.uri or status_uri(config, author, status.id)
+    topics = list(status.topics or [])  # trigger topics: a content warning and hearthside:topics
     note = note_document(
         id=note_id,
         attributed_to=author_uri,
@@ -110,12 +112,13 @@ def note_and_create(
         url=status.url,
         source=status.text,
         language=status.language,
-        summary=status.spoiler_text or None,
-        sensitive=status.sensitive,
+        summary=federated_warning(config, topics, status.spoiler_text, status.language) or None,
+        sensitive=status.sensitive or bool(topics),
         updated=status.edited_at,
         in_reply_to=related.parents.get(status.id),
         tags=tags,
         audience=group_uri,
+        topics=topics,
     )
     create = create_activity(f"{note_id}/activity", author_uri, note, to, cc, status.created_at)
     return note, create

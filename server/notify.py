@@ -41,6 +41,9 @@ MODERATION_TYPES = (
     "hearthside.admin.appeal",
 )
 TYPES += MODERATION_TYPES
+# Member safety (server/safety.py): a responder's new crisis item; the author's private support.
+SAFETY_TYPES = ("hearthside.admin.crisis", "hearthside.safety_support")
+TYPES += SAFETY_TYPES
 
 
 async def notify(
@@ -79,6 +82,12 @@ async def notify(
             )
             if follows.first() is None:
                 return None
+    from server.wellbeing import hold_if_quiet  # late: server.wellbeing audits through server.reports
+
+    if await hold_if_quiet(
+        session, recipient_id=recipient_id, from_account_id=from_account_id, type=type, status_id=status_id
+    ):
+        return None  # quiet mode: held back, added when quiet mode ends
     note = Notification(
         id=new_id(),
         account_id=recipient_id,

@@ -30,6 +30,7 @@ SCOPE_DESCRIPTIONS = {
     "read:groups": "See groups, their members, requests, bans and invites",
     "write:groups": "Create, join, leave and moderate groups",
     "read:statuses": "See posts, including group timelines",
+    "write:statuses": "Write posts, and check a draft for the author-only support panel",
     "read:accounts": "See accounts, and export your own data",
     "write:accounts": "Change your password or delete your account",
     "admin:read:accounts": "See accounts and instance invites as instance staff",
@@ -1284,7 +1285,7 @@ def _moderation_paths() -> dict[str, Any]:
     import importlib
 
     paths: dict[str, Any] = {}
-    for area in ("reports", "feeds", "subscriptions"):
+    for area in ("reports", "feeds", "subscriptions", "safety", "topics"):
         try:
             module = importlib.import_module(f"server.openapi_{area}")
         except ModuleNotFoundError as exc:

@@ -357,8 +357,12 @@ async def render_admin_reports(
     statuses: dict[int, dict[str, Any]] = {}
     if status_ids:
         rows_ = list(await session.scalars(select(Status).where(Status.id.in_(status_ids))))
-        rendered = await render_statuses(session, config, rows_, viewer.account_id)
+        # As written: a moderator's own trigger-topic choices never hide reported posts.
+        rendered = await render_statuses(session, config, rows_, viewer.account_id, filter_topics=False)
         statuses = {int(s["id"]): s for s in rendered}
+    from server.wellbeing import hidden_display, media_display  # late: it audits through this module
+
+    revealed = await media_display(session, viewer.account_id, [r.id for r in reports])
     rules = await _rules_by_id(session, {i for r in reports for i in r.rule_ids})
     out = []
     for r in reports:
@@ -376,7 +380,13 @@ async def render_admin_reports(
                 "target_account": admin_account(r.target_account_id),
                 "assigned_account": admin_account(r.assigned_account_id),
                 "action_taken_by_account": admin_account(r.action_taken_by_account_id),
-                "statuses": [statuses[i] for i in r.status_ids if i in statuses],
+                # Moderator wellbeing: each reported post's media blurred, greyscale and muted
+                # until this staff member reveals it (server/wellbeing.py).
+                "statuses": [
+                    {**statuses[i], "hearthside_media_display": revealed.get((r.id, i), hidden_display())}
+                    for i in r.status_ids
+                    if i in statuses
+                ],
                 "rules": [render_rule(rules[i]) for i in r.rule_ids if i in rules],
                 # Hearthside additions
                 "state": r.state,
@@ -996,9 +1006,12 @@ async def notification_payloads(
     """What moderation notifications carry besides their type, by notification id: Mastodon's
     ``report`` (``admin.report``; the reporter's outcome view for ``hearthside.report_resolved``)
     and ``moderation_warning`` (strikes, and appeals decided or filed)."""
+    from server.safety import notification_payloads as safety_payloads  # late: server.safety imports this module
+
+    safety = await safety_payloads(session, config, notes)
     ids = [n.id for n in notes if n.type in MODERATION_TYPES]
     if not ids:
-        return {}
+        return safety
     links = {
         link.notification_id: link
         for link in await session.scalars(
@@ -1018,7 +1031,7 @@ async def notification_payloads(
     account_ids = {r.target_account_id for r in reports.values()} | {w.target_account_id for w in warnings.values()}
     accounts = {a.id: a for a in await session.scalars(select(Account).where(Account.id.in_(account_ids)))}
     by_appeal = {a.id: a.account_warning_id for a in appeals.values()}
-    out: dict[int, dict[str, Any]] = {}
+    out: dict[int, dict[str, Any]] = safety
     kinds = {n.id: n.type for n in notes}
     for note_id, link in links.items():
         payload: dict[str, Any] = {}

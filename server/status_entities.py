@@ -76,6 +76,7 @@ from server.models import (
     UTCDateTime,
 )
 from server.statuses import status_uri, status_url, tag_url, visible_clause
+from server.topics import TopicView, load_view, stored_topics
 
 STATUS_TYPES = frozenset({"mention", "status", "reblog", "favourite", "update", "poll"})
 
@@ -192,9 +193,13 @@ _MENTIONS_AND_TAGS = union_all(_MENTION_ROWS, _TAG_ROWS)
 class _Batch:
     """Everything a page of statuses needs, loaded in a handful of queries."""
 
-    def __init__(self, config: Config, viewer_id: int | None) -> None:
+    def __init__(
+        self, config: Config, viewer_id: int | None, topics: TopicView | None = None, *, omit_hidden: bool = True
+    ) -> None:
         self.config = config
         self.viewer_id = viewer_id
+        self.topics = topics  # the viewer's trigger-topic choices (server.topics)
+        self.omit_hidden = omit_hidden
         self.accounts: dict[int, Account] = {}
         self.account_json: dict[int, dict[str, Any]] = {}
         self.originals: dict[int, Status] = {}
@@ -293,13 +298,20 @@ class _Batch:
             if nested is None:
                 return None
             flag_id = original.id
+        sensitive, spoiler_text = s.sensitive, s.spoiler_text
+        if self.topics is not None and s.reblog_of_id is None:
+            verdict, matched = self.topics.judge(s.account_id, s.topics, s.spoiler_text)
+            if verdict == "hide" and self.omit_hidden:
+                return None
+            if verdict != "show":
+                sensitive, spoiler_text = True, self.topics.spoiler(matched, s.spoiler_text)
         data: dict[str, Any] = {
             "id": str(s.id),
             "created_at": iso(s.created_at),
             "in_reply_to_id": str(s.in_reply_to_id) if s.in_reply_to_id is not None else None,
             "in_reply_to_account_id": (str(s.in_reply_to_account_id) if s.in_reply_to_account_id is not None else None),
-            "sensitive": s.sensitive,
-            "spoiler_text": s.spoiler_text,
+            "sensitive": sensitive,
+            "spoiler_text": spoiler_text,
             "visibility": s.visibility,
             "language": s.language,
             "uri": s.uri or status_uri(self.config, author, s.id, reblog=nested is not None),
@@ -319,6 +331,7 @@ class _Batch:
             "card": None,
             "poll": None,
             "hearthside": {"group": self.group(s.group_id)},
+            "hearthside_topics": stored_topics(s.topics),
         }
         if self.viewer_id is not None:
             data["favourited"] = flag_id in self.favourited
@@ -341,15 +354,20 @@ async def render_statuses(
     hidden_accounts: Collection[int] = (),
     known_accounts: Mapping[int, Account] | None = None,
     with_text: bool = False,
+    filter_topics: bool = True,
+    omit_hidden: bool = True,
 ) -> list[dict[str, Any]]:
     """Render ``statuses`` (already visible to the viewer) in order, in constant queries.
 
     Boosts whose original the viewer may not see, or whose original's author is in
-    ``hidden_accounts`` (a timeline's mutes), are left out.
+    ``hidden_accounts`` (a timeline's mutes), are left out, and so are posts on topics the
+    viewer hides (``omit_hidden``; otherwise collapsed); ``filter_topics=False`` renders posts
+    as written (moderation queues).
     """
     if not statuses:
         return []
-    batch = _Batch(config, viewer_id)
+    view = await load_view(session, config, viewer_id) if filter_topics else None
+    batch = _Batch(config, viewer_id, view, omit_hidden=omit_hidden)
     await batch.load(session, statuses, hidden_accounts, known_accounts)
     out = []
     for s in statuses:
@@ -362,7 +380,8 @@ async def render_statuses(
 async def render_status(
     session: AsyncSession, config: Config, status: Status, viewer_id: int | None, *, with_text: bool = False
 ) -> dict[str, Any]:
-    rendered = await render_statuses(session, config, [status], viewer_id, with_text=with_text)
+    # Opened by its id, a post on a hidden topic is collapsed rather than missing.
+    rendered = await render_statuses(session, config, [status], viewer_id, with_text=with_text, omit_hidden=False)
     if not rendered:
         from server.errors import NotFound
 
@@ -428,7 +447,7 @@ async def render_notifications(
     if status_ids:
         rows = await session.execute(select(Status).where(Status.id.in_(status_ids), visible_clause(viewer_id)))
         statuses = {s.id: s for s in rows.scalars()}
-    batch = _Batch(config, viewer_id)
+    batch = _Batch(config, viewer_id, await load_view(session, config, viewer_id) if statuses else None)
     await batch.load(session, list(statuses.values()), ())
     missing = {n.from_account_id for n in notes} - batch.accounts.keys()
     if missing:
@@ -482,6 +501,7 @@ _STATUS_FIELDS = (  # row[0:13] (with the author's username) is a post's own fra
     "replies_count",
     "reblogs_count",
     "favourites_count",
+    "topics",
 )
 (
     _ID,
@@ -500,6 +520,7 @@ _STATUS_FIELDS = (  # row[0:13] (with the author's username) is a post's own fra
     _REPLIES,
     _REBLOGS,
     _FAVOURITES_COUNT,
+    _TOPICS,
     _AUTHOR_ID,
     _AUTHOR_USERNAME,
     _AUTHOR,
@@ -507,8 +528,8 @@ _STATUS_FIELDS = (  # row[0:13] (with the author's username) is a post's own fra
     _APP_NAME,
     _APP_WEBSITE,
     _FLAGS,
-) = range(23)
-PAGE_WIDTH = 23  # a page query may add columns after these
+) = range(24)
+PAGE_WIDTH = 24  # a page query may add columns after these
 # Everything render_account reads, in the order _account_from_values takes them.
 _AUTHOR_FIELDS = (
     "id",
@@ -747,6 +768,13 @@ def _group_json(config: Config, base_url: str, group: str) -> str:
     return found
 
 
+def _topics_json(value: Any) -> str:
+    """``hearthside_topics`` from a raw ``statuses.topics`` value (JSON text or a list)."""
+    if not value or value == "[]":
+        return "[]"
+    return _dumps(stored_topics(value))
+
+
 def _app_json(name: str, website: str | None) -> str:
     key = (name, website)
     found = _APP_JSON.get(key)
@@ -755,9 +783,10 @@ def _app_json(name: str, website: str | None) -> str:
     return found
 
 
-def _status_fragment(base_url: str, row: Sequence[Any]) -> tuple[str, str]:
+def _status_fragment(base_url: str, row: Sequence[Any], spoiler: str | None = None) -> tuple[str, str]:
     """A post's own fields as JSON text: (up to ``"replies_count":``, ``"edited_at"`` to
-    ``"reblog":``). Same text ``_Batch.status`` gives through ``json.dumps``."""
+    ``"reblog":``). Same text ``_Batch.status`` gives through ``json.dumps``. ``spoiler``:
+    the post is collapsed for the viewer (sensitive, with this content warning)."""
     status_id = row[_ID]
     username = row[_AUTHOR_USERNAME]
     if row[_REBLOG_OF] is None:
@@ -770,7 +799,8 @@ def _status_fragment(base_url: str, row: Sequence[Any]) -> tuple[str, str]:
         f'{{"id":"{status_id}","created_at":"{_iso(row[_CREATED])}",'
         f'"in_reply_to_id":{_id_or_null(row[_REPLY_TO])},'
         f'"in_reply_to_account_id":{_id_or_null(row[_REPLY_TO_ACCOUNT])},'
-        f'"sensitive":{"true" if row[_SENSITIVE] else "false"},"spoiler_text":{_quote(row[_SPOILER])},'
+        f'"sensitive":{"true" if row[_SENSITIVE] or spoiler is not None else "false"},'
+        f'"spoiler_text":{_quote(row[_SPOILER] if spoiler is None else spoiler)},'
         f'"visibility":{_quote(row[_VISIBILITY])},"language":{_str_or_null(row[_LANGUAGE])},'
         f'"uri":{_quote(uri)},"url":{_str_or_null(url)},"replies_count":'
     )
@@ -781,10 +811,11 @@ def _status_fragment(base_url: str, row: Sequence[Any]) -> tuple[str, str]:
 class _PageRenderer:
     """Turns page rows into the JSON text of Mastodon ``Status`` entities."""
 
-    def __init__(self, config: Config, viewer: bool) -> None:
+    def __init__(self, config: Config, viewer: bool, topics: TopicView | None = None) -> None:
         self.config = config
         self.base_url = config.base_url
         self.viewer = viewer
+        self.topics = topics
         self.mentions: dict[int, str] = {}
         self.tags: dict[int, str] = {}
 
@@ -805,12 +836,20 @@ class _PageRenderer:
         self.mentions = {key: _dumps(value) for key, value in mentions.items()}
         self.tags = {key: _dumps(value) for key, value in tags.items()}
 
-    def status(self, row: Sequence[Any], reblog: str = "null", flags: int | None = None) -> str:
-        """One status; a boost gets its original's JSON as ``reblog`` and its flags."""
+    def status(self, row: Sequence[Any], reblog: str = "null", flags: int | None = None) -> str | None:
+        """One status; a boost gets its original's JSON as ``reblog`` and its flags. None: a
+        post on a topic the viewer hides."""
         base_url = self.base_url
+        spoiler = None
+        if self.topics is not None and row[_REBLOG_OF] is None:
+            verdict, matched = self.topics.judge(row[_AUTHOR_ID], row[_TOPICS], row[_SPOILER])
+            if verdict == "hide":
+                return None
+            if verdict == "warn":
+                spoiler = self.topics.spoiler(matched, row[_SPOILER])
         # A post's own fields are formatted afresh (under 2 us): a cache keyed by them cost more
         # to hash and look up than it saved, and random pages of a large group rarely hit it.
-        head, middle = _status_fragment(base_url, row)
+        head, middle = _status_fragment(base_url, row, spoiler)
         status_id = row[_ID]
         application = "null" if row[_APP_NAME] is None else _app_json(row[_APP_NAME], row[_APP_WEBSITE])
         text = (
@@ -819,7 +858,8 @@ class _PageRenderer:
             f'"account":{_account_json(self.config, base_url, row[_AUTHOR])},"media_attachments":[],'
             f'"mentions":{self.mentions.get(status_id, "[]")},"tags":{self.tags.get(status_id, "[]")},'
             f'"emojis":[],"card":null,"poll":null,'
-            f'"hearthside":{{"group":{_group_json(self.config, base_url, row[_GROUP])}}}'
+            f'"hearthside":{{"group":{_group_json(self.config, base_url, row[_GROUP])}}},'
+            f'"hearthside_topics":{_topics_json(row[_TOPICS])}'
         )
         if not self.viewer:
             return text + "}"
@@ -833,16 +873,18 @@ async def render_page(
     viewer_id: int | None,
     *,
     hidden_accounts: Collection[int] = (),
+    filter_topics: bool = True,
 ) -> bytes:
     """The JSON body for page ``rows`` (``page_select`` rows, already visible to the viewer).
 
     The same entities ``render_statuses`` gives, in the same order and with the same keys;
     boosts whose original the viewer may not see, or whose original's author is in
-    ``hidden_accounts``, are left out.
+    ``hidden_accounts``, are left out, and so are posts on topics the viewer hides.
     """
     if not rows:
         return b"[]"
-    renderer = _PageRenderer(config, viewer_id is not None)
+    view = await load_view(session, config, viewer_id) if filter_topics else None
+    renderer = _PageRenderer(config, viewer_id is not None, view)
     originals: dict[int, Any] = {}
     boosted = {row[_REBLOG_OF] for row in rows if row[_REBLOG_OF] is not None}
     if boosted:
@@ -857,12 +899,17 @@ async def render_page(
     parts: list[str] = []
     for row in rows:
         if row[_REBLOG_OF] is None:
-            parts.append(renderer.status(row))
+            own = renderer.status(row)
+            if own is not None:
+                parts.append(own)
             continue
         original = originals.get(row[_REBLOG_OF])
         if original is not None:
             nested = renderer.status(original)
-            parts.append(renderer.status(row, reblog=nested, flags=original[_FLAGS]))
+            if nested is not None:
+                boost = renderer.status(row, reblog=nested, flags=original[_FLAGS])
+                if boost is not None:
+                    parts.append(boost)
     return f"[{','.join(parts)}]".encode()
 
 
@@ -875,4 +922,4 @@ async def render_own(session: AsyncSession, config: Config, status_id: int, view
     rows = (await session.execute(_ONE_BY_ID, {"status_id": status_id, "viewer": viewer_id})).all()
     if len(rows) != 1 or rows[0][_REBLOG_OF] is not None:
         raise NotFound("Record not found")
-    return (await render_page(session, config, rows, viewer_id))[1:-1]
+    return (await render_page(session, config, rows, viewer_id, filter_topics=False))[1:-1]

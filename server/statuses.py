@@ -11,7 +11,9 @@ to a viewer when all of these hold:
   follows the author — for a group post: is a member of the group — or is mentioned in it;
 * if it is in a ``members_only`` group, the viewer is a member (or the author). This rule
   beats the mention rule: a members-only post is never shown outside the group;
-* neither the viewer nor the author blocks the other.
+* neither the viewer nor the author blocks the other;
+* it is not hidden pending review (``hidden_at``, server/safety.py), unless the viewer is its
+  author or staff.
 
 A boost (``reblog_of_id``) is visible when the boost row is and its original is.
 
@@ -73,6 +75,7 @@ from server.models import (
     StatusIdempotencyKey,
     StatusTag,
     Tag,
+    User,
 )
 from server.notify import notify
 from server.web import now
@@ -145,6 +148,7 @@ def visible_clause(viewer_id: int | None) -> ColumnElement[bool]:
         or_(s.group_id.is_(None), available(s.group_id)),
     ]
     if viewer_id is None:
+        conditions.append(s.hidden_at.is_(None))
         conditions.append(s.visibility.in_(PUBLICISH))
         conditions.append(or_(s.group_id.is_(None), s.group_id.not_in(_members_only_groups())))
         return and_(*conditions)
@@ -166,10 +170,16 @@ def visible_clause(viewer_id: int | None) -> ColumnElement[bool]:
             s.group_id.in_(followed),
         )
     )
+    # Hidden pending review (server/safety.py): its author and staff only.
+    conditions.append(or_(s.hidden_at.is_(None), s.account_id == viewer_id, _is_staff(viewer_id)))
     blocking, blocked_by = blocked_ids(viewer_id)
     conditions.append(s.account_id.not_in(blocking))
     conditions.append(s.account_id.not_in(blocked_by))
     return and_(*conditions)
+
+
+def _is_staff(viewer_id: int) -> ColumnElement[bool]:
+    return exists().where(User.account_id == viewer_id, User.role.in_(("admin", "moderator")))
 
 
 async def load_visible(session: AsyncSession, status_id: int, viewer_id: int | None) -> Status:
@@ -198,6 +208,7 @@ class Draft:
     language: str | None = None
     in_reply_to_id: int | None = None
     group_id: int | None = None
+    topics: tuple[str, ...] = ()  # trigger topic ids, checked against the taxonomy (server.topics)
 
 
 def check_visibility(value: str) -> str:
@@ -467,6 +478,7 @@ async def create_status(
         "text": text,
         "content": rendered.html,
         "spoiler_text": draft.spoiler_text,
+        "topics": list(draft.topics),
         # An account a moderator marked sensitive posts sensitive (Mastodon's "sensitize").
         "sensitive": bool(draft.sensitive or draft.spoiler_text.strip() or author.sensitized_at is not None),
         "language": language,
@@ -558,8 +570,13 @@ async def edit_status(
     spoiler_text: str | None,
     sensitive: bool | None,
     language: str | None,
+    topics: list[str] | None = None,
 ) -> Status:
-    """Apply an edit by the author, keeping every version in ``status_edits``."""
+    """Apply an edit by the author, keeping every version in ``status_edits``. ``topics``
+    (already checked, None: unchanged) are replaced without making a version of their own."""
+    if topics is not None and topics != list(status.topics or []):
+        status.topics = topics
+        status.edited_at = now()
     text = check_text(config, text)
     new_spoiler = status.spoiler_text if spoiler_text is None else spoiler_text
     if len(new_spoiler) > MAX_SPOILER_CHARS:

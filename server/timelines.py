@@ -333,12 +333,14 @@ def _group_page(*, viewer: bool, ascending: bool) -> CompoundSelect[Any]:
     if viewer:
         posts = posts.where(
             or_(publicish, _MEMBER),
+            # hidden pending review (server/safety.py): only its author still sees it here
+            or_(_STATUSES.c.hidden_at.is_(None), _STATUSES.c.account_id == _VIEWER),
             _STATUSES.c.account_id.not_in(_BLOCKING),
             _STATUSES.c.account_id.not_in(_BLOCKED_BY),
             _STATUSES.c.account_id.not_in(_MUTED),
         )
     else:
-        posts = posts.where(publicish)
+        posts = posts.where(publicish, _STATUSES.c.hidden_at.is_(None))
     page = bounded(posts, _STATUSES.c.id, ascending=ascending).subquery("page")
     group = _ACCOUNTS.alias("target_group")
     state = (

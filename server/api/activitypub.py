@@ -176,6 +176,7 @@ def visible_to(viewer: Viewer | None) -> ColumnElement[bool]:
     by_account = visible_clause(viewer.account_id) if viewer.account_id is not None else visible_clause(None)
     by_domain = and_(
         Status.deleted_at.is_(None),
+        Status.hidden_at.is_(None),  # hidden pending review (server/safety.py): served to no one remote
         Status.group_id.is_not(None),
         Status.group_id.in_(_members_only_group_ids()),
         available(Status.account_id),

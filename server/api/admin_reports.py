@@ -24,6 +24,7 @@ from server.ids import new_id
 from server.models import Account, Appeal, AuditEntry, ModerationNote, Report, Rule, Status
 from server.pagination import link_header, order_newest_first, page_params, paginate
 from server.web import CONFIG, SESSIONS, Routes, json_response, now, path_id, read_params
+from server.wellbeing import record_open
 
 log = logging.getLogger(__name__)
 routes = Routes()
@@ -65,7 +66,10 @@ async def list_reports(request: web.Request) -> web.Response:
 async def show_report(request: web.Request) -> web.Response:
     viewer = await require_staff(request, READ)
     async with request.app[SESSIONS]() as session:
-        return await _answer(request, session, viewer, await reports.load_report(session, path_id(request)))
+        report = await reports.load_report(session, path_id(request))
+        record_open(session, viewer.require_account(), report)  # moderator exposure counts
+        await session.commit()
+        return await _answer(request, session, viewer, report)
 
 
 @routes.put(ONE)

@@ -16,7 +16,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import outbox
+from server import outbox, safety
 from server import statuses as service
 from server.auth import authenticate, require_user
 from server.entities import render_account
@@ -24,6 +24,7 @@ from server.errors import Conflict, Forbidden, NotFound, Unprocessable
 from server.models import Account, Favourite, Status
 from server.pagination import link_header, order_newest_first, page_params, paginate
 from server.status_entities import render_history, render_own, render_status, render_statuses
+from server.topics import check_topics
 from server.web import CONFIG, SESSIONS, Params, Routes, json_response, path_id, read_params
 
 routes = Routes()
@@ -70,6 +71,7 @@ def _draft(request: web.Request, params: Params) -> service.Draft:
         language=service.check_language(params.text("language", None, max_len=16)),
         in_reply_to_id=params.id("in_reply_to_id"),
         group_id=params.id("group_id"),
+        topics=tuple(check_topics(config, params.array("hearthside_topics"))),
     )
 
 
@@ -96,14 +98,17 @@ async def create(request: web.Request) -> web.Response:
         if key:
             existing = await service.find_idempotent(session, account_id, key)
             if existing is not None:
-                return await render_own(session, config, existing.id, account_id)
+                support = await safety.after_local_post(session, config, existing, queue=False)
+                return safety.with_support(await render_own(session, config, existing.id, account_id), support)
         new = await service.create_status(
             session, config, author_id=account_id, draft=draft, application_id=viewer.app_id
         )
         if key:
             await service.remember_idempotent(session, account_id, key, new.status.id)
         await outbox.federate_post(session, config, new.status, new.author)
-        return await render_own(session, config, new.status.id, account_id)
+        # The author-only support panel (server/safety.py): in this answer only, never federated.
+        support = await safety.after_local_post(session, config, new.status)
+        return safety.with_support(await render_own(session, config, new.status.id, account_id), support)
 
     body = await in_transaction(request, work)
     return web.Response(body=body, content_type="application/json")
@@ -178,6 +183,7 @@ async def edit(request: web.Request) -> web.Response:
     spoiler = params.text("spoiler_text", None, max_len=service.MAX_SPOILER_CHARS)
     sensitive = params.flag("sensitive", None)
     language = params.text("language", None, max_len=16)
+    topics = check_topics(config, params.array("hearthside_topics")) if "hearthside_topics" in params else None
     service.check_text(config, text)
     service.check_language(language)
 
@@ -187,7 +193,14 @@ async def edit(request: web.Request) -> web.Response:
             raise NotFound("Record not found")
         edited_before = status.edited_at
         await service.edit_status(
-            session, config, status, text=text, spoiler_text=spoiler, sensitive=sensitive, language=language
+            session,
+            config,
+            status,
+            text=text,
+            spoiler_text=spoiler,
+            sensitive=sensitive,
+            language=language,
+            topics=topics,
         )
         await session.flush()
         if status.edited_at != edited_before:

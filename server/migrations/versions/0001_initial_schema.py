@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 13:32:48.995859
+Create Date: 2026-11-21 14:52:59.486613
 """
 
 from __future__ import annotations
@@ -704,6 +704,9 @@ def upgrade() -> None:
         sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("edited_at", server.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("deleted_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("hidden_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("hidden_reason", sa.String(length=32), nullable=True),
+        sa.Column("topics", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(
             ["account_id"], ["accounts.id"], name=op.f("fk_statuses_account_id_accounts"), ondelete="CASCADE"
         ),
@@ -771,6 +774,30 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "topic_preferences",
+        sa.Column("account_id", sa.BigInteger(), nullable=False),
+        sa.Column("choices", sa.JSON(), nullable=False),
+        sa.Column("updated_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_topic_preferences_account_id_accounts"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("account_id", name=op.f("pk_topic_preferences")),
+    )
+    op.create_table(
+        "wellbeing_settings",
+        sa.Column("account_id", sa.BigInteger(), nullable=False),
+        sa.Column("break_reminder_minutes", sa.Integer(), nullable=True),
+        sa.Column("quiet_mode", sa.Boolean(), nullable=False),
+        sa.Column("quiet_until", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("session_started_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_active_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_wellbeing_settings_account_id_accounts"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("account_id", name=op.f("pk_wellbeing_settings")),
+    )
+    op.create_table(
         "account_warnings",
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("target_account_id", sa.BigInteger(), nullable=False),
@@ -798,6 +825,52 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("account_warnings", schema=None) as batch_op:
         batch_op.create_index("ix_account_warnings_target_account_id_id", ["target_account_id", "id"], unique=False)
+
+    op.create_table(
+        "crisis_items",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("account_id", sa.BigInteger(), nullable=False),
+        sa.Column("status_id", sa.BigInteger(), nullable=True),
+        sa.Column("reporter_account_id", sa.BigInteger(), nullable=True),
+        sa.Column("level", sa.String(length=16), nullable=False),
+        sa.Column("method_detail", sa.Boolean(), nullable=False),
+        sa.Column("priority", sa.Integer(), nullable=False),
+        sa.Column("explanation", sa.Text(), nullable=False),
+        sa.Column("comment", sa.Text(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("state_reason", sa.Text(), nullable=False),
+        sa.Column("assignee_account_id", sa.BigInteger(), nullable=True),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("due_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_crisis_items_account_id_accounts"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["assignee_account_id"],
+            ["accounts.id"],
+            name=op.f("fk_crisis_items_assignee_account_id_accounts"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["reporter_account_id"],
+            ["accounts.id"],
+            name=op.f("fk_crisis_items_reporter_account_id_accounts"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["status_id"], ["statuses.id"], name=op.f("fk_crisis_items_status_id_statuses"), ondelete="SET NULL"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_crisis_items")),
+    )
+    with op.batch_alter_table("crisis_items", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_crisis_items_account_id"), ["account_id"], unique=False)
+        batch_op.create_index(
+            "ix_crisis_items_reporter_account_id_created_at", ["reporter_account_id", "created_at"], unique=False
+        )
+        batch_op.create_index("ix_crisis_items_state_priority_due_at", ["state", "priority", "due_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_crisis_items_status_id"), ["status_id"], unique=False)
 
     op.create_table(
         "deliveries",
@@ -861,6 +934,26 @@ def upgrade() -> None:
     with op.batch_alter_table("favourites", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_favourites_status_id"), ["status_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_favourites_uri"), ["uri"], unique=False)
+
+    op.create_table(
+        "media_exposures",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("account_id", sa.BigInteger(), nullable=False),
+        sa.Column("report_id", sa.BigInteger(), nullable=False),
+        sa.Column("status_id", sa.BigInteger(), nullable=True),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_media_exposures_account_id_accounts"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["report_id"], ["reports.id"], name=op.f("fk_media_exposures_report_id_reports"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_media_exposures")),
+    )
+    with op.batch_alter_table("media_exposures", schema=None) as batch_op:
+        batch_op.create_index("ix_media_exposures_account_id_created_at", ["account_id", "created_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_media_exposures_report_id"), ["report_id"], unique=False)
 
     op.create_table(
         "mentions",
@@ -929,6 +1022,31 @@ def upgrade() -> None:
         batch_op.create_index("ix_notifications_account_id_id", ["account_id", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_notifications_from_account_id"), ["from_account_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_notifications_status_id"), ["status_id"], unique=False)
+
+    op.create_table(
+        "quiet_notifications",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("account_id", sa.BigInteger(), nullable=False),
+        sa.Column("from_account_id", sa.BigInteger(), nullable=False),
+        sa.Column("type", sa.String(length=32), nullable=False),
+        sa.Column("status_id", sa.BigInteger(), nullable=True),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_quiet_notifications_account_id_accounts"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["from_account_id"],
+            ["accounts.id"],
+            name=op.f("fk_quiet_notifications_from_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["status_id"], ["statuses.id"], name=op.f("fk_quiet_notifications_status_id_statuses"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_quiet_notifications")),
+    )
+    with op.batch_alter_table("quiet_notifications", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_quiet_notifications_account_id"), ["account_id"], unique=False)
 
     op.create_table(
         "status_edits",
@@ -1001,6 +1119,8 @@ def upgrade() -> None:
         sa.Column("disabled", sa.Boolean(), nullable=False),
         sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("last_login_at", server.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("trained_responder", sa.Boolean(), nullable=False),
+        sa.Column("country", sa.String(length=2), nullable=True),
         sa.ForeignKeyConstraint(
             ["account_id"], ["accounts.id"], name=op.f("fk_users_account_id_accounts"), ondelete="CASCADE"
         ),
@@ -1042,6 +1162,24 @@ def upgrade() -> None:
     with op.batch_alter_table("appeals", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_appeals_account_id"), ["account_id"], unique=False)
 
+    op.create_table(
+        "crisis_notification_links",
+        sa.Column("notification_id", sa.BigInteger(), nullable=False),
+        sa.Column("crisis_item_id", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["crisis_item_id"],
+            ["crisis_items.id"],
+            name=op.f("fk_crisis_notification_links_crisis_item_id_crisis_items"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["notification_id"],
+            ["notifications.id"],
+            name=op.f("fk_crisis_notification_links_notification_id_notifications"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("notification_id", name=op.f("pk_crisis_notification_links")),
+    )
     op.create_table(
         "oauth_codes",
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
@@ -1216,6 +1354,7 @@ def downgrade() -> None:
     op.drop_table("oauth_tokens")
     op.drop_table("moderation_notification_links")
     op.drop_table("oauth_codes")
+    op.drop_table("crisis_notification_links")
     with op.batch_alter_table("appeals", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_appeals_account_id"))
 
@@ -1230,6 +1369,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_status_edits_status_id"))
 
     op.drop_table("status_edits")
+    with op.batch_alter_table("quiet_notifications", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_quiet_notifications_account_id"))
+
+    op.drop_table("quiet_notifications")
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_notifications_status_id"))
         batch_op.drop_index(batch_op.f("ix_notifications_from_account_id"))
@@ -1245,6 +1388,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_mentions_account_id"))
 
     op.drop_table("mentions")
+    with op.batch_alter_table("media_exposures", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_media_exposures_report_id"))
+        batch_op.drop_index("ix_media_exposures_account_id_created_at")
+
+    op.drop_table("media_exposures")
     with op.batch_alter_table("favourites", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_favourites_uri"))
         batch_op.drop_index(batch_op.f("ix_favourites_status_id"))
@@ -1259,10 +1407,19 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_deliveries_domain"))
 
     op.drop_table("deliveries")
+    with op.batch_alter_table("crisis_items", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_crisis_items_status_id"))
+        batch_op.drop_index("ix_crisis_items_state_priority_due_at")
+        batch_op.drop_index("ix_crisis_items_reporter_account_id_created_at")
+        batch_op.drop_index(batch_op.f("ix_crisis_items_account_id"))
+
+    op.drop_table("crisis_items")
     with op.batch_alter_table("account_warnings", schema=None) as batch_op:
         batch_op.drop_index("ix_account_warnings_target_account_id_id")
 
     op.drop_table("account_warnings")
+    op.drop_table("wellbeing_settings")
+    op.drop_table("topic_preferences")
     op.drop_table("subscription_opinions")
     with op.batch_alter_table("statuses", schema=None) as batch_op:
         batch_op.drop_index("ix_statuses_visibility_id")
