@@ -340,7 +340,6 @@ class _Rules:
     by_anchor: Mapping[str, tuple[int, ...]]  # anchor -> indices into patterns
     suppressors: re.Pattern[str] | None
     negators: frozenset[str]
-    neg_prefixes: tuple[str, ...]
     first_person: frozenset[str]
     third_person: frozenset[str]
     speech: frozenset[str]
@@ -384,7 +383,6 @@ def _build_rules(lex: ModuleType, additions: Sequence[str], exclusions: Sequence
         by_anchor={a: tuple(i) for a, i in by_anchor.items()},
         suppressors=_union([*lex.HYPERBOLE, *exclusions]),
         negators=_words(lex.NEGATORS),
-        neg_prefixes=tuple(lex.NEG_PREFIXES),
         first_person=_words(lex.FIRST_PERSON),
         third_person=_words(lex.THIRD_PERSON) | _words(lex.SPEECH),
         speech=_words(lex.SPEECH),
@@ -413,7 +411,7 @@ def _lexicon_words(lex: ModuleType) -> set[str]:
 
 _DISGUISE_CHARS: Final = re.compile(r"[0-9@$*]")
 _SUSPECT: Final = re.compile(r"[^\W\d_][0-9@$*]+[^\W\d_]|[a-z][а-я]|[а-я][a-z]")
-_DISGUISABLE: Final = re.compile(r"(?=[\w@$*]*(?:[^\W\d_][0-9@$*]+[^\W\d_]|[a-z][а-я]|[а-я][a-z]))[\w@$*]+")
+_TOKEN: Final = re.compile(r"[\w@$*]+")
 _LEET_LATIN: Final = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
 _LEET_CYRILLIC: Final = str.maketrans({"0": "о", "3": "е", "@": "а"})
 _HOMOGLYPHS: Final = str.maketrans("aeopcxykmthb", "аеорсхукмтнв")
@@ -519,6 +517,8 @@ class Detector:
 
         def fix(m: re.Match[str]) -> str:
             token = m.group(0)
+            if not _SUSPECT.search(token):
+                return token
             cyr = len(_CYRILLIC.findall(token))
             if cyr and cyr >= len(_LATIN.findall(token)):
                 token = token.translate(_HOMOGLYPHS).translate(_LEET_CYRILLIC)
@@ -528,7 +528,7 @@ class Detector:
                 token = self._unmask(token)
             return token
 
-        return _DISGUISABLE.sub(fix, translated)
+        return _TOKEN.sub(fix, translated)
 
     def _unmask(self, token: str) -> str:
         core = token.strip("*")
@@ -664,7 +664,7 @@ def _split_words(text: str, rules: _Rules) -> list[str]:
 
 
 def _is_negator(word: str, rules: _Rules) -> bool:
-    return word in rules.negators or word.startswith(rules.neg_prefixes)
+    return word in rules.negators
 
 
 def _context(

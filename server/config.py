@@ -118,23 +118,26 @@ DEFAULT_TRIGGER_TOPICS = (
 )
 
 
-# Helplines shipped as examples (issue 6). Every entry is "unverified": the research notes do not
-# record a check, so each is flagged to admins until an operator checks it at its source and
-# sets last_verified. Numbers change; never rely on these without checking them.
+# Helplines shipped as examples (issue 6). Entries dated 2026-11-21 were checked that day against
+# stored copies of public pages describing the service (number, cost, hours; the US and French
+# entries against the services' own sites, the others against regional health authorities and
+# news of their launch); nobody called them. The others are "unverified" and flagged to admins
+# until an operator checks them. Numbers change: check every entry at its source before use.
 _UNVERIFIED = "unverified"
+_CHECKED = "2026-11-21"
 DEFAULT_HELPLINES: tuple[dict[str, Any], ...] = (
     {"name": "988 Suicide & Crisis Lifeline", "phone": "988", "sms": "988", "chat": "https://988lifeline.org/chat/",
      "url": "https://988lifeline.org", "languages": ["en", "es"], "countries": ["US"], "hours": "24/7",
-     "source": "https://988lifeline.org/", "last_verified": _UNVERIFIED},
+     "source": "https://988lifeline.org/", "last_verified": _CHECKED},
     {"name": "Samaritans", "phone": "116 123", "url": "https://www.samaritans.org", "languages": ["en"],
      "countries": ["GB", "IE"], "hours": "24/7",
-     "source": "https://www.samaritans.org/how-we-can-help/contact-samaritan/", "last_verified": _UNVERIFIED},
+     "source": "https://www.samaritans.org/how-we-can-help/contact-samaritan/", "last_verified": _CHECKED},
     {"name": "9-8-8 Suicide Crisis Helpline", "phone": "988", "sms": "988", "url": "https://988.ca",
      "languages": ["en", "fr"], "countries": ["CA"], "hours": "24/7", "source": "https://988.ca/",
-     "last_verified": _UNVERIFIED},
+     "last_verified": _CHECKED},
     {"name": "3114 - numéro national de prévention du suicide", "phone": "3114", "url": "https://3114.fr",
      "languages": ["fr"], "countries": ["FR"], "hours": "24/7", "source": "https://3114.fr/",
-     "last_verified": _UNVERIFIED},
+     "last_verified": _CHECKED},
     {"name": "Centre de Prévention du Suicide", "phone": "0800 32 123", "url": "https://www.preventionsuicide.be",
      "languages": ["fr"], "countries": ["BE"], "hours": "24/7", "source": "https://www.preventionsuicide.be/",
      "last_verified": _UNVERIFIED, "paired_with": "Zelfmoordlijn 1813"},
@@ -145,9 +148,9 @@ DEFAULT_HELPLINES: tuple[dict[str, Any], ...] = (
      "languages": ["fr", "de", "it"], "countries": ["CH"], "hours": "24/7", "source": "https://www.143.ch/",
      "last_verified": _UNVERIFIED},
     {"name": "Детский телефон доверия", "phone": "8-800-2000-122", "url": "https://telefon-doveria.ru",
-     "languages": ["ru"], "countries": ["RU"], "hours": "24/7",
+     "languages": ["ru"], "countries": ["RU"], "hours": "24/7 in most regions",
      "notes": "Free, for children, teenagers and their parents", "source": "https://telefon-doveria.ru/",
-     "last_verified": _UNVERIFIED},
+     "last_verified": _CHECKED},
     {"name": "Московская служба психологической помощи населению", "phone": "051", "url": "https://msph.ru",
      "languages": ["ru"], "countries": ["RU"], "hours": "24/7",
      "notes": "Moscow: 051 from a landline, +7 495 051 from a mobile", "source": "https://msph.ru/",
@@ -396,8 +399,10 @@ SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
                 list,
                 [dict(h) for h in DEFAULT_HELPLINES],
                 "Helplines shown to a member whose post may indicate a crisis, for their country and language. "
-                "CHECK EVERY ENTRY AT ITS SOURCE BEFORE USE and set last_verified (YYYY-MM-DD); the shipped "
-                "entries are 'unverified' examples. Keys: name, phone, sms, chat, url (one of these at least), "
+                "CHECK EVERY ENTRY AT ITS SOURCE BEFORE USE and set last_verified (YYYY-MM-DD). The shipped "
+                "entries are examples: dated ones were checked that day against public pages describing the "
+                "service (nobody called them), the others are 'unverified'. Keys: name, phone, sms, chat, "
+                "url (one of these at least), "
                 "languages, countries (ISO 3166-1 alpha-2), hours, notes, source (required), last_verified, "
                 "paired_with (the name of a service always shown with this one, or neither is shown).",
                 _helplines,
@@ -406,7 +411,9 @@ SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
                 int, 180, "Helplines not verified within this many days are flagged to admins.", _positive
             ),
             "default_country": KeySpec(
-                str, "", "Country (ISO 3166-1 alpha-2) for members who have not set theirs (empty: none).",
+                str,
+                "",
+                "Country (ISO 3166-1 alpha-2) for members who have not set theirs (empty: none).",
                 _country_or_empty,
             ),
             "helpline_directory_url": KeySpec(

@@ -81,43 +81,74 @@ def paths() -> dict[str, Any]:
     return {
         h + "/topics": {
             "get": _operation(
-                "listTriggerTopics", "The instance's trigger topics", tag=TAG, scope="read:accounts", anonymous=True,
-                response={"type": "array", "items": TOPIC}, errors=(),
+                "listTriggerTopics",
+                "The instance's trigger topics",
+                tag=TAG,
+                scope="read:accounts",
+                anonymous=True,
+                response={"type": "array", "items": TOPIC},
+                errors=(),
             )
         },
         h + "/topics/preferences": {
             "get": _operation(
-                "getTopicPreferences", "Your choice per trigger topic", tag=TAG, scope="read:accounts",
-                response=PREFERENCES, errors=("401", "403"),
+                "getTopicPreferences",
+                "Your choice per trigger topic",
+                tag=TAG,
+                scope="read:accounts",
+                response=PREFERENCES,
+                errors=("401", "403"),
             ),
             "put": _operation(
-                "updateTopicPreferences", "Choose show, warn or hide for some topics", tag=TAG,
-                scope="write:accounts", body=_body(PREFERENCES), response=PREFERENCES, errors=e,
+                "updateTopicPreferences",
+                "Choose show, warn or hide for some topics",
+                tag=TAG,
+                scope="write:accounts",
+                body=_body(PREFERENCES),
+                response=PREFERENCES,
+                errors=e,
                 description="Topics not named keep their choice; an unknown topic or mode: 422.",
             ),
         },
         h + "/wellbeing": {
             "get": _operation(
-                "getWellbeing", "Your break reminder, activity and quiet mode", tag=TAG, scope="read:accounts",
-                response=WELLBEING, errors=("401", "403"),
+                "getWellbeing",
+                "Your break reminder, activity and quiet mode",
+                tag=TAG,
+                scope="read:accounts",
+                response=WELLBEING,
+                errors=("401", "403"),
             ),
             "put": _operation(
-                "updateWellbeing", "Set your break reminder and quiet mode", tag=TAG, scope="write:accounts",
-                body=_body(WELLBEING_BODY), response=WELLBEING, errors=e,
+                "updateWellbeing",
+                "Set your break reminder and quiet mode",
+                tag=TAG,
+                scope="write:accounts",
+                body=_body(WELLBEING_BODY),
+                response=WELLBEING,
+                errors=e,
             ),
         },
         h + "/admin/media_reveal": {
             "post": _operation(
-                "revealReportedMedia", "Reveal one reported post's media for yourself", tag=TAG,
-                scope="admin:write:reports", body=_body(REVEAL),
+                "revealReportedMedia",
+                "Reveal one reported post's media for yourself",
+                tag=TAG,
+                scope="admin:write:reports",
+                body=_body(REVEAL),
                 response=_object({"report_id": ID, "status_id": ID, "hearthside_media_display": DISPLAY}),
-                errors=e, description="unblur, colour and unmute are separate actions, each audited and counted.",
+                errors=e,
+                description="unblur, colour and unmute are separate actions, each audited and counted.",
             )
         },
         h + "/admin/exposure": {
             "get": _operation(
-                "getModeratorExposure", "This week's exposure counts", tag=TAG, scope="admin:read:reports",
-                response=EXPOSURE, errors=("401", "403"),
+                "getModeratorExposure",
+                "This week's exposure counts",
+                tag=TAG,
+                scope="admin:read:reports",
+                response=EXPOSURE,
+                errors=("401", "403"),
             )
         },
     }

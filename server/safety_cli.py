@@ -1,12 +1,16 @@
 """``hearthside safety scan``: operators try the crisis-language detector on their own sample texts.
 
-    hearthside safety scan [--config FILE] [--lang LANG] < samples.jsonl
+    hearthside safety scan [--config FILE] [--lang LANG] [--country CC] < samples.jsonl
 
 Reads JSON lines ``{"text": "...", "lang": "en"}`` (``lang`` optional: guessed when missing or
 null; ``id`` optional, echoed back) on standard input and writes one JSON line per input::
 
     {"crisis": true, "level": "low", "matched": ["want to die"], "categories": ["ideation"],
      "lang": "en", "method_detail": false, "explanation": "possible crisis language: ..."}
+
+With ``--country`` each result that matched also carries ``support``: the panel the author of
+such a post would see (the supportive message and the configured helplines for the text's
+language and that country), as the API gives it to the author only.
 
 Blank lines are skipped. A line that is not a JSON object with a string ``text`` gets
 ``{"line": N, "error": "line N: ..."}`` instead, the other lines are still scanned, and the exit
@@ -32,13 +36,19 @@ from moderation.crisis import Detection, Detector, PatternError
 MAX_LINE_CHARS = 1_000_000
 
 
+def _config(args: argparse.Namespace) -> Any:
+    """The instance configuration named by ``--config``, else the defaults (shipped helplines)."""
+    from server.config import load_config, parse_config
+
+    return load_config(Path(args.config)) if args.config else parse_config({}, env={})
+
+
 def _detector(args: argparse.Namespace) -> Detector:
     from server.cli import CliError
-    from server.config import load_config
 
     if not args.config:
         return Detector.default()
-    config = load_config(Path(args.config))
+    config = _config(args)
     try:
         return Detector(
             additions=config.get("safety", "crisis_additions"), exclusions=config.get("safety", "crisis_exclusions")
@@ -80,8 +90,15 @@ def _problem(line: str) -> tuple[str | None, dict[str, Any] | None]:
     return None, item
 
 
-def scan(detector: Detector, source: TextIO, out: TextIO, default_lang: str | None = None) -> int:
-    """Scan JSON lines from ``source`` to ``out``; 1 if any line was bad, else 0."""
+def scan(
+    detector: Detector,
+    source: TextIO,
+    out: TextIO,
+    default_lang: str | None = None,
+    panel: Any = None,
+) -> int:
+    """Scan JSON lines from ``source`` to ``out``; 1 if any line was bad, else 0. ``panel``
+    (detection -> dict), when given, adds the author's support panel to matching results."""
     status = 0
     for number, raw in enumerate(source, start=1):
         line = raw.strip()
@@ -93,7 +110,10 @@ def scan(detector: Detector, source: TextIO, out: TextIO, default_lang: str | No
             out.write(json.dumps({"line": number, "error": f"line {number}: {problem}"}) + "\n")
             continue
         lang = item.get("lang") or default_lang
-        result = result_json(detector.detect(item["text"], lang))
+        detection = detector.detect(item["text"], lang)
+        result = result_json(detection)
+        if panel is not None and detection.crisis:
+            result["support"] = panel(detection)
         if "id" in item:
             result = {"id": item["id"], **result}
         out.write(json.dumps(result, ensure_ascii=False) + "\n")
@@ -102,11 +122,26 @@ def scan(detector: Detector, source: TextIO, out: TextIO, default_lang: str | No
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    from server.cli import CliError
+
     detector = _detector(args)
+    panel = None
+    if args.country:
+        from server.safety import support_panel
+
+        country = args.country.upper()
+        if not (len(country) == 2 and country.isascii() and country.isalpha()):
+            raise CliError(f"--country: {args.country!r} is not an ISO 3166-1 alpha-2 code (e.g. FR)")
+        config = _config(args)
+
+        def panel(detection: Detection) -> dict[str, Any]:
+            level, lang = detection.level, detection.lang
+            return support_panel(config, kind="signpost", level=level, language=lang, country=country)
+
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(encoding="utf-8")
     with open(sys.stdin.fileno(), encoding="utf-8", errors="replace", closefd=False) as source:
-        return scan(detector, source, sys.stdout, args.lang)
+        return scan(detector, source, sys.stdout, args.lang, panel)
 
 
 def add_parser(sub: Any) -> None:
@@ -118,4 +153,5 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--config", help="use this instance's [safety] crisis_additions and crisis_exclusions")
     p.add_argument("--lang", help="language for lines without one (default: guessed per line)")
+    p.add_argument("--country", help="also show the author's support panel with helplines for this country (e.g. FR)")
     p.set_defaults(fn=cmd_scan)

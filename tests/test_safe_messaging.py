@@ -113,9 +113,7 @@ async def test_safe_messaging__a_concern_without_a_post_has_nothing_to_hide(
     assert (await rows(engine, CrisisItem))[0].state == "open"
 
 
-async def test_safe_messaging__hidden_posts_leave_group_timelines_too(
-    client: Any, make_user: Any, engine: Any
-) -> None:
+async def test_safe_messaging__hidden_posts_leave_group_timelines_too(client: Any, make_user: Any, engine: Any) -> None:
     admin = await make_user("admin", role="admin", scopes=STAFF)
     trained = await responder(client, make_user, admin)
     author = await make_user("author")

@@ -121,3 +121,19 @@ def test_safety_scan__bad_config_pattern_is_refused_naming_the_key(tmp_path: Pat
 def test_safety_scan__lang_option_is_the_default_for_lines_without_one() -> None:
     out = outputs(run("--lang", "fr", stdin=lines({"text": "hello"}, {"text": "hello", "lang": "en"})))
     assert [o["lang"] for o in out] == ["fr", "en"]
+
+
+def test_safety_scan__country_shows_the_authors_support_panel_for_matches_only() -> None:
+    result = run(
+        "--country",
+        "fr",
+        stdin=lines({"text": "je veux mourir", "lang": "fr"}, {"text": "je meurs de rire", "lang": "fr"}),
+    )
+    assert result.returncode == 0, result.stderr
+    matched, laughing = outputs(result)
+    panel = matched["support"]
+    assert isinstance(panel, dict) and panel["country"] == "FR" and panel["language"] == "fr"
+    assert [h["phone"] for h in panel["helplines"]] == ["3114"]  # the French entry only
+    assert "support" not in laughing
+    refused = run("--country", "France", stdin=lines({"text": "x"}))
+    assert refused.returncode != 0 and "--country" in refused.stderr

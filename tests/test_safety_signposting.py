@@ -171,7 +171,11 @@ def test_helplines__warnings_name_each_stale_entry(tmp_path: Path) -> None:
     [warning] = helpline_warnings(config, today)
     assert "'old'" in warning and "https://example.org/old" in warning
     shipped = make_config(tmp_path)
-    assert len(helpline_warnings(shipped, today)) == len(shipped.get("safety", "helplines"))  # all unverified
+    unverified = [e for e in shipped.get("safety", "helplines") if e["last_verified"] == "unverified"]
+    assert unverified and len(helpline_warnings(shipped, today)) == len(unverified)
+    # the checked ones become stale once the review period has passed
+    later = today.replace(year=2027, month=6)
+    assert len(helpline_warnings(shipped, later)) == len(shipped.get("safety", "helplines"))
 
 
 def test_helplines__shipped_entries_have_sources_and_say_they_must_be_checked() -> None:
@@ -182,7 +186,9 @@ def test_helplines__shipped_entries_have_sources_and_say_they_must_be_checked() 
     entries = config.get("safety", "helplines")
     countries = {c for e in entries for c in e["countries"]}
     assert {"US", "GB", "CA", "FR", "BE", "CH", "RU"} <= countries
-    assert all(e["source"].startswith("https://") and e["last_verified"] == "unverified" for e in entries)
+    assert all(e["source"].startswith("https://") for e in entries)
+    # dated entries carry the day they were checked; the rest say they were not
+    assert {e["last_verified"] for e in entries} == {"2026-11-21", "unverified"}
 
 
 @pytest.mark.parametrize(

@@ -188,7 +188,6 @@ NEGATORS: tuple[str, ...] = tuple(
     "not no never nor don't dont doesn't doesnt didn't didnt won't wont wouldn't wouldnt isn't isnt aren't arent "
     "ain't aint hardly nobody noone cannot can't cant shouldn't shouldnt".split()
 )
-NEG_PREFIXES: tuple[str, ...] = ()
 FIRST_PERSON: tuple[str, ...] = tuple("i i'm im i've ive i'd id i'll me my myself mine".split())
 THIRD_PERSON: tuple[str, ...] = tuple(
     "he she they he's she's they're hes shes his her their him them herself himself themselves someone somebody "

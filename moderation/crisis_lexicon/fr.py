@@ -177,7 +177,6 @@ HYPERBOLE: tuple[str, ...] = (
 )
 
 NEGATORS: tuple[str, ...] = tuple("ne n pas jamais aucun aucune rien personne non guere nullement".split())
-NEG_PREFIXES: tuple[str, ...] = ()
 FIRST_PERSON: tuple[str, ...] = tuple("je j moi me m mon ma mes jsuis chuis".split())
 THIRD_PERSON: tuple[str, ...] = tuple(
     "il elle ils elles lui leur eux on dit disait dira a_dit ecrit ecrivait chante chantait chanson chansons "

@@ -163,7 +163,6 @@ HYPERBOLE: tuple[str, ...] = (
 )
 
 NEGATORS: tuple[str, ...] = tuple("не ни нет никогда нисколько вовсе".split())
-NEG_PREFIXES: tuple[str, ...] = ()
 FIRST_PERSON: tuple[str, ...] = tuple("я мне меня мной мой моя мое моё мои моих сам сама".split())
 THIRD_PERSON: tuple[str, ...] = tuple(
     "мужчина женщина девушка парень подросток школьник школьница студент студентка человек новостях "
