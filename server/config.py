@@ -429,6 +429,12 @@ SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
             "escalation_runbook": KeySpec(
                 str, DEFAULT_RUNBOOK, "The instance's escalation steps, shown with each crisis item."
             ),
+            "concerns_per_day": KeySpec(
+                int, 3, "Concern reports one member may file in 24 hours (then 429).", _at_least(1)
+            ),
+            "concerns_per_subject_per_day": KeySpec(
+                int, 1, "Concern reports one member may file about the same person in 24 hours.", _at_least(1)
+            ),
             "crisis_additions": KeySpec(
                 dict,
                 {},

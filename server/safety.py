@@ -23,7 +23,8 @@ automatic action. What it may cause, and what it may not:
 * **Concern reports** ("I'm worried about this person") become ``concern`` items for the
   responders and nothing else: the subject gets no notification, message or activity (the
   Reddit Cares abuse case, research/moderation.md §5.4); only a responder, deciding, makes
-  contact. Rate-limited per reporter (:data:`CONCERNS_PER_DAY`, and one per subject a day).
+  contact. Rate-limited per reporter (``[safety] concerns_per_day``, default 3, and
+  ``concerns_per_subject_per_day``, default 1).
 * **Safe messaging.** A responder who confirms method detail or graphic self-harm hides the
   post pending review (``Status.hidden_at``; ``server.statuses.visible_clause`` then shows it
   to its author and staff only). Nothing is federated: a ``Delete`` would be final on other
@@ -72,8 +73,6 @@ NOTIFICATION_TYPES = (CRISIS_ALERT, SUPPORT)
 
 MESSAGE_LANGUAGES = ("en", "ru", "fr")
 HIDE_REASONS = ("method_detail", "graphic_self_harm")
-CONCERNS_PER_DAY = 3
-CONCERNS_PER_SUBJECT_PER_DAY = 1
 CONCERN_WINDOW = timedelta(hours=24)
 MAX_COMMENT = 1000
 MAX_REASON = 1000
@@ -457,6 +456,18 @@ async def after_local_post(
     )
 
 
+async def after_local_edit(session: AsyncSession, config: Config, status: Status) -> dict[str, Any] | None:
+    """An edited local post is scanned again: when the new text may indicate a crisis and no
+    item about this post is still being handled (open, acknowledged, escalated), a new item is
+    queued; the author gets the panel in the edit's answer, as for a new post."""
+    active = await session.scalar(
+        select(CrisisItem.id).where(
+            CrisisItem.status_id == status.id, CrisisItem.state.in_(("open", "acknowledged", "escalated"))
+        )
+    )
+    return await after_local_post(session, config, status, queue=active is None)
+
+
 def with_support(body: bytes, panel: dict[str, Any] | None) -> bytes:
     """A status's JSON (an object) with the author-only ``hearthside_support`` field added when
     there is a panel; absent otherwise, so an ordinary post's answer is exactly what GET shows."""
@@ -747,10 +758,12 @@ async def file_concern(
         )
     ).all()
     same = [created for subject_id, created in recent if subject_id == account_id]
-    if len(same) >= CONCERNS_PER_SUBJECT_PER_DAY or len(recent) >= CONCERNS_PER_DAY:
-        oldest = min(same) if len(same) >= CONCERNS_PER_SUBJECT_PER_DAY else min(c for _s, c in recent)
+    per_day = int(config.get("safety", "concerns_per_day"))
+    per_subject = int(config.get("safety", "concerns_per_subject_per_day"))
+    if len(same) >= per_subject or len(recent) >= per_day:
+        oldest = min(same) if len(same) >= per_subject else min(c for _s, c in recent)
         retry = max(1, int((oldest + CONCERN_WINDOW - at).total_seconds()))
-        which = "about this member" if same and len(same) >= CONCERNS_PER_SUBJECT_PER_DAY else "in total"
+        which = "about this member" if same and len(same) >= per_subject else "in total"
         raise TooManyRequests(
             f"You have already raised the concerns allowed {which} in the last 24 hours; responders have them. "
             "If someone is in immediate danger, call your local emergency number.",

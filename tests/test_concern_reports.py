@@ -17,8 +17,9 @@ CONCERNS = "/api/v1/hearthside/concerns"
 
 
 @pytest.fixture
-def config(tmp_path: Path, db_url: str) -> Config:
-    return safety_config(tmp_path, db_url)
+def config(tmp_path: Path, db_url: str, request: pytest.FixtureRequest) -> Config:
+    marker = request.node.get_closest_marker("safety")
+    return safety_config(tmp_path, db_url, **(marker.kwargs if marker else {}))
 
 
 async def test_concerns__reach_responders_only_and_nothing_reaches_the_subject(
@@ -95,3 +96,13 @@ async def test_concerns__bad_input_names_the_field(client: Any, make_user: Any, 
     response = await client.post(CONCERNS, json={"account_id": str(subject.account_id)})
     assert response.status == 401
     assert await rows(engine, CrisisItem) == []
+
+
+@pytest.mark.safety(concerns_per_day=1, concerns_per_subject_per_day=1)
+async def test_concerns__limits_come_from_the_configuration(client: Any, make_user: Any, engine: Any) -> None:
+    worried = await make_user("worried")
+    one, two = await make_user("one"), await make_user("two")
+    await call(client, "POST", CONCERNS, worried, json={"account_id": str(one.account_id)})
+    response = await client.post(CONCERNS, json={"account_id": str(two.account_id)}, headers=worried.headers)
+    assert response.status == 429 and "in total" in (await response.json())["error"]
+    assert len(await rows(engine, CrisisItem)) == 1

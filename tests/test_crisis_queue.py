@@ -253,3 +253,22 @@ async def test_crisis_queue__method_detail_is_marked_and_comes_first(client: Any
     items = await call(client, "GET", QUEUE, admin)
     assert [(i["method_detail"], i["priority"]) for i in items] == [(True, 0), (False, 1), (False, 2)]
     assert [i["level"] for i in items] == ["high", "high", "low"]
+
+
+async def test_crisis_queue__edits_are_scanned_again_without_duplicate_items(client: Any, make_user: Any) -> None:
+    admin = await make_user("admin", role="admin", scopes=STAFF)
+    author = await make_user("author")
+    status = await post(client, author, HARMLESS)
+    assert "hearthside_support" not in status and await call(client, "GET", QUEUE, admin) == []
+    url = f"/api/v1/statuses/{status['id']}"
+    edited = await call(client, "PUT", url, author, json={"status": CRISIS["en"]})
+    assert edited["hearthside_support"]["helplines"] is not None  # the author's panel, in this answer
+    [item] = await call(client, "GET", QUEUE, admin)
+    assert item["status"]["id"] == status["id"]
+    # still being handled: another matching edit adds no second item
+    await call(client, "PUT", url, author, json={"status": CRISIS["en"] + " tonight"})
+    assert len(await call(client, "GET", QUEUE, admin)) == 1
+    # a harmless edit answers without the panel, as GET shows it
+    calm = await call(client, "PUT", url, author, json={"status": HARMLESS})
+    assert "hearthside_support" not in calm
+    assert calm == await call(client, "GET", url, author)

@@ -187,7 +187,7 @@ async def edit(request: web.Request) -> web.Response:
     service.check_text(config, text)
     service.check_language(language)
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
+    async def work(session: AsyncSession) -> bytes:
         status = await _own(session, status_id, account_id)
         if status.reblog_of_id is not None:
             raise NotFound("Record not found")
@@ -203,11 +203,15 @@ async def edit(request: web.Request) -> web.Response:
             topics=topics,
         )
         await session.flush()
+        support = None
         if status.edited_at != edited_before:
             await outbox.federate_edit(session, config, status, await _author(session, account_id))
-        return await render_status(session, config, status, account_id)
+            # Scanned again (server/safety.py); the panel is in this answer only, as for a new post.
+            support = await safety.after_local_edit(session, config, status)
+        return safety.with_support(await render_own(session, config, status.id, account_id), support)
 
-    return json_response(await in_transaction(request, work))
+    body = await in_transaction(request, work)
+    return web.Response(body=body, content_type="application/json")
 
 
 async def _original(session: AsyncSession, status_id: int, viewer_id: int | None) -> Status:
