@@ -325,40 +325,22 @@ class Transport:
         ``id`` naming their URL (WebFinger, NodeInfo, GoToSocial-style key documents).
         ``signer`` overrides the transport's signer for this call (e.g. a member's key).
         """
-        session = self._require_session()
         signer = signer or self._signer
         if sign and signer is None:
             raise ValueError("fetch_json: sign=True needs a signer (the Transport's or the call's)")
         if accept_types is None:
             accept_types = _media_types(accept)
-        current = self._check_url(url)
+        final, fetched = await self._get(
+            url, accept=accept, accept_types=accept_types, signer=signer if sign else None, gated=True
+        )
+        assert fetched.body is not None  # no conditional headers were sent
         try:
-            async with asyncio.timeout(self._limits.total_timeout):
-                for _hop in range(self._limits.max_redirects + 1):
-                    if self.domain_gate is not None:
-                        await self.domain_gate(_host(current))
-                    headers = {"Accept": accept}
-                    if signer is not None and sign:
-                        headers.update(signer("GET", str(current), dict(headers), None))
-                    async with session.get(current, headers=headers, allow_redirects=False) as resp:
-                        if resp.status in _REDIRECTS:
-                            current = self._redirect_target(current, resp.headers.get("Location"))
-                            continue
-                        body = await self._read_document(resp, accept_types)
-                    document = self._parse_json(body)
-                    if check_id:
-                        self._check_id(document, current)
-                    return document
-                raise FetchError("too_many_redirects", f"more than {self._limits.max_redirects} redirects")
-        except TimeoutError:
-            raise self._refused(
-                FetchError("timeout", f"no complete answer within {self._limits.total_timeout} s"), current
-            ) from None
+            document = self._parse_json(fetched.body)
+            if check_id:
+                self._check_id(document, final)
         except FetchError as exc:
-            raise self._refused(exc, current) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            code = _error_code(exc)
-            raise self._refused(FetchError(code, f"request failed ({type(exc).__name__})"), current) from exc
+            raise self._refused(exc, final) from None
+        return document
 
     async def fetch_document(
         self,
@@ -376,27 +358,56 @@ class Transport:
         address checks, redirects, signing, decompression and body cap (``max_body``, default
         the transport's) as :meth:`fetch_json`. Not gated by domain decisions: the operator
         chose the URL. Raises :class:`FetchError`."""
+        conditional = {}
+        if etag:
+            conditional["If-None-Match"] = etag
+        if last_modified:
+            conditional["If-Modified-Since"] = last_modified
+        _final, fetched = await self._get(
+            url,
+            accept=accept,
+            accept_types=accept_types,
+            signer=self._signer if sign else None,
+            gated=False,
+            conditional=conditional,
+            max_body=max_body,
+        )
+        if fetched.body is None:  # 304: what we had is still current
+            return Fetched(fetched.url, None, "", etag, last_modified)
+        return fetched
+
+    async def _get(
+        self,
+        url: str,
+        *,
+        accept: str,
+        accept_types: Collection[str],
+        signer: Signer | None,
+        gated: bool,
+        conditional: Mapping[str, str] | None = None,
+        max_body: int | None = None,
+    ) -> tuple[URL, Fetched]:
+        """The GET both fetches share: address checks, the domain gate (``gated``), at most
+        ``max_redirects`` redirects each signed anew, the total timeout, the media-type check
+        and the body cap. With ``conditional`` headers a 304 answers ``body=None``."""
         session = self._require_session()
-        signer = self._signer if sign else None
         current = self._check_url(url)
         try:
             async with asyncio.timeout(self._limits.total_timeout):
                 for _hop in range(self._limits.max_redirects + 1):
-                    headers = {"Accept": accept}
-                    if etag:
-                        headers["If-None-Match"] = etag
-                    if last_modified:
-                        headers["If-Modified-Since"] = last_modified
+                    if gated and self.domain_gate is not None:
+                        await self.domain_gate(_host(current))
+                    headers = {"Accept": accept, **(conditional or {})}
                     if signer is not None:
                         headers.update(signer("GET", str(current), dict(headers), None))
                     async with session.get(current, headers=headers, allow_redirects=False) as resp:
                         if resp.status in _REDIRECTS:
                             current = self._redirect_target(current, resp.headers.get("Location"))
                             continue
-                        if resp.status == 304:
-                            return Fetched(str(current), None, "", etag, last_modified)
+                        if resp.status == 304 and conditional:
+                            return current, Fetched(str(current), None, "", None, None)
                         body = await self._read_document(resp, accept_types, max_body)
-                        return Fetched(
+                        return current, Fetched(
                             str(current),
                             body,
                             resp.headers.get("Content-Type", ""),

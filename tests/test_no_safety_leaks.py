@@ -14,7 +14,6 @@ message, helpline names, and the word "crisis", which no post here contains).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,6 @@ from server.db import make_sessionmaker
 from server.ids import new_id
 from server.models import Account, Delivery, FeedEntry, Follow, OutboxActivity, Status
 from server.web import now
-
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("server.safety") is None, reason="the crisis queue (server/safety.py) is not built yet"
-)
 
 STAFF = "read write follow admin:read admin:write"
 API = "/api/v1"
