@@ -78,16 +78,15 @@ import signal
 import socket
 import statistics
 import string
+import struct
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
@@ -99,12 +98,13 @@ import crypto.devicelist
 import crypto.encoding
 import crypto.envelope
 import crypto.franking
+import crypto.messaging
 import crypto.olm
 from bench.api_bench import drive
 from crypto.devicelist import DeviceEntry, MasterKey, one_time_key_payload, sign_device_list
 from crypto.encoding import b64encode
-from crypto.envelope import make_envelope, new_message, seal_envelope
-from crypto.franking import new_franking_key
+from crypto.envelope import Link, make_envelope, new_message, padded_length, seal_envelope
+from crypto.franking import franking_tag, new_franking_key
 from crypto.messaging import ClaimedKey, DeviceState, Target
 from crypto.olm import OlmAccount, OlmSession
 from crypto.tokens import digest, new_token
@@ -227,6 +227,100 @@ def raw_setups(count: int) -> Run:
     return once
 
 
+def raw_ping_pong(size: int, count: int) -> Run:
+    """Raw, each message answering the last (Alice, Bob, Alice, ...): every message then starts
+    a new Olm chain with a Diffie-Hellman ratchet step, as in a conversation."""
+    a, b = raw_pair()
+    plaintext = os.urandom(size)
+
+    def once() -> tuple[int, float]:
+        started = clock()
+        for i in range(count):
+            sender, receiver = (a, b) if i % 2 == 0 else (b, a)
+            if receiver.decrypt(sender.encrypt(plaintext)) != plaintext:
+                raise BenchError("raw vodozemac ping-pong changed the plaintext")
+        return count, clock() - started
+
+    return once
+
+
+def least_work_messages(count: int) -> Run:
+    """The least any envelope with our guarantees must do around raw vodozemac, inlined with no
+    objects, checks or error handling: 48 random bytes (message id and franking key), the
+    message record and the frame with its padding (same sizes as ours: our Link header and
+    message prefix), HMAC-SHA256 on both sides, the ciphertext to bytes and back with the
+    one-spelling check, the header and padding comparisons, the text decoded, the replay set.
+    Not our code path: the ceiling a Python envelope could reach."""
+    a, b = raw_pair()
+    pair = Pair()
+    link = Link(pair.alice.me, pair.bob.me)
+    header, prefix = link.header, link.message_prefix
+    content = pair.content.encode()
+    times = struct.pack(">QQ", int(NOW.timestamp()), 0)
+    after = len(header) + 68
+    seen: dict[bytes, None] = {}
+
+    def once() -> tuple[int, float]:
+        seen.clear()
+        started = clock()
+        for _ in range(count):
+            fresh = os.urandom(48)
+            message = b"".join((prefix, fresh[:16], times, b"\x01", content))
+            key = fresh[16:]
+            tag = franking_tag(key, message)
+            frame = b"".join((header, key, tag, struct.pack(">I", len(message)), message))
+            padded = padded_length(len(frame))
+            kind, body = a.encrypt(frame + bytes(padded - len(frame))).to_parts()
+            received = vodozemac.AnyOlmMessage.from_parts(kind, body)
+            if received.to_parts()[1] != body:
+                raise BenchError("respelled")
+            plaintext = b.decrypt(received)
+            end = after + len(message)
+            opened = plaintext[after:end]
+            if (
+                not plaintext.startswith(header)
+                or plaintext.count(0, end) != padded - end
+                or plaintext[len(header) + 32 : len(header) + 64] != tag
+                or franking_tag(plaintext[len(header) : len(header) + 32], opened) != tag
+                or not opened.startswith(prefix)
+            ):
+                raise BenchError("the least-work envelope did not open")
+            message_id = opened[len(prefix) : len(prefix) + 16]
+            if message_id in seen or not opened[len(prefix) + 33 :].decode():
+                raise BenchError("replayed or empty")
+            seen[message_id] = None
+        return count, clock() - started
+
+    return once
+
+
+def least_work_setups(count: int) -> Run:
+    """Raw session setup plus what signed one-time keys cannot do without: Bob signs the key's
+    payload and Alice checks the signature (vodozemac's Ed25519, the faster of the two here)."""
+    alice, bob = vodozemac.Account(), vodozemac.Account()
+    plaintext = os.urandom(CONTENT_CHARS)
+    signer = bob.ed25519_key
+
+    def once() -> tuple[int, float]:
+        started = clock()
+        for _ in range(count):
+            bob.generate_one_time_keys(1)
+            key_id, otk = next(iter(bob.one_time_keys.items()))
+            bob.mark_keys_as_published()
+            payload = one_time_key_payload(
+                actor=BOB, device_id="BOB0001", key_id=key_id, key=otk.to_base64(), fallback=False
+            )
+            signer.verify_signature(payload, bob.sign(payload))
+            session = alice.create_outbound_session(bob.curve25519_key, otk)
+            message = session.encrypt(plaintext)
+            _, opened = bob.create_inbound_session(alice.curve25519_key, pre_key(message))
+            if opened != plaintext:
+                raise BenchError("least-work session setup changed the plaintext")
+        return count, clock() - started
+
+    return once
+
+
 # ---------------------------------------------------------------------------- (1) ours
 
 
@@ -300,6 +394,25 @@ def our_messages(count: int, sizes: list[int]) -> Run:
     return once
 
 
+def our_ping_pong(count: int) -> Run:
+    """Ours, each message answering the last (see raw_ping_pong)."""
+    pair = Pair()
+    pair.converse()
+
+    def once() -> tuple[int, float]:
+        pair.alice.seen.clear()
+        pair.bob.seen.clear()
+        started = clock()
+        for i in range(count):
+            if i % 2 == 0:
+                pair.send(pair.alice, pair.bob, pair.to_bob, pair.content)
+            else:
+                pair.send(pair.bob, pair.alice, pair.to_alice, pair.content)
+        return count, clock() - started
+
+    return once
+
+
 def our_setups(count: int) -> Run:
     pair = Pair()
 
@@ -351,25 +464,31 @@ def _patches(timers: Timers) -> list[Any]:
         mock.patch.object(crypto.messaging, "franking_tag", timers.wrap(hmac_name, crypto.franking.franking_tag)),
         mock.patch.object(
             crypto.envelope,
-            "_DECODER",
-            SimpleNamespace(decode=timers.wrap("json decode of the message", crypto.envelope._DECODER.decode)),
+            "_encode_message",
+            timers.wrap("write the message record", crypto.envelope._encode_message),
         ),
         mock.patch.object(
             crypto.envelope,
-            "_ENCODER",
-            SimpleNamespace(encode=timers.wrap("json encode of the message", crypto.envelope._ENCODER.encode)),
+            "_decode_message",
+            timers.wrap("read the message record", crypto.envelope._decode_message),
         ),
         mock.patch.object(
-            crypto.envelope, "_read_frame", timers.wrap("read the binary frame", crypto.envelope._read_frame)
+            crypto.envelope,
+            "_read_frame",
+            timers.wrap("read the frame's parties (no link)", crypto.envelope._read_frame),
         ),
-        mock.patch.object(crypto.envelope, "valid_actor", timers.wrap("actor id checks", crypto.envelope.valid_actor)),
-        mock.patch.object(crypto.envelope, "uuid", SimpleNamespace(uuid4=timers.wrap("uuid4", uuid.uuid4))),
+        mock.patch.object(crypto.messaging, "seal", timers.wrap("seal: frame + padding", crypto.envelope.seal)),
+        mock.patch.object(
+            crypto.envelope, "valid_actor", timers.wrap("actor id checks", crypto.devicelist.valid_actor)
+        ),
         mock.patch.object(crypto.olm, "_olm_message", timers.wrap(olm_check, crypto.olm._olm_message)),
         mock.patch.object(crypto.olm, "_pre_key_message", timers.wrap(olm_check, crypto.olm._pre_key_message)),
         mock.patch.object(OlmSession, "encrypt", timers.wrap("Olm encrypt (vodozemac)", OlmSession.encrypt)),
         mock.patch.object(OlmSession, "decrypt", timers.wrap("Olm decrypt (vodozemac)", OlmSession.decrypt)),
         mock.patch.object(
-            OlmSession, "matches", timers.wrap("pre-key message vs known sessions (matches)", OlmSession.matches)
+            crypto.messaging,
+            "first_match",
+            timers.wrap("pre-key message vs known sessions", crypto.olm.first_match),
         ),
         mock.patch.object(
             OlmAccount,
@@ -393,9 +512,9 @@ def _patches(timers: Timers) -> list[Any]:
             OlmAccount, "pickle", timers.wrap("account pickle (to roll back a refused pre-key)", OlmAccount.pickle)
         ),
         mock.patch.object(
-            crypto.devicelist,
+            crypto.olm,
             "verify_ed25519",
-            timers.wrap("check the one-time key signature (pynacl)", crypto.devicelist.verify_ed25519),
+            timers.wrap("check the one-time key signature (vodozemac Ed25519)", crypto.olm.verify_ed25519),
         ),
     ]
     for module in (crypto.envelope, crypto.olm, crypto.devicelist):
@@ -831,17 +950,25 @@ async def check_rows(config_path: Path, sent: Counter[str], devices: int) -> Non
 def client_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     envelope_bytes = Pair().envelope_size()
     sizes: list[int] = []
-    raw_1k, raw_env, wrapped, ours = "raw 1k", "raw padded", "wrapper", "ours"
+    raw_1k, raw_env, wrapped, least, ours = "raw 1k", "raw padded", "wrapper", "least", "ours"
     messages = interleaved(
         args.runs,
         {
             raw_1k: raw_messages(CONTENT_CHARS, args.messages),
             raw_env: raw_messages(envelope_bytes, args.messages),
             wrapped: wrapper_messages(envelope_bytes, args.messages),
+            least: least_work_messages(args.messages),
             ours: our_messages(args.messages, sizes),
         },
     )
-    setups = interleaved(args.runs, {"raw": raw_setups(args.setups), "ours": our_setups(args.setups)})
+    # Fewer messages: each one is a Diffie-Hellman ratchet step.
+    conversation = interleaved(
+        args.runs, {"raw": raw_ping_pong(CONTENT_CHARS, args.messages // 4), "ours": our_ping_pong(args.messages // 4)}
+    )
+    setups = interleaved(
+        args.runs,
+        {"raw": raw_setups(args.setups), "least": least_work_setups(args.setups), "ours": our_setups(args.setups)},
+    )
     base = messages[raw_1k]
     rows = [
         {"measure": f"raw vodozemac, {CONTENT_CHARS} B plaintext", "per_second": base, "ratio": None},
@@ -856,11 +983,31 @@ def client_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[st
             "ratio": messages[wrapped] / base,
         },
         {
+            "measure": "least envelope work, inlined (the ceiling for Python; not our code)",
+            "per_second": messages[least],
+            "ratio": messages[least] / base,
+        },
+        {
             "measure": f"ours: DeviceState, {CONTENT_CHARS}-char Note",
             "per_second": messages[ours],
             "ratio": messages[ours] / base,
         },
+        {
+            "measure": f"raw vodozemac, conversation (each message answers the last), {CONTENT_CHARS} B",
+            "per_second": conversation["raw"],
+            "ratio": None,
+        },
+        {
+            "measure": "ours, conversation",
+            "per_second": conversation["ours"],
+            "ratio": conversation["ours"] / conversation["raw"],
+        },
         {"measure": "session setup, raw vodozemac", "per_second": setups["raw"], "ratio": None},
+        {
+            "measure": "session setup, raw + signing and checking the one-time key (the ceiling)",
+            "per_second": setups["least"],
+            "ratio": setups["least"] / setups["raw"],
+        },
         {
             "measure": "session setup, ours (signed OTK)",
             "per_second": setups["ours"],
@@ -873,7 +1020,10 @@ def client_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[st
         "ciphertext_bytes": str(low) if low == high else f"{low}-{high}",
         "message_ratio": messages[ours] / base,
         "message_ratio_vs_padded_raw": messages[ours] / messages[raw_env],
+        "least_message_ratio": messages[least] / base,
+        "conversation_ratio": conversation["ours"] / conversation["raw"],
         "setup_ratio": setups["ours"] / setups["raw"],
+        "least_setup_ratio": setups["least"] / setups["raw"],
     }
     return rows, facts
 
@@ -884,6 +1034,10 @@ def _profile_table(title: str, unit: str, rows: list[dict[str, Any]]) -> list[st
         calls = "" if row["calls"] is None else f"{row['calls']:g}"
         out.append(f"| {row['part']} | {row['us']:.1f} | {calls} | {row['of']:.0%} |")
     return out
+
+
+def _verdict(ratio: float) -> str:
+    return "  met" if ratio >= TARGET_RATIO else "  TARGET MISSED"
 
 
 def render(report: dict[str, Any], args: argparse.Namespace) -> str:
@@ -902,11 +1056,13 @@ def render(report: dict[str, Any], args: argparse.Namespace) -> str:
         "",
         f"Our 1,024-character Note makes a {facts['envelope_bytes']} B envelope (padded to the bucket) and a "
         f"{facts['ciphertext_bytes']} B Olm ciphertext.",
-        f"messages: ours / raw 1 KB = {facts['message_ratio']:.2f} (ours / raw at the padded size: "
-        f"{facts['message_ratio_vs_padded_raw']:.2f}); target >= {TARGET_RATIO:.2f}"
-        + ("" if facts["message_ratio"] >= TARGET_RATIO else "  TARGET MISSED"),
-        f"session setups: ours / raw = {facts['setup_ratio']:.2f}; target >= {TARGET_RATIO:.2f}"
-        + ("" if facts["setup_ratio"] >= TARGET_RATIO else "  TARGET MISSED"),
+        f"messages one way: ours / raw 1 KB = {facts['message_ratio']:.2f} (ours / raw at the padded size: "
+        f"{facts['message_ratio_vs_padded_raw']:.2f}; the least-work ceiling: {facts['least_message_ratio']:.2f}); "
+        f"target >= {TARGET_RATIO:.2f}" + _verdict(facts["message_ratio"]),
+        f"messages in a conversation: ours / raw = {facts['conversation_ratio']:.2f}; target >= {TARGET_RATIO:.2f}"
+        + _verdict(facts["conversation_ratio"]),
+        f"session setups: ours / raw = {facts['setup_ratio']:.2f} (the ceiling with signed one-time keys: "
+        f"{facts['least_setup_ratio']:.2f}); target >= {TARGET_RATIO:.2f}" + _verdict(facts["setup_ratio"]),
     ]
     note = "exclusive wall-clock timers give the shares, applied to the loop's CPU time; timers add a little"
     if report["message_profile"]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import secrets
 from collections.abc import Mapping
@@ -38,16 +39,33 @@ MIN_STAMP_SECRET_BYTES = 32
 _MAX_STAMP_CHARS = 64 + 1 + 44
 
 
+# RFC 2104 for a key shorter than SHA-256's 64-byte block: the key, zero-filled to the block,
+# XORed with 0x36 (inner) and 0x5c (outer). A 32-byte key's XOR is a byte translation, and the
+# zero half of the block is the pad byte itself.
+_INNER = bytes(b ^ 0x36 for b in range(256))
+_OUTER = bytes(b ^ 0x5C for b in range(256))
+_INNER_FILL = bytes([0x36]) * (64 - FRANKING_KEY_BYTES)
+_OUTER_FILL = bytes([0x5C]) * (64 - FRANKING_KEY_BYTES)
+_sha256 = hashlib.sha256
+
+
 def new_franking_key() -> bytes:
     """A fresh random 32-byte franking key (one per message)."""
-    return secrets.token_bytes(FRANKING_KEY_BYTES)
+    return os.urandom(FRANKING_KEY_BYTES)
 
 
 def franking_tag(key: bytes, message: bytes) -> bytes:
-    """``HMAC-SHA256(key, message)``: the sender's commitment to ``message``."""
+    """``HMAC-SHA256(key, message)``: the sender's commitment to ``message``.
+
+    Computed from ``hashlib.sha256`` by RFC 2104's definition rather than with ``hmac.digest``:
+    the same bytes (tests/test_franking.py compares the two on random keys and messages), a
+    third less time, because OpenSSL's one-shot HMAC sets up a new context per call and this
+    runs twice for every message (bench/e2ee_bench.py)."""
     if not isinstance(key, bytes) or len(key) != FRANKING_KEY_BYTES:
         raise ValueError("a franking key is 32 bytes")
-    return hmac.digest(key, message, hashlib.sha256)
+    inner = _sha256(key.translate(_INNER) + _INNER_FILL)
+    inner.update(message)
+    return _sha256(key.translate(_OUTER) + _OUTER_FILL + inner.digest()).digest()
 
 
 def check_franking_tag(key: bytes, message: bytes, tag: bytes) -> None:

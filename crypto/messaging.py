@@ -46,7 +46,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from crypto.devicelist import (
     DeviceEntry,
@@ -59,7 +59,7 @@ from crypto.devicelist import (
     verify_one_time_key,
 )
 from crypto.encoding import b64decode
-from crypto.envelope import Envelope, Party, PlainMessage, open_envelope, seal_envelope
+from crypto.envelope import Envelope, Link, Party, PlainMessage, open_envelope, seal
 from crypto.errors import (
     DecryptionError,
     E2EEError,
@@ -70,7 +70,7 @@ from crypto.errors import (
     VerificationError,
 )
 from crypto.franking import franking_tag, new_franking_key
-from crypto.olm import OlmAccount, OlmCiphertext, OlmSession, OneTimeKey
+from crypto.olm import OlmAccount, OlmCiphertext, OlmSession, OneTimeKey, first_match
 from crypto.safety import safety_number
 
 STATE_VERSION = 1
@@ -110,22 +110,24 @@ class Target:
     device: DeviceEntry
 
 
-@dataclass(frozen=True, slots=True)
-class OutgoingCiphertext:
+class OutgoingCiphertext(NamedTuple):
     actor: str
     device_id: str
     message_type: int
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One message ready to send: the franking opening stays with the sender's history."""
+class Outgoing(NamedTuple):
+    """One message ready to send: the franking opening stays with the sender's history.
+    (Named tuples, like the envelope's: one is made per message.)"""
 
     message: PlainMessage
     franking_key: bytes
     franking_tag: bytes
     ciphertexts: tuple[OutgoingCiphertext, ...]
+
+    def __repr__(self) -> str:  # not the franking key
+        return f"Outgoing(message={self.message!r}, ciphertexts={len(self.ciphertexts)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,8 +175,11 @@ class DeviceState:
         self._pickle_key = pickle_key
         self.sessions: dict[str, list[OlmSession]] = {}
         self._me: Party | None = None
-        self._parties: dict[tuple[str, str, str], Party] = {}
-        self._decoded: dict[str, bytes] = {}
+        self._links_out: dict[tuple[str, str, str], Link] = {}
+        self._links_in: dict[tuple[str, str, str], Link] = {}
+        # (actor, device id) -> the pinned list it was found in, its entry there and the link
+        # from it; used only while that very list is still the one pinned.
+        self._senders: dict[tuple[str, str], tuple[DeviceList, DeviceEntry, Link]] = {}
         self.contacts: dict[str, Contact] = {}
         self.seen: OrderedDict[str, None] = OrderedDict()
 
@@ -201,23 +206,18 @@ class DeviceState:
             self._me = Party(actor=self.actor, device=self.device_id, ed25519=self.account.fingerprint_key)
         return self._me
 
-    def _key_bytes(self, key: str) -> bytes:
-        """A listed key decoded (cached: lists are parsed and checked when pinned)."""
-        found = self._decoded.get(key)
-        if found is None:
-            if len(self._decoded) > 10_000:
-                self._decoded.clear()
-            found = self._decoded[key] = b64decode(key, field="key", size=32)
-        return found
-
-    def _party(self, target: Target) -> Party:
-        key = (target.actor, target.device.device_id, target.device.fingerprint_key)
-        party = self._parties.get(key)
-        if party is None:
-            if len(self._parties) > 10_000:
-                self._parties.clear()
-            party = self._parties[key] = Party(*key)
-        return party
+    def _link(self, actor: str, device: DeviceEntry, *, outgoing: bool) -> Link:
+        """This device and a listed one, each way (cached: the frame header they share is
+        computed once per pair)."""
+        links = self._links_out if outgoing else self._links_in
+        key = (actor, device.device_id, device.fingerprint_key)
+        link = links.get(key)
+        if link is None:
+            if len(links) > 10_000:
+                links.clear()
+            other = Party(*key)
+            link = links[key] = Link(self.me, other) if outgoing else Link(other, self.me)
+        return link
 
     @property
     def entry(self) -> DeviceEntry:
@@ -342,7 +342,8 @@ class DeviceState:
         current = self.sessions.get(key)
         if current and current[0] is session:
             return  # the usual case: the newest session carried on
-        kept = [s for s in current or () if s.session_id != session.session_id]
+        session_id = session.session_id
+        kept = [s for s in current or () if s.session_id != session_id]
         self.sessions[key] = [session, *kept][:MAX_SESSIONS_PER_DEVICE]
 
     # ------------------------------------------------------------------ encrypt
@@ -358,13 +359,10 @@ class DeviceState:
         franking_key = new_franking_key()
         tag = franking_tag(franking_key, message.encoded)
         sealed: list[OutgoingCiphertext] = []
-        me = self.me
         for target, found in zip(targets, sessions, strict=True):
             assert found
-            envelope = Envelope(
-                sender=me, recipient=self._party(target), message=message, franking_key=franking_key, franking_tag=tag
-            )
-            ciphertext = found[0].encrypt(seal_envelope(envelope))
+            link = self._link(target.actor, target.device, outgoing=True)
+            ciphertext = found[0].encrypt(seal(link, message, franking_key, tag))
             sealed.append(
                 OutgoingCiphertext(target.actor, target.device.device_id, ciphertext.message_type, ciphertext.body)
             )
@@ -383,16 +381,25 @@ class DeviceState:
     ) -> Envelope:
         """Decrypt and check one ciphertext addressed to this device (see the module note)."""
         pinned = self.pinned(sender_actor)
-        entry = pinned.device(sender_device) if pinned is not None else None
-        if entry is None:
-            raise EnvelopeError("the sender device is not in the sender's signed device list")
+        found = self._senders.get((sender_actor, sender_device))
+        if found is None or found[0] is not pinned:
+            listed = pinned.device(sender_device) if pinned is not None else None
+            if pinned is None or listed is None:
+                raise EnvelopeError("the sender device is not in the sender's signed device list")
+            if len(self._senders) > 10_000:
+                self._senders.clear()
+            found = (pinned, listed, self._link(sender_actor, listed, outgoing=False))
+            self._senders[(sender_actor, sender_device)] = found
+        _, entry, link = found
         ciphertext = OlmCiphertext(message_type, body)
         key = _session_key(sender_actor, sender_device)
         plaintext: bytes | None = None
         used: OlmSession | None = None
-        for session in self.sessions.get(key, []):
-            if message_type == 0 and not session.matches(ciphertext):
-                continue
+        candidates = self.sessions.get(key, [])
+        if message_type == 0 and candidates:
+            matched = first_match(candidates, ciphertext)
+            candidates = [matched] if matched is not None else []
+        for session in candidates:
             # Decrypting advances the ratchet even if the envelope is then refused: harmless,
             # the ciphertext authenticated as that device's, and Olm itself refuses replays.
             try:
@@ -409,11 +416,17 @@ class DeviceState:
             used, plaintext = self.account.inbound_session(entry.identity_key, ciphertext)
         try:
             envelope = open_envelope(
-                plaintext, me=self.me, sender_actor=sender_actor, sender_device=sender_device, outer_tag=outer_tag
+                plaintext,
+                me=self.me,
+                sender_actor=sender_actor,
+                sender_device=sender_device,
+                outer_tag=outer_tag,
+                link=link,
             )
-            if not hmac.compare_digest(envelope.sender.key, self._key_bytes(entry.fingerprint_key)):
+            if not hmac.compare_digest(envelope.sender.key, link.sender.key):
                 raise EnvelopeError("the envelope's sender key is not the listed key of that device")
-            if envelope.message.id in self.seen:
+            message_id = envelope.message.id
+            if message_id in self.seen:
                 raise ReplayError("this message was received before")
         except (E2EEError, VerificationError):
             if account_before is not None:  # the one-time key stays unused: nothing changed
@@ -421,7 +434,7 @@ class DeviceState:
             raise
         assert used is not None
         self._remember(sender_actor, sender_device, used)
-        self.seen[envelope.message.id] = None
+        self.seen[message_id] = None
         if len(self.seen) > MAX_SEEN_IDS:
             self.seen.popitem(last=False)
         return envelope

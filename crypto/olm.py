@@ -57,7 +57,9 @@ the seven emoji come from the Matrix specification's table (below).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import vodozemac
 
@@ -156,9 +158,9 @@ class OneTimeKey:
     key: str
 
 
-@dataclass(frozen=True, slots=True)
-class OlmCiphertext:
-    """One Olm message: type 0 = pre-key (starts a session), 1 = normal; ``body`` is raw bytes."""
+class OlmCiphertext(NamedTuple):
+    """One Olm message: type 0 = pre-key (starts a session), 1 = normal; ``body`` is raw bytes.
+    (A named tuple: one is made per message each way, and a tuple is the cheapest to build.)"""
 
     message_type: int
     body: bytes
@@ -170,29 +172,45 @@ def _check_pickle_key(key: bytes) -> None:
 
 
 def _canonical_curve25519(raw: bytes) -> bool:
-    """RFC 7748 §5: a u-coordinate below p, top bit clear (which "below p" implies)."""
-    return len(raw) == KEY_SIZE and int.from_bytes(raw, "little") < _CURVE25519_P
+    """RFC 7748 §5: a u-coordinate below p, top bit clear (which "below p" implies). A last
+    byte under 0x7f already puts it below 2^255 - 2^248 < p: only the rest need the full test."""
+    return len(raw) == KEY_SIZE and (raw[-1] < 0x7F or int.from_bytes(raw, "little") < _CURVE25519_P)
 
 
 def _curve25519(value: str, field: str) -> vodozemac.Curve25519PublicKey:
     """A canonical Curve25519 public key from base64; anything else is a ``SessionSetupError``."""
+    found = _read_curve25519(value) if isinstance(value, str) else "is not a Curve25519 public key"
+    if isinstance(found, str):
+        raise SessionSetupError(f"{field} {found}")
+    return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_curve25519(value: str) -> vodozemac.Curve25519PublicKey | str:
+    """The key, or why ``value`` is not one. Remembered: a device meets the same identity keys
+    again and again (the key objects are immutable)."""
     try:
-        raw = b64decode(value, field=field, size=KEY_SIZE)
+        raw = b64decode(value, field="key", size=KEY_SIZE)
     except ValueError:
-        raise SessionSetupError(f"{field} is not a Curve25519 public key") from None
+        return "is not a Curve25519 public key"
     if not _canonical_curve25519(raw):
-        raise SessionSetupError(f"{field} is not a canonical Curve25519 public key")
+        return "is not a canonical Curve25519 public key"
     try:
         return vodozemac.Curve25519PublicKey.from_bytes(raw)
     except ValueError:
-        raise SessionSetupError(f"{field} is not a Curve25519 public key") from None
+        return "is not a Curve25519 public key"
 
 
 def _canonical_pre_key_keys(body: bytes) -> bool:
-    return all(
-        body[at : at + 2] == tag and _canonical_curve25519(body[at + 2 : at + 2 + KEY_SIZE])
-        for at, tag in _PRE_KEY_KEY_FIELDS
-    )
+    if len(body) < _PRE_KEY_KEY_FIELDS[-1][0] + 2 + KEY_SIZE:
+        return False
+    for at, tag in _PRE_KEY_KEY_FIELDS:
+        if body[at : at + 2] != tag:
+            return False
+        # Below 0x7f in the last byte is canonical (see _canonical_curve25519); else the full test.
+        if body[at + 1 + KEY_SIZE] >= 0x7F and not _canonical_curve25519(body[at + 2 : at + 2 + KEY_SIZE]):
+            return False
+    return True
 
 
 def _olm_message(ciphertext: OlmCiphertext) -> vodozemac.AnyOlmMessage | None:
@@ -222,7 +240,7 @@ def _pre_key_message(ciphertext: OlmCiphertext) -> vodozemac.PreKeyMessage | Non
 
 def _ciphertext(message: vodozemac.AnyOlmMessage) -> OlmCiphertext:
     message_type, body = message.to_parts()
-    return OlmCiphertext(message_type=message_type, body=bytes(body))
+    return OlmCiphertext(message_type, bytes(body))
 
 
 class OlmAccount:
@@ -330,19 +348,23 @@ class OlmSession:
     """One Olm session between two devices (both directions). Mutable: every encrypt and
     decrypt advances the ratchet, so pickle it after each."""
 
-    __slots__ = ("_session",)
+    __slots__ = ("_id", "_session")
 
     def __init__(self, *, _session: vodozemac.Session) -> None:
         # Not for callers: sessions come from OlmAccount or from_pickle().
         self._session = _session
+        self._id: str | None = None
 
     def __repr__(self) -> str:
         return f"OlmSession(session_id={self.session_id!r})"
 
     @property
     def session_id(self) -> str:
-        """A stable id of the session, the same on both sides."""
-        return self._session.session_id
+        """A stable id of the session, the same on both sides (derived from the keys that
+        started it, so it is read from vodozemac once)."""
+        if self._id is None:
+            self._id = self._session.session_id
+        return self._id
 
     def encrypt(self, plaintext: bytes) -> OlmCiphertext:
         """Encrypt ``plaintext`` (pre-key messages until the other side has replied)."""
@@ -362,8 +384,7 @@ class OlmSession:
 
     def matches(self, ciphertext: OlmCiphertext) -> bool:
         """Whether a pre-key message belongs to this session (False for normal messages)."""
-        message = _pre_key_message(ciphertext)
-        return message is not None and self._session.session_matches(message)
+        return first_match([self], ciphertext) is self
 
     def pickle(self, key: bytes) -> str:
         """The session encrypted under the 32-byte ``key``."""
@@ -380,18 +401,42 @@ class OlmSession:
             raise DecryptionError("pickle key does not open this state") from None
 
 
+def first_match(sessions: list[OlmSession], ciphertext: OlmCiphertext) -> OlmSession | None:
+    """The first of ``sessions`` a pre-key message belongs to (the message is read once),
+    or ``None`` (always for normal messages)."""
+    message = _pre_key_message(ciphertext)
+    if message is None:
+        return None
+    for session in sessions:
+        if session._session.session_matches(message):
+            return session
+    return None
+
+
 def verify_ed25519(public_key: str, message: bytes, signature: str) -> None:
     """Check an Ed25519 signature (strict RFC 8032 verification: canonical ``S``, no
     small-order key or ``R``). Returns ``None``; ``VerificationError`` for a bad signature and
     for a malformed key or signature."""
+    key = _read_ed25519(public_key) if isinstance(public_key, str) else None
+    if key is None:
+        raise VerificationError("Ed25519 signature does not verify")
     try:
-        key = vodozemac.Ed25519PublicKey.from_base64(b64encode(b64decode(public_key, field="key", size=KEY_SIZE)))
-        sig = vodozemac.Ed25519Signature.from_base64(
-            b64encode(b64decode(signature, field="signature", size=SIGNATURE_SIZE))
-        )
+        raw = b64decode(signature, field="signature", size=SIGNATURE_SIZE)
+        # vodozemac reads unpadded base64: a canonical unpadded text goes as it is.
+        sig = vodozemac.Ed25519Signature.from_base64(signature if "=" not in signature else b64encode(raw))
         key.verify_signature(message, sig)
     except ValueError:
         raise VerificationError("Ed25519 signature does not verify") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_ed25519(value: str) -> vodozemac.Ed25519PublicKey | None:
+    """A public key from strict base64, or ``None``. Remembered: the same device keys sign every
+    one-time key and device list a member meets (the key objects are immutable)."""
+    try:
+        return vodozemac.Ed25519PublicKey.from_base64(b64encode(b64decode(value, field="key", size=KEY_SIZE)))
+    except ValueError:
+        return None
 
 
 class EstablishedSas:

@@ -110,6 +110,39 @@ def test_b64decode__rejects_anything_but_canonical_standard_base64(text: str) ->
         b64decode(text, field="masterKey")
 
 
+B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def fixed_size_texts(size: int) -> st.SearchStrategy[str]:
+    raw = st.binary(min_size=size, max_size=size)
+    return (
+        raw.map(lambda data: base64.b64encode(data).decode())
+        | raw.map(b64encode)
+        # A valid text whose last character (the slack bits) or padding is anything.
+        | st.tuples(raw, st.sampled_from(B64_ALPHABET + "=-_ "), st.sampled_from(["", "=", "=="])).map(
+            lambda parts: b64encode(parts[0])[:-1] + parts[1] + parts[2]
+        )
+        | st.text(alphabet=B64_ALPHABET + "=-_ \n", min_size=len(b64encode(bytes(size))) - 3, max_size=size * 2)
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), size=st.sampled_from([32, 64]))
+def test_b64decode__the_fixed_size_fast_path_agrees_with_the_general_reader(data: st.DataObject, size: int) -> None:
+    """b64decode(size=32 or 64) takes a one-pattern path for keys and signatures: it must accept
+    exactly what the general reader accepts at that size, and decode it the same."""
+    text = data.draw(fixed_size_texts(size))
+    try:
+        general: bytes | None = b64decode(text, field="k")
+    except ValueError:
+        general = None
+    try:
+        fast: bytes | None = b64decode(text, field="k", size=size)
+    except ValueError:
+        fast = None
+    assert fast == (general if general is not None and len(general) == size else None)
+
+
 def test_b64decode__checks_exact_and_maximum_size() -> None:
     with pytest.raises(ValueError, match="identityKey: expected 32 bytes"):
         b64decode(b64encode(bytes(31)), field="identityKey", size=32)
@@ -468,6 +501,41 @@ def test_one_time_key_payload__is_jcs_of_the_documented_fields() -> None:
         '"key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8","keyId":"AAAAAQ"}'
     )
     assert one_time_key_payload(**OTK) == expected.encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    actor=st.text(min_size=1, max_size=60).map(lambda tail: "https://a.example/u/" + tail),
+    device_id=st.from_regex(r"[A-Za-z0-9_-]{4,64}", fullmatch=True),
+    key_id=st.from_regex(r"[A-Za-z0-9_+/=-]{1,64}", fullmatch=True),
+    raw_key=st.binary(min_size=32, max_size=32),
+    fallback=st.booleans(),
+)
+def test_one_time_key_payload__equals_rfc8785_on_arbitrary_values(
+    actor: str, device_id: str, key_id: str, raw_key: bytes, fallback: bool
+) -> None:
+    """The payload is written by hand for speed; it must be exactly what JCS writes, quotes,
+    backslashes, non-ASCII and astral characters in the actor included."""
+    fields = {"actor": actor, "device_id": device_id, "key_id": key_id, "key": b64encode(raw_key), "fallback": fallback}
+    try:
+        payload = one_time_key_payload(**fields)  # type: ignore[arg-type]
+    except ValueError:
+        return  # not an actor id (whitespace, unprintable): nothing is signed
+    reference = {"actor": actor, "deviceId": device_id, "keyId": key_id, "key": fields["key"], "fallback": fallback}
+    assert payload == canonical_json(reference)
+
+
+def test_one_time_key_payload__escapes_like_jcs() -> None:
+    actor = 'https://a.example/users/"al\\ice"/é/😀'
+    payload = one_time_key_payload(**{**OTK, "actor": actor})
+    assert payload == canonical_json(
+        {
+            **{k: v for k, v in OTK.items() if k in ("key", "fallback")},
+            "actor": actor,
+            "deviceId": "K7QX",
+            "keyId": "AAAAAQ",
+        }
+    )
 
 
 def test_one_time_key__signature_by_fingerprint_key_verifies() -> None:

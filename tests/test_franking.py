@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crypto.encoding import b64decode, b64encode
 from crypto.errors import FrankingError
@@ -69,6 +71,21 @@ def test_franking_tag__is_hmac_sha256_of_the_message() -> None:
     key = bytes(range(32, 64))
     assert franking_tag(key, MESSAGE) == reference_hmac(key, MESSAGE)
     check_franking_tag(key, MESSAGE, reference_hmac(key, MESSAGE))
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.binary(min_size=32, max_size=32), message=st.binary(max_size=5000))
+def test_franking_tag__equals_pyca_hmac_sha256_on_any_key_and_message(key: bytes, message: bytes) -> None:
+    """franking_tag builds HMAC from SHA-256 by RFC 2104 (for speed); it must be HMAC exactly:
+    empty and block-sized messages, keys with every byte value."""
+    assert franking_tag(key, message) == reference_hmac(key, message)
+
+
+@pytest.mark.parametrize("size", [0, 1, 55, 56, 63, 64, 65, 119, 120, 128, 1024, 65536])
+def test_franking_tag__equals_pyca_hmac_sha256_at_block_boundaries(size: int) -> None:
+    for key in (bytes(32), b"\xff" * 32, bytes(range(32)), new_franking_key()):
+        message = bytes((i * 7) % 256 for i in range(size))
+        assert franking_tag(key, message) == reference_hmac(key, message)
 
 
 def test_check_franking_tag__rejects_altered_message() -> None:

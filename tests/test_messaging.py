@@ -190,7 +190,7 @@ def open_crafted(sender: DeviceState, receiver: DeviceState, ciphertext: OlmCiph
 def flipped(ciphertext: OutgoingCiphertext, position: int) -> OutgoingCiphertext:
     body = bytearray(ciphertext.body)
     body[position] ^= 0x01
-    return replace(ciphertext, body=bytes(body))
+    return ciphertext._replace(body=bytes(body))
 
 
 @pytest.fixture
@@ -409,9 +409,9 @@ def test_messaging__never_returns_a_message_whose_franking_tag_does_not_recomput
     seen = list(b1.seen)
     honest = make_envelope(sender=a1.me, recipient=b1.me, message=note(ALICE, BOB), franking_key=new_franking_key())
     if forge == "tag":
-        forged = replace(honest, franking_tag=bytes(32))
+        forged = honest._replace(franking_tag=bytes(32))
     else:
-        forged = replace(honest, franking_key=new_franking_key())
+        forged = honest._replace(franking_key=new_franking_key())
     ciphertext = crafted(a1, b1, forged)
     with pytest.raises(FrankingError):
         open_crafted(a1, b1, ciphertext, forged.franking_tag)
