@@ -17,6 +17,13 @@ is the token. Endpoints take and give JSON (docs/e2ee.md has the shapes):
 
 Every request is one transaction: input is validated before anything is written. Nothing is
 logged but ids and reason codes; the server never sees a plaintext to log.
+
+A remote member's devices are found through their actor document's ``e2ee:devices`` URL.
+That URL is remembered (:class:`DevicesUrlCache`, per application and per process) so the
+actor document is fetched once an hour, not on every keys query and claim; the devices
+collection itself is fetched on every request, because a revoked device must vanish from
+the very next answer. A remembered URL that 404s, 410s or no longer serves the actor's
+collection is forgotten and the actor refetched once within the same request.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from federation.e2ee import (
     ClaimedKey,
     DeviceCiphertext,
     EncryptedMessage,
+    RemoteDevices,
     claim_request,
     encrypted_create,
     parse_devices_collection,
@@ -52,7 +60,7 @@ from server.config import Config
 from server.delivery import enqueue
 from server.entities import account_uri, acct, iso
 from server.errors import ApiError, BadRequest, Forbidden, NotFound, TooManyRequests, Unprocessable
-from server.federation import FEDERATION, host_of
+from server.federation import FEDERATION, Federation, host_of
 from server.ids import new_id
 from server.models import Account, E2EEDevice, E2EEMessage, PlaintextMessage
 from server.remote_actors import ActorUnavailable, account_by_uri, local_account_by_uri, resolve_actor, resolve_handle
@@ -60,12 +68,68 @@ from server.transport import FetchError
 from server.web import CONFIG, READ_SESSIONS, SESSIONS, Routes, json_response, now, read_json_object
 
 log = logging.getLogger(__name__)
-routes = Routes()
 
 BASE = "/api/v1/hearthside/e2ee"
 SCOPE = "crypto"
 MAX_KEYS_PER_UPLOAD = 100
 MAX_INBOX_PAGE = 200
+
+#: Seconds a remote actor's ``e2ee:devices`` URL is used without refetching the actor document.
+DEVICES_URL_TTL = 3600.0
+#: Remote actors whose devices URL one application remembers; the oldest stored goes first.
+DEVICES_URL_CACHE_SIZE = 10_000
+
+
+class DevicesUrlCache:
+    """Remote actor URI -> the URL of its devices collection (its actor's ``e2ee:devices``).
+
+    Only the URL is kept, never the collection: it changes only when the remote server changes
+    its URL layout, whereas the collection changes whenever a member adds or revokes a device,
+    and serving it from memory would keep a revoked device encryptable-to for as long as it was
+    kept. Entries live ``ttl`` seconds; past ``max_entries`` the oldest stored is dropped. One
+    per application and per process (``serve --processes N`` keeps N, each filled by its own
+    misses; a miss costs one actor fetch, nothing else). ``clock`` is a monotonic time.
+    """
+
+    def __init__(self, *, ttl: float = DEVICES_URL_TTL, max_entries: int = DEVICES_URL_CACHE_SIZE) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[str, float]] = {}  # insertion order is age order
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, actor: str, *, clock: float) -> str | None:
+        """The remembered URL, or None when there is none or it has expired."""
+        entry = self._entries.get(actor)
+        if entry is None:
+            return None
+        url, stored = entry
+        if not 0 <= clock - stored < self.ttl:
+            del self._entries[actor]
+            return None
+        return url
+
+    def put(self, actor: str, url: str, *, clock: float) -> None:
+        self._entries.pop(actor, None)  # re-inserted last: the newest
+        self._entries[actor] = (url, clock)
+        while len(self._entries) > self.max_entries:
+            del self._entries[next(iter(self._entries))]
+
+    def forget(self, actor: str) -> None:
+        self._entries.pop(actor, None)
+
+
+DEVICES_URLS = web.AppKey("e2ee_devices_urls", DevicesUrlCache)
+
+
+class _E2EERoutes(Routes):
+    def install(self, app: web.Application) -> None:
+        super().install(app)
+        app[DEVICES_URLS] = DevicesUrlCache()
+
+
+routes = _E2EERoutes()
 
 
 # ---------------------------------------------------------------------------- input helpers
@@ -370,17 +434,47 @@ async def _local_device_answer(config: Config, session: AsyncSession, account: A
     }
 
 
+# FetchError reasons meaning "this URL no longer serves the actor's devices collection" (moved
+# or removed), not "the server is unreachable": only these send us back to the actor document.
+_STALE_DEVICES_URL = frozenset({"not_found", "gone", "id_mismatch", "content_type", "not_object", "bad_json"})
+
+
 async def _remote_devices(request: web.Request, account: Account) -> dict[str, Any]:
+    """The member's signed device list and claim URLs, fetched from their server.
+
+    The devices URL comes from :data:`DEVICES_URLS` when remembered (and still on the actor's
+    host), else from a fresh fetch of the actor document. The collection is always fetched
+    fresh: the client verifies and pins the signed list, and a device revoked there must not
+    be offered for encryption one request later.
+    """
     fed = request.app[FEDERATION]
+    cache = request.app[DEVICES_URLS]
     actor = account.uri or ""
-    devices_url = await _remote_devices_url(request, account)
-    try:
-        document = await fed.transport.fetch_json(devices_url)
-        found = parse_devices_collection(document, actor_uri=actor, devices_url=devices_url)
-    except FetchError as exc:
-        raise ApiError(f"the devices of {acct(account)} could not be fetched ({exc.reason})", status=502) from None
-    except InvalidActivity as exc:
-        raise ApiError(f"the devices of {acct(account)} are malformed ({exc})", status=502) from None
+    cached = cache.get(actor, clock=time.monotonic())
+    if cached is not None and not _on_actor_host(cached, actor):
+        cache.forget(actor)  # never request a host other than the actor's, whatever was stored
+        cached = None
+    found = None
+    if cached is not None:
+        try:
+            found = await _fetch_devices(fed, actor, cached)
+        except FetchError as exc:
+            if exc.reason not in _STALE_DEVICES_URL:
+                raise ApiError(
+                    f"the devices of {acct(account)} could not be fetched ({exc.reason})", status=502
+                ) from None
+            cache.forget(actor)
+        except InvalidActivity:
+            cache.forget(actor)
+    if found is None:
+        devices_url = await _remote_devices_url(request, account)
+        try:
+            found = await _fetch_devices(fed, actor, devices_url)
+        except FetchError as exc:
+            raise ApiError(f"the devices of {acct(account)} could not be fetched ({exc.reason})", status=502) from None
+        except InvalidActivity as exc:
+            raise ApiError(f"the devices of {acct(account)} are malformed ({exc})", status=502) from None
+        cache.put(actor, devices_url, clock=time.monotonic())
     return {
         "actor": actor,
         "acct": acct(account),
@@ -389,14 +483,25 @@ async def _remote_devices(request: web.Request, account: Account) -> dict[str, A
     }
 
 
+async def _fetch_devices(fed: Federation, actor: str, devices_url: str) -> RemoteDevices:
+    """GET and parse ``actor``'s devices collection; raises FetchError or InvalidActivity."""
+    document = await fed.transport.fetch_json(devices_url)
+    return parse_devices_collection(document, actor_uri=actor, devices_url=devices_url)
+
+
+def _on_actor_host(url: str, actor: str) -> bool:
+    return bool(actor) and host_of(url) == host_of(actor)
+
+
 async def _remote_devices_url(request: web.Request, account: Account) -> str:
+    """The actor's ``e2ee:devices`` URL, from a fresh fetch of its actor document."""
     fed = request.app[FEDERATION]
     try:
         document = await fed.transport.fetch_json(account.uri or "")
     except FetchError as exc:
         raise ApiError(f"{acct(account)} could not be fetched ({exc.reason})", status=502) from None
     url = document.get("e2ee:devices")
-    if not isinstance(url, str) or host_of(url) != host_of(account.uri or ""):
+    if not isinstance(url, str) or not _on_actor_host(url, account.uri or ""):
         raise Unprocessable(f"{acct(account)} does not offer end-to-end encrypted messages")
     return url
 
