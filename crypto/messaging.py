@@ -42,6 +42,7 @@ from __future__ import annotations
 import base64
 import hmac
 import secrets
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ from crypto.errors import (
     VerificationError,
 )
 from crypto.franking import franking_tag, new_franking_key
-from crypto.olm import OlmAccount, OlmCiphertext, OlmSession, OneTimeKey, first_match
+from crypto.olm import OlmAccount, OlmCiphertext, OlmSession, OneTimeKey, first_match, read_pre_key
 from crypto.safety import safety_number
 
 STATE_VERSION = 1
@@ -181,7 +182,8 @@ class DeviceState:
         # from it; used only while that very list is still the one pinned.
         self._senders: dict[tuple[str, str], tuple[DeviceList, DeviceEntry, Link]] = {}
         self.contacts: dict[str, Contact] = {}
-        self.seen: OrderedDict[str, None] = OrderedDict()
+        # Ids of messages received (the 16 bytes of each UUID4), oldest first.
+        self.seen: OrderedDict[bytes, None] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"DeviceState(actor={self.actor!r}, device_id={self.device_id!r})"
@@ -396,8 +398,10 @@ class DeviceState:
         plaintext: bytes | None = None
         used: OlmSession | None = None
         candidates = self.sessions.get(key, [])
-        if message_type == 0 and candidates:
-            matched = first_match(candidates, ciphertext)
+        pre_key = read_pre_key(ciphertext) if message_type == 0 else None
+        if message_type == 0:
+            # A pre-key message goes only to the session it started, if that is known.
+            matched = first_match(candidates, pre_key) if pre_key is not None else None
             candidates = [matched] if matched is not None else []
         for session in candidates:
             # Decrypting advances the ratchet even if the envelope is then refused: harmless,
@@ -413,7 +417,9 @@ class DeviceState:
             if message_type != 0:
                 raise DecryptionError("no session decrypts this message")
             account_before = self.account.pickle(self._pickle_key)
-            used, plaintext = self.account.inbound_session(entry.identity_key, ciphertext)
+            used, plaintext = self.account.inbound_session(
+                entry.identity_key, pre_key if pre_key is not None else ciphertext
+            )
         try:
             envelope = open_envelope(
                 plaintext,
@@ -425,7 +431,7 @@ class DeviceState:
             )
             if not hmac.compare_digest(envelope.sender.key, link.sender.key):
                 raise EnvelopeError("the envelope's sender key is not the listed key of that device")
-            message_id = envelope.message.id
+            message_id = envelope.message.raw_id
             if message_id in self.seen:
                 raise ReplayError("this message was received before")
         except (E2EEError, VerificationError):
@@ -457,7 +463,7 @@ class DeviceState:
                 actor: {"device_list": c.device_list.to_json(), "verified": c.verified}
                 for actor, c in self.contacts.items()
             },
-            "seen": list(self.seen),
+            "seen": [str(uuid.UUID(bytes=raw)) for raw in self.seen],
         }
 
     @classmethod
@@ -478,5 +484,5 @@ class DeviceState:
             actor: Contact(parse_device_list(c["device_list"]), bool(c.get("verified", False)))
             for actor, c in data.get("contacts", {}).items()
         }
-        state.seen = OrderedDict((i, None) for i in data.get("seen", []))
+        state.seen = OrderedDict((uuid.UUID(text).bytes, None) for text in data.get("seen", []))
         return state

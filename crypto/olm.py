@@ -231,6 +231,23 @@ def _olm_message(ciphertext: OlmCiphertext) -> vodozemac.AnyOlmMessage | None:
     return message
 
 
+class PreKey:
+    """A pre-key message read once (and checked for its one spelling), to compare with known
+    sessions and then start a new one without reading it again."""
+
+    __slots__ = ("_message",)
+
+    def __init__(self, *, _message: vodozemac.PreKeyMessage) -> None:
+        self._message = _message
+
+
+def read_pre_key(ciphertext: OlmCiphertext) -> PreKey | None:
+    """The pre-key message in ``ciphertext``, or ``None`` (a normal message, or one that does
+    not parse or is not spelled the one way)."""
+    message = _pre_key_message(ciphertext)
+    return None if message is None else PreKey(_message=message)
+
+
 def _pre_key_message(ciphertext: OlmCiphertext) -> vodozemac.PreKeyMessage | None:
     if ciphertext.message_type != MESSAGE_TYPE_PRE_KEY:
         return None
@@ -316,11 +333,11 @@ class OlmAccount:
             raise SessionSetupError("no session can be made with these keys") from None
         return OlmSession(_session=session)
 
-    def inbound_session(self, identity_key: str, ciphertext: OlmCiphertext) -> tuple[OlmSession, bytes]:
+    def inbound_session(self, identity_key: str, ciphertext: OlmCiphertext | PreKey) -> tuple[OlmSession, bytes]:
         """Accept a pre-key message from the device with ``identity_key``: the new session and
         the first plaintext. Consumes the one-time key (pickle the account afterwards)."""
         identity = _curve25519(identity_key, "identity key")
-        message = _pre_key_message(ciphertext)
+        message = ciphertext._message if isinstance(ciphertext, PreKey) else _pre_key_message(ciphertext)
         if message is None:
             raise SessionSetupError("not a pre-key message")
         try:
@@ -384,7 +401,8 @@ class OlmSession:
 
     def matches(self, ciphertext: OlmCiphertext) -> bool:
         """Whether a pre-key message belongs to this session (False for normal messages)."""
-        return first_match([self], ciphertext) is self
+        pre_key = read_pre_key(ciphertext)
+        return pre_key is not None and first_match([self], pre_key) is self
 
     def pickle(self, key: bytes) -> str:
         """The session encrypted under the 32-byte ``key``."""
@@ -401,14 +419,10 @@ class OlmSession:
             raise DecryptionError("pickle key does not open this state") from None
 
 
-def first_match(sessions: list[OlmSession], ciphertext: OlmCiphertext) -> OlmSession | None:
-    """The first of ``sessions`` a pre-key message belongs to (the message is read once),
-    or ``None`` (always for normal messages)."""
-    message = _pre_key_message(ciphertext)
-    if message is None:
-        return None
+def first_match(sessions: list[OlmSession], pre_key: PreKey) -> OlmSession | None:
+    """The first of ``sessions`` a pre-key message belongs to, or ``None``."""
     for session in sessions:
-        if session._session.session_matches(message):
+        if session._session.session_matches(pre_key._message):
             return session
     return None
 
