@@ -480,17 +480,13 @@ SCHEMAS: dict[str, Any] = {
     "Acknowledged": _object({"deleted": {"type": "integer", "minimum": 0}}),
     "RevealedMessage": _object(
         {
-            "message": _object(
-                {
-                    "id": {"type": "string"},
-                    "from": {"type": "string"},
-                    "to": {"type": "string"},
-                    "created": UTC_TIME,
-                    "expires": {**UTC_TIME, "type": ["string", "null"]},
-                    "body": {"type": "object", "required": ["type"]},
-                },
-                description='The franked message object, as decrypted (docs/e2ee.md "Messages")',
-            ),
+            "message": {
+                "type": "string",
+                "contentEncoding": "base64",
+                "maxLength": 80_000,
+                "description": "The franked message's exact bytes, as decrypted, in base64 (the binary record of "
+                'docs/e2ee.md "Messages"; the tag commits to these bytes)',
+            },
             "franking_key": {**KEY, "description": "The message's 32-byte franking key"},
             "franking_tag": KEY,
             "object_id": {"type": "string", "maxLength": 2048},

@@ -2,7 +2,10 @@
 notes, rules and the audit log (``server.api.reports``, ``server.api.admin_reports``).
 
 Mastodon's own endpoints (``/api/v1/reports``, ``/api/v1/admin/reports``, account actions,
-``/api/v1/instance/rules``) are documented by Mastodon and not repeated here.
+``/api/v1/instance/rules``) are documented by Mastodon and not repeated here; the fields
+Hearthside adds to Mastodon's ``Admin::Report`` entity (state, outcome, forwarding, revealed
+encrypted messages, the ``e2ee_message`` category) are described by ``ADMIN_REPORT``, the answer
+of the forward endpoint, which is the same entity.
 """
 
 from __future__ import annotations
@@ -94,7 +97,61 @@ AUDIT = _object(
         "created_at": DATETIME,
     }
 )
-ADMIN_REPORT = {"type": "object", "description": "Mastodon's Admin::Report, with state, outcome and forwarding"}
+ENCRYPTED_MESSAGE = _object(
+    {
+        "object_id": {"type": "string", "description": "The encrypted message's object id"},
+        "from": {"type": "string", "description": "The sender's actor URI"},
+        "to": {"type": "string", "description": "The recipient's (the reporter's) actor URI"},
+        "created": DATETIME,
+        "content": {"type": "string", "description": "The text as the sender wrote it (not HTML)"},
+        "verified": {
+            "type": "boolean",
+            "description": "The franking tag recomputed and this server's stamp verified when the report was filed",
+        },
+        "error": {"const": "cannot be opened", "description": "Only when the sealed copy does not open"},
+    },
+    required=["object_id", "verified"],
+    description="A message the reporter revealed, as GET /api/v1/hearthside/e2ee/reports/{id} shows it. A "
+    "message that cannot be opened has only object_id, verified (false) and error.",
+)
+ADMIN_REPORT = _object(
+    {
+        "id": ID,
+        "category": {
+            "type": "string",
+            "enum": ["spam", "legal", "violation", "other", "e2ee_message"],
+            "description": "Mastodon's four, or Hearthside's e2ee_message for a report of revealed end-to-end "
+            "encrypted messages. e2ee_message is never filed by members; an update keeps it unless the "
+            "moderator changes it to one of Mastodon's four (it cannot be chosen).",
+        },
+        "statuses": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "description": "Mastodon's Status, with hearthside_media_display (this moderator's reveal state)",
+            },
+        },
+        "state": {"type": "string", "enum": ["open", "resolved"]},
+        "outcome": {"type": ["string", "null"], "enum": ["actioned", "declined", None]},
+        "origin_domain": {"type": ["string", "null"], "description": "The instance a forwarded report came from"},
+        "forward_requested": {"type": "boolean"},
+        "forward_to_domains": TEXT_LIST,
+        "forwarded_at": _nullable(DATETIME),
+        "forwarded_to": TEXT_LIST,
+        "hearthside_encrypted_messages": {
+            "type": "array",
+            "items": ENCRYPTED_MESSAGE,
+            "description": "The end-to-end encrypted messages the reporter revealed (only those), each with "
+            "whether its franking verified; empty for other reports. Staff only; viewing is logged.",
+        },
+    },
+    required=[
+        "id", "category", "statuses", "state", "outcome", "origin_domain", "forward_requested",
+        "forward_to_domains", "forwarded_at", "forwarded_to", "hearthside_encrypted_messages",
+    ],
+    description="Mastodon's Admin::Report (as GET /api/v1/admin/reports and /api/v1/admin/reports/{id} also "
+    "answer), with Hearthside's state, outcome, forwarding and revealed encrypted messages.",
+)  # fmt: skip
 
 FORWARD = {"comment": {"type": "string"}, "status_ids": TEXT_LIST, "domains": TEXT_LIST}
 GROUP_BAN = {"group_id": ID, "reason": {"type": "string"}, "report_id": ID}

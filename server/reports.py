@@ -18,6 +18,13 @@ Delete) and ``ban_from_group``. Each creates a strike (``AccountWarning``) and a
 once, within 20 days; approving overrules the strike and undoes what can be undone (a
 removed post stays removed: its Delete has already gone out).
 
+Reports of end-to-end encrypted messages (category ``e2ee_message``, filed by
+``server.api.e2ee`` or from a forwarded ``Flag`` in ``server.ingest``) go through the same
+queue. Their revealed messages are kept sealed (``E2EEReportMessage``); the admin report entity
+opens them for staff (``hearthside_encrypted_messages``, :func:`revealed_messages`), never
+logging their text. ``e2ee_message`` is a stored category only: members file Mastodon's four,
+and a moderator may keep it or change it to one of those, not choose it.
+
 Every moderation change writes its ``AuditEntry`` in the same transaction (the caller
 commits once). Audit details never hold note text, comments, post content or reporters.
 Functions here take a session and never commit; handlers in ``server.api.reports`` and
@@ -26,6 +33,7 @@ Functions here take a session and never commit; handlers in ``server.api.reports
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -34,8 +42,13 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crypto.encoding import b64decode
+from crypto.envelope import decode_message
+from crypto.errors import E2EEError, VerificationError
+from crypto.sealing import unseal
 from server.auth import Viewer
 from server.config import Config
+from server.e2ee import report_key
 from server.entities import account_uri, iso, render_account, render_admin_account
 from server.errors import Forbidden, NotFound, Unprocessable
 from server.ids import new_id
@@ -44,6 +57,7 @@ from server.models import (
     AccountWarning,
     Appeal,
     AuditEntry,
+    E2EEReportMessage,
     ModerationNote,
     ModerationNotificationLink,
     Notification,
@@ -58,7 +72,10 @@ from server.web import now
 
 log = logging.getLogger(__name__)
 
+# What members file (Mastodon's four). Hearthside stores one more, for reports of revealed
+# end-to-end encrypted messages: kept by an update, never chosen (see update_report).
 CATEGORIES = ("spam", "legal", "violation", "other")
+E2EE_CATEGORY = "e2ee_message"
 ACTIONS = ("none", "sensitive", "disable", "silence", "suspend")
 # Strike actions (Mastodon's AccountWarning#action values, plus Hearthside's group ban).
 STRIKE_ACTIONS = {
@@ -327,10 +344,63 @@ def render_member_report(config: Config, report: Report, target: Account) -> dic
     }
 
 
+# ---------------------------------------------------------------------------- revealed encrypted messages
+
+
+CANNOT_BE_OPENED = "cannot be opened"
+
+
+def open_revealed(key: bytes, row: E2EEReportMessage) -> dict[str, Any]:
+    """One revealed message as staff see it: who wrote it to whom, when, its text, and whether
+    its franking tag and stamp verified when it was filed. A row that does not open (another
+    key, altered, or not a message) says so rather than hiding that something was revealed."""
+    try:
+        revealed = json.loads(unseal(key, row.sealed))
+        message = decode_message(b64decode(revealed["message"], field="message"))
+    except (VerificationError, E2EEError, ValueError, KeyError, TypeError):
+        return {"object_id": row.object_uri, "verified": False, "error": CANNOT_BE_OPENED}
+    shown = message.to_json()
+    return {
+        "object_id": row.object_uri,
+        "from": shown["from"],
+        "to": shown["to"],
+        "created": shown["created"],
+        "content": shown["body"].get("content", ""),
+        "verified": row.verified,
+    }
+
+
+async def revealed_messages(
+    session: AsyncSession, config: Config, report_ids: Iterable[int]
+) -> dict[int, list[dict[str, Any]]]:
+    """The messages revealed in these reports, opened, by report id (absent: none), in one
+    query. Staff only: this is message content. The sealing key is read only when some report
+    has revealed messages (``GET /api/v1/hearthside/e2ee/reports/{id}`` shows the same)."""
+    ids = set(report_ids)
+    if not ids:
+        return {}
+    rows = list(
+        await session.scalars(
+            select(E2EEReportMessage)
+            .where(E2EEReportMessage.report_id.in_(ids))
+            .order_by(E2EEReportMessage.report_id, E2EEReportMessage.id)
+        )
+    )
+    if not rows:
+        return {}
+    key = report_key(config)
+    out: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        out.setdefault(row.report_id, []).append(open_revealed(key, row))
+    return out
+
+
 async def render_admin_reports(
     session: AsyncSession, config: Config, reports: Sequence[Report], viewer: Viewer
 ) -> list[dict[str, Any]]:
-    """Mastodon's ``Admin::Report`` entities, in a handful of queries."""
+    """Mastodon's ``Admin::Report`` entities, in a handful of queries. For staff only: they
+    carry the revealed encrypted messages, and each report showing some is logged as opened
+    (its id and the viewer's account, never the text), as the E2EE report view does."""
     from server.status_entities import render_statuses
 
     account_ids = {
@@ -364,8 +434,11 @@ async def render_admin_reports(
 
     revealed = await media_display(session, viewer.account_id, [r.id for r in reports])
     rules = await _rules_by_id(session, {i for r in reports for i in r.rule_ids})
+    encrypted = await revealed_messages(session, config, [r.id for r in reports])
     out = []
     for r in reports:
+        if r.id in encrypted:
+            log.info("e2ee report %s opened by moderator account %s", r.id, viewer.account_id)
         out.append(
             {
                 "id": str(r.id),
@@ -396,6 +469,8 @@ async def render_admin_reports(
                 "forward_to_domains": list(r.forward_to_domains),
                 "forwarded_at": iso(r.forwarded_at),
                 "forwarded_to": list(r.forwarded_to),
+                # The end-to-end encrypted messages the reporter revealed (docs/e2ee.md).
+                "hearthside_encrypted_messages": encrypted.get(r.id, []),
             }
         )
     return out
@@ -451,9 +526,13 @@ def assign_report(session: AsyncSession, report: Report, actor_id: int, assignee
 async def update_report(
     session: AsyncSession, report: Report, actor_id: int, *, category: str | None, rule_ids: Sequence[Any] | None
 ) -> None:
-    """Mastodon's ``PUT /api/v1/admin/reports/:id``: change the category and cited rules."""
+    """Mastodon's ``PUT /api/v1/admin/reports/:id``: change the category and cited rules.
+
+    ``e2ee_message`` stays when the moderator leaves it (or names it again); it can be changed
+    to one of Mastodon's four, and no report can be changed to it."""
     new_category = category if category is not None else report.category
-    if new_category not in CATEGORIES:
+    kept = new_category == report.category == E2EE_CATEGORY
+    if new_category not in CATEGORIES and not kept:
         raise Unprocessable(f"category: must be one of {', '.join(CATEGORIES)}")
     if rule_ids is None:
         rule_ids = report.rule_ids if new_category == "violation" else []

@@ -79,6 +79,7 @@ async def test_reports__bad_input_names_the_field_and_writes_nothing(client: Any
     rule_id = await add_rule(client, admin)
     cases = [
         ({"category": "bogus"}, "category"),
+        ({"category": "e2ee_message"}, "category"),  # Hearthside's, for revealed encrypted messages only
         ({"category": "violation"}, "rule_ids"),
         ({"category": "violation", "rule_ids": ["999"]}, "rule_ids"),
         ({"category": "spam", "rule_ids": [rule_id]}, "rule_ids"),

@@ -1,6 +1,10 @@
 """Staff side of moderation: Mastodon's admin report API (``/api/v1/admin/reports``) and
 Hearthside's extensions (notes, forwarding, post removal, group bans, appeals, rules, audit).
 
+Reports of end-to-end encrypted messages are worked here like any other: the admin report
+entity shows the messages the reporter revealed (``hearthside_encrypted_messages``, opened by
+``server.reports.revealed_messages``), so the queue needs no second endpoint.
+
 Instance staff only (admins and moderators); scopes as Mastodon's (``admin:read:reports``,
 ``admin:write:reports``, ``admin:write:accounts``); rules and the audit log use
 ``admin:read`` / ``admin:write``. Each write is one transaction with its audit entry

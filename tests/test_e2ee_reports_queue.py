@@ -1,0 +1,284 @@
+"""Reports of end-to-end encrypted messages in the ordinary moderation queue (Mastodon's admin
+report API; docs/moderation.md, docs/e2ee.md "Franking").
+
+A member reveals received messages with ``POST /api/v1/hearthside/e2ee/reports``; the report
+then lives its whole life in ``/api/v1/admin/reports``: the moderator reads the revealed
+messages there (``hearthside_encrypted_messages``, each with whether its franking verified),
+updates it, acts on the sender with the report named, and the reporter is told. Only what the
+reporter revealed is ever shown, and no message text reaches the logs.
+
+Members are played by the client devices of ``tests/test_e2ee_api.py`` (vodozemac accounts with
+their own ``crypto`` tokens and a signed device list); messages are franked and stamped by the
+real send endpoint. The ciphertexts are opaque bytes: the server never opens them.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from test_e2ee_api import CRYPTO_SCOPES, E, Member, ciphertext, inbox, ok
+
+from crypto.encoding import b64encode
+from crypto.envelope import new_message
+from crypto.franking import franking_tag, new_franking_key
+from crypto.sealing import new_sealing_key, seal
+from server.models import E2EEReportMessage
+from server.openapi import build_document
+from server.web import now
+
+STAFF = "read write follow admin:read admin:write"
+ADMIN = "/api/v1/admin/reports"
+ENTRY_FIELDS = {"object_id", "from", "to", "created", "content", "verified"}
+
+
+def admin_report_schema() -> dict[str, Any]:
+    """The admin report entity as the OpenAPI document describes it (the forward endpoint's
+    answer), so the document cannot drift from what the queue returns."""
+    document = build_document()
+    operation = document["paths"]["/api/v1/hearthside/admin/reports/{id}/forward"]["post"]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    return {"components": document["components"], **schema}
+
+
+ADMIN_REPORT = Draft202012Validator(admin_report_schema())
+
+
+async def e2ee_member(client: Any, engine: Any, config: Any, make_user: Any, name: str, **kwargs: Any) -> Member:
+    """A member with one active device (its first, holding the master key)."""
+    person = Member(client, engine, config, await make_user(name, scopes=CRYPTO_SCOPES, **kwargs))
+    await person.first_device()
+    return person
+
+
+async def send(client: Any, sender: Member, recipient: Member, text: str) -> dict[str, Any]:
+    """Send ``text`` (franked, stamped by the server) and return what the recipient's client
+    keeps to reveal it later: the message bytes, franking key and tag, and the stamps from
+    the recipient's device inbox."""
+    message = new_message(sender=sender.actor, recipient=recipient.actor, content=text, now=now())
+    key = new_franking_key()
+    tag = franking_tag(key, message.encoded)
+    body = {"to": recipient.actor, "franking_tag": b64encode(tag), "ciphertexts": [ciphertext(recipient.listed[0])]}
+    sent = await ok(await client.post(f"{E}/messages", json=body, headers=sender.listed[0].headers), 202)
+    [row] = [r for r in await inbox(recipient.listed[0]) if r["object_id"] == sent["id"]]
+    return {
+        "object_id": row["object_id"],
+        "message": b64encode(message.encoded),
+        "franking_key": b64encode(key),
+        "franking_tag": row["franking_tag"],
+        "stamp": row["stamp"],
+        "sender_stamp": row["sender_stamp"],
+        "stamped_at": row["stamped_at"],
+    }
+
+
+async def report(client: Any, reporter: Member, revealed: list[dict[str, Any]], comment: str = "") -> str:
+    body = {"comment": comment, "messages": revealed}
+    answer = await ok(await client.post(f"{E}/reports", json=body, headers=reporter.listed[0].headers), 201)
+    return str(answer["id"])
+
+
+async def get(client: Any, user: Any, path: str, status: int = 200) -> Any:
+    response = await client.get(path, headers=user.headers)
+    assert response.status == status, await response.text()
+    return await response.json()
+
+
+def entity(reports: list[dict[str, Any]], report_id: str) -> dict[str, Any]:
+    [found] = [r for r in reports if r["id"] == report_id]
+    errors = [e.message for e in ADMIN_REPORT.iter_errors(found)]
+    assert not errors, errors
+    return found
+
+
+@pytest.fixture
+def people(client: Any, engine: Any, config: Any, make_user: Any) -> Any:
+    """alice writes to bob (bob accepts everyone); mod is a moderator."""
+
+    async def make() -> tuple[Member, Member, Any]:
+        alice = await e2ee_member(client, engine, config, make_user, "alice")
+        bob = await e2ee_member(client, engine, config, make_user, "bob")
+        await ok(await client.patch(f"{E}/settings", json={"dm_policy": "everyone"}, headers=bob.user.headers))
+        mod = await make_user("mod", role="moderator", scopes=STAFF)
+        return alice, bob, mod
+
+    return make
+
+
+async def test_admin_reports__show_only_the_revealed_messages_to_staff(
+    client: Any, people: Any, make_user: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    alice, bob, mod = await people()
+    revealed_text = f"the words bob revealed {uuid.uuid4().hex}"
+    kept_text = f"the words bob kept to himself {uuid.uuid4().hex}"
+    shown = await send(client, alice, bob, revealed_text)
+    await send(client, alice, bob, kept_text)
+    e2ee_id = await report(client, bob, [shown], comment="please look")
+    # An ordinary report next to it, from another member.
+    carol = await make_user("carol")
+    response = await client.post(
+        "/api/v1/reports", json={"account_id": str(alice.user.account_id), "category": "spam"}, headers=carol.headers
+    )
+    assert response.status == 200, await response.text()
+    plain_id = str((await response.json())["id"])
+
+    listed = await get(client, mod, ADMIN)
+    one = entity(listed, e2ee_id)
+    assert one["category"] == "e2ee_message"
+    assert one["target_account"]["id"] == str(alice.user.account_id)
+    assert one["account"]["id"] == str(bob.user.account_id)
+    [message] = one["hearthside_encrypted_messages"]
+    assert set(message) == ENTRY_FIELDS
+    assert message["object_id"] == shown["object_id"]
+    assert (message["from"], message["to"]) == (alice.actor, bob.actor)
+    assert message["content"] == revealed_text and message["verified"] is True
+    assert entity(listed, plain_id)["hearthside_encrypted_messages"] == []
+    single = await get(client, mod, f"{ADMIN}/{e2ee_id}")
+    assert single["hearthside_encrypted_messages"] == [message]
+    assert (await get(client, mod, f"{ADMIN}/{plain_id}"))["hearthside_encrypted_messages"] == []
+    # The same view the separate E2EE endpoint gives.
+    separate = await get(client, mod, f"{E}/reports/{e2ee_id}")
+    assert separate["messages"] == [message]
+
+    # Members (the reporter included) cannot read the queue.
+    for member in (bob.user, carol):
+        await get(client, member, ADMIN, 403)
+        await get(client, member, f"{ADMIN}/{e2ee_id}", 403)
+    reporter_view = await get(client, bob.user, "/api/v1/hearthside/reports")
+    assert [r["id"] for r in reporter_view] == [e2ee_id]
+
+    # Only what was revealed, in every answer; no message text in the logs.
+    answers = f"{listed}{single}{separate}{reporter_view}"
+    assert kept_text not in answers
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert revealed_text not in logged and kept_text not in logged
+    opened = [r for r in caplog.records if r.name == "server.reports" and "opened" in r.getMessage()]
+    assert opened and all(e2ee_id in r.getMessage() and plain_id not in r.getMessage() for r in opened)
+    assert all(str(mod.account_id) in r.getMessage() for r in opened)
+
+
+async def test_admin_reports__e2ee_report_through_its_whole_life(
+    client: Any, people: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    alice, bob, mod = await people()
+    text = f"something abusive {uuid.uuid4().hex}"
+    report_id = await report(client, bob, [await send(client, alice, bob, text)])
+    one = f"{ADMIN}/{report_id}"
+
+    # Update without changing the category keeps Hearthside's category.
+    for body in ({}, {"category": "e2ee_message"}, {"rule_ids": []}):
+        response = await client.put(one, json=body, headers=mod.headers)
+        assert response.status == 200, (body, await response.text())
+        assert (await response.json())["category"] == "e2ee_message"
+    # Assignment and the queue's filters treat it as any report.
+    assigned = await (await client.post(f"{one}/assign_to_self", headers=mod.headers)).json()
+    assert assigned["assigned_account"]["id"] == str(mod.account_id)
+    assert [m["content"] for m in assigned["hearthside_encrypted_messages"]] == [text]
+    for query in (f"target_account_id={alice.user.account_id}", f"account_id={bob.user.account_id}", ""):
+        assert [r["id"] for r in await get(client, mod, f"{ADMIN}?{query}")] == [report_id], query
+    assert await get(client, mod, f"{ADMIN}?resolved=true") == []
+
+    # A warning to the sender naming the report resolves it as actioned.
+    response = await client.post(
+        f"/api/v1/admin/accounts/{alice.user.account_id}/action",
+        json={"type": "none", "report_id": report_id, "text": "about your messages"},
+        headers=mod.headers,
+    )
+    assert response.status == 200, await response.text()
+    resolved = await get(client, mod, one)
+    assert resolved["action_taken"] is True and resolved["outcome"] == "actioned"
+    assert resolved["action_taken_by_account"]["id"] == str(mod.account_id)
+    assert [r["id"] for r in await get(client, mod, f"{ADMIN}?resolved=true")] == [report_id]
+    assert await get(client, mod, ADMIN) == []
+    # The reporter sees the outcome and is told; the sender gets the strike.
+    mine = await get(client, bob.user, f"/api/v1/hearthside/reports/{report_id}")
+    assert mine["outcome"] == "actioned" and mine["category"] == "e2ee_message"
+    notes = await get(client, bob.user, "/api/v1/notifications")
+    assert [(n["type"], n["report"]["id"], n["report"]["outcome"]) for n in notes] == [
+        ("hearthside.report_resolved", report_id, "actioned")
+    ]
+    assert "about your messages" not in str(notes) and text not in str(notes)
+    assert [n["type"] for n in await get(client, alice.user, "/api/v1/notifications")] == ["moderation_warning"]
+
+    # Reopened, then recategorised as a violation of a rule: the messages stay with it.
+    reopened = await (await client.post(f"{one}/reopen", headers=mod.headers)).json()
+    assert reopened["action_taken"] is False
+    assert (await get(client, bob.user, f"/api/v1/hearthside/reports/{report_id}"))["outcome"] == "received"
+    response = await client.post("/api/v1/hearthside/admin/rules", json={"text": "Be kind"}, headers=mod.headers)
+    rule_id = (await response.json())["id"]
+    response = await client.put(one, json={"category": "violation", "rule_ids": [rule_id]}, headers=mod.headers)
+    assert response.status == 200, await response.text()
+    updated = await response.json()
+    assert updated["category"] == "violation" and [r["id"] for r in updated["rules"]] == [rule_id]
+    assert [m["content"] for m in updated["hearthside_encrypted_messages"]] == [text]
+    # e2ee_message is only ever kept, never chosen: not for this report now, nor for another.
+    response = await client.put(one, json={"category": "e2ee_message"}, headers=mod.headers)
+    assert response.status == 422 and (await response.json())["error"].startswith("category")
+    response = await client.post(
+        "/api/v1/reports", json={"account_id": str(alice.user.account_id)}, headers=bob.user.headers
+    )
+    plain_id = (await response.json())["id"]
+    response = await client.put(f"{ADMIN}/{plain_id}", json={"category": "e2ee_message"}, headers=mod.headers)
+    assert response.status == 422 and (await response.json())["error"].startswith("category")
+
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert text not in logged
+
+
+async def test_admin_reports__a_message_that_cannot_be_opened_is_marked_not_dropped(
+    client: Any, engine: Any, people: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    alice, bob, mod = await people()
+    texts = [f"first {uuid.uuid4().hex}", f"second {uuid.uuid4().hex}"]
+    revealed = [await send(client, alice, bob, t) for t in texts]
+    report_id = await report(client, bob, revealed)
+    # The second row sealed under another key (a lost or replaced key file, say).
+    async with async_sessionmaker(engine)() as session:
+        rows = list(
+            await session.scalars(
+                select(E2EEReportMessage)
+                .where(E2EEReportMessage.report_id == int(report_id))
+                .order_by(E2EEReportMessage.id)
+            )
+        )
+        await session.execute(
+            update(E2EEReportMessage)
+            .where(E2EEReportMessage.id == rows[1].id)
+            .values(sealed=seal(new_sealing_key(), b"{}"))
+        )
+        await session.commit()
+    shown = await get(client, mod, f"{ADMIN}/{report_id}")
+    assert shown["hearthside_encrypted_messages"] == [
+        {
+            "object_id": revealed[0]["object_id"],
+            "from": alice.actor,
+            "to": bob.actor,
+            "created": shown["hearthside_encrypted_messages"][0]["created"],
+            "content": texts[0],
+            "verified": True,
+        },
+        {"object_id": revealed[1]["object_id"], "verified": False, "error": "cannot be opened"},
+    ]
+    entity([shown], report_id)
+    assert (await get(client, mod, f"{E}/reports/{report_id}"))["messages"] == shown["hearthside_encrypted_messages"]
+    assert not any(t in r.getMessage() for r in caplog.records for t in texts)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="server/api/e2ee.py report_messages files the report without notify_staff_of_report "
+    "(a forwarded Flag's report does notify); fixing it means editing that module",
+)
+async def test_admin_reports__staff_are_notified_of_an_e2ee_report(client: Any, people: Any) -> None:
+    alice, bob, mod = await people()
+    report_id = await report(client, bob, [await send(client, alice, bob, "hello")])
+    notes = await get(client, mod, "/api/v1/notifications")
+    assert [(n["type"], n["report"]["id"]) for n in notes] == [("admin.report", report_id)]
