@@ -77,11 +77,12 @@ clean-data:
 	rm -rf $(DATA)
 
 # Until the first release, the schema is one migration regenerated from the models.
+# One shell for the whole recipe, so the scratch database made and removed is the same file.
 regen-migration: setup
-	rm -f server/migrations/versions/0001_*.py /tmp/hearthside-regen-$$$$.sqlite3
-	$(BIN)/python -c "from alembic import command; from server.migrate import alembic_config; \
-	  command.revision(alembic_config('sqlite+aiosqlite:////tmp/hearthside-regen-$$$$.sqlite3'), \
-	  message='initial schema', autogenerate=True, rev_id='0001')"
+	db=$$(mktemp /tmp/hearthside-regen-XXXXXX.sqlite3) && rm -f "$$db" server/migrations/versions/0001_*.py && \
+	$(BIN)/python -c "import sys; from alembic import command; from server.migrate import alembic_config; \
+	  command.revision(alembic_config('sqlite+aiosqlite:///' + sys.argv[1]), \
+	  message='initial schema', autogenerate=True, rev_id='0001')" "$$db"; status=$$?; rm -f "$$db"; \
+	test $$status = 0
 	$(BIN)/ruff check -q --fix server/migrations/versions/ || true
 	$(BIN)/ruff format -q server/migrations/versions/
-	rm -f /tmp/hearthside-regen-$$$$.sqlite3

@@ -28,15 +28,16 @@ profile, posts (soft-deleted with their text blanked, edit history removed), fol
 ways, blocks, mutes, favourites, group roles, notifications, tokens, email and password hash.
 Counters of the other accounts and posts involved move in the same transaction.
 
-Password checks made with a valid token (delete, change password) are limited per user, so a
-stolen token cannot be used to guess the password behind it.
+Password checks made with a valid token (delete, change password) are limited per user
+(``security.login_attempts_per_minute``, counted in the database so the limit holds across
+every web process), so a stolen token cannot be used to guess the password behind it.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,7 +54,7 @@ from server.accounts import MIN_PASSWORD_CHARS, RESERVED, USERNAME, create_local
 from server.config import Config
 from server.db import run_blocking
 from server.entities import acct, iso, render_account
-from server.errors import Forbidden, TooManyRequests, ValidationFailed
+from server.errors import Forbidden, ValidationFailed
 from server.ids import new_id
 from server.models import (
     Account,
@@ -74,6 +75,7 @@ from server.models import (
     User,
 )
 from server.notify import notify
+from server.ratelimit import RateLimit
 
 REGISTRATION_SCOPES = "read write follow"
 MAX_REASON_CHARS = 1000
@@ -109,30 +111,9 @@ class Problems:
 # ---------------------------------------------------------------------------- passwords
 
 
-class PasswordAttempts:
-    """Failed password checks per user in a sliding minute (per process)."""
-
-    def __init__(self) -> None:
-        self._failures: dict[int, deque[float]] = defaultdict(deque)
-
-    def check(self, user_id: int, limit: int, clock: float) -> None:
-        window = self._failures.get(user_id)
-        if window is None:
-            return
-        while window and window[0] <= clock - 60:
-            window.popleft()
-        if not window:
-            self._failures.pop(user_id, None)
-        elif len(window) >= limit:
-            raise TooManyRequests("Too many wrong passwords; try again in a minute", retry_after=60)
-
-    def failed(self, user_id: int, clock: float) -> None:
-        if len(self._failures) > 100_000:
-            self._failures.clear()
-        self._failures[user_id].append(clock)
-
-
-ATTEMPTS = PasswordAttempts()
+# Failed password checks per user in a sliding minute, counted in the database so the limit
+# holds across every web process (server.ratelimit).
+PASSWORDS = RateLimit("password", "Too many wrong passwords; try again in a minute", retry_after=60)
 
 
 async def verify_password(
@@ -146,21 +127,25 @@ async def verify_password(
 ) -> None:
     """Raise 422 (naming ``field``) unless ``password`` is the user's; 429 after many misses.
 
-    Call it before the session writes: the hash is checked off the database connection.
+    Call it before the session writes: the attempt is counted (and committed) before the hash
+    is checked off the database connection, and forgiven when the password is right, so
+    parallel guesses cannot pass while the first ones are being hashed.
     """
     limit = int(config.get("security", "login_attempts_per_minute"))
-    ATTEMPTS.check(user.id, limit, time.monotonic())
+    at = time.time()
     problems = Problems()
-    if not password:
+    if not password:  # not a guess: refused when the minute is used up, but not counted
+        await PASSWORDS.check(session, user.id, limit=limit, at=at)
         problems.add(field, "ERR_BLANK", "can't be blank")
         problems.raise_if_any()
     assert password is not None
+    attempt = await PASSWORDS.hit(session, user.id, limit=limit, at=at)
     try:
         await run_blocking(session, hasher.verify, user.password_hash, password)
     except VerificationError:
-        ATTEMPTS.failed(user.id, time.monotonic())
         problems.add(field, "ERR_INVALID", "is invalid")
         problems.raise_if_any()
+    await PASSWORDS.forgive(session, attempt)
 
 
 def _check_new_password(problems: Problems, field: str, password: str | None) -> None:

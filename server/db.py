@@ -275,6 +275,13 @@ def _ended(session: Session, transaction: SessionTransaction) -> None:
         session.info.pop(_WROTE, None)
 
 
+def has_written(session: AsyncSession) -> bool:
+    """Whether the session's transaction holds writes of this request (statements run through
+    it, or objects added, changed or deleted and not yet flushed)."""
+    sync = session.sync_session
+    return bool(sync.info.get(_WROTE) or sync.new or sync.dirty or sync.deleted)
+
+
 async def run_blocking(session: AsyncSession, function: Callable[..., T], *args: Any) -> T:
     """Run slow blocking ``function`` (password hashing) in a thread, off the database.
 
@@ -286,8 +293,7 @@ async def run_blocking(session: AsyncSession, function: Callable[..., T], *args:
     that expires its objects on commit (they would have to be loaded again).
     """
     sync = session.sync_session
-    wrote = sync.info.get(_WROTE) or sync.new or sync.dirty or sync.deleted
-    if not wrote and not sync.expire_on_commit and session.in_transaction():
+    if not has_written(session) and not sync.expire_on_commit and session.in_transaction():
         await session.commit()
     return await asyncio.to_thread(function, *args)
 

@@ -61,6 +61,7 @@ from server.models import (
     Follow,
     OAuthToken,
 )
+from server.ratelimit import RateLimit
 
 log = logging.getLogger(__name__)
 
@@ -572,38 +573,18 @@ async def prune(session: AsyncSession, config: Config, at: datetime) -> int:
     return int(gone or 0) + int(sent or 0)
 
 
-# ---------------------------------------------------------------------------- claim rate limit
+# ---------------------------------------------------------------------------- rate limits
 
-
-class RateLimiter:
-    """At most ``per_minute`` events per key in any 60 s (per process; with several web
-    processes each counts its own). Nothing about the events is logged."""
-
-    WINDOW = 60.0
-
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, int], list[float]] = {}
-
-    def allow(self, who: str, target: int, *, per_minute: int, clock: float) -> bool:
-        if len(self._seen) > 50_000:
-            self._seen.clear()
-        key = (who, target)
-        recent = [t for t in self._seen.get(key, ()) if clock - t < self.WINDOW]
-        if len(recent) >= per_minute:
-            self._seen[key] = recent
-            return False
-        recent.append(clock)
-        self._seen[key] = recent
-        return True
-
-
+# Both are counted in the database (server.ratelimit), so they hold in total across every web
+# process; nothing about the events is logged.
+#
 # One-time-key claims per (claiming actor, member): claims are what an attacker would repeat to
 # drain a member's one-time keys, after which sessions fall back to the reusable fallback key
 # (weaker forward secrecy; research/e2ee.md §8(b) "rate-limits per requesting actor").
-CLAIMS = RateLimiter()
-# Messages sent per account (target 0: all recipients together): a flood of private messages is
+CLAIMS = RateLimit("e2ee-claim", "too many key claims; try again in a minute", retry_after=60)
+# Messages sent per account (all recipients together): a flood of private messages is
 # harassment the recipient cannot even show to moderators without reporting each one.
-SENDS = RateLimiter()
+SENDS = RateLimit("e2ee-send", "too many messages; wait a minute", retry_after=60)
 
 
 # ---------------------------------------------------------------------------- retention worker

@@ -438,6 +438,22 @@ class OAuthToken(Base):
     code_id: Mapped[int | None] = _fk("oauth_codes.id", nullable=True, ondelete="SET NULL", index=True)
 
 
+class RateLimitHits(Base):
+    """Events counted against one security rate limit in one fixed window (server/ratelimit.py).
+
+    The primary key leads with ``(bucket, window_start)`` so that pruning a bucket's old
+    windows is a range of the key, and a key's two live windows are two point lookups.
+    ``key`` is a SHA-256 digest, never the login name, user or actor it stands for.
+    """
+
+    __tablename__ = "rate_limit_hits"
+
+    bucket: Mapped[str] = mapped_column(String(32), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)  # unix seconds
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer)
+
+
 # --- Federation -----------------------------------------------------------------------------
 
 

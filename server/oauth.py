@@ -19,8 +19,10 @@ decides lives here, over a session the caller commits.
 * **Logins** (the password grant and the authorization form) give one opaque answer for an
   unknown login and a wrong password, and spend an Argon2 verification in both cases so
   timing does not tell them apart either. Failed attempts are throttled per login name per
-  minute (``security.login_attempts_per_minute``); the throttle is per process, so with N web
-  processes the effective limit is at most N times the setting.
+  minute (``security.login_attempts_per_minute``), counted in the database
+  (``server.ratelimit``), so the limit holds in total across every web process. Call
+  ``verify_login`` before the session writes: the attempt is committed at once, so it counts
+  even when the login then fails and the request rolls back.
 * Errors are ``OAuthError`` (RFC 6749 §5.2 codes; 401 for ``invalid_client``, 400 for the
   rest), rendered by the error middleware as ``{"error", "error_description"}``.
 """
@@ -33,10 +35,7 @@ import hashlib
 import hmac
 import logging
 import re
-import time
 import weakref
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import unquote_plus, urlsplit
@@ -50,9 +49,10 @@ from crypto.tokens import digest, new_token, same_digest
 from server.auth import SCOPES_SUPPORTED, forget_tokens, parse_scopes, scope_allows
 from server.config import Config
 from server.db import run_blocking
-from server.errors import ApiError, TooManyRequests, Unprocessable
+from server.errors import ApiError, Unprocessable
 from server.ids import new_id
 from server.models import Account, OAuthApp, OAuthCode, OAuthToken, User
+from server.ratelimit import Hit, RateLimit
 
 log = logging.getLogger(__name__)
 
@@ -262,59 +262,31 @@ async def authenticate_client(session: AsyncSession, client_id: str | None, clie
 # ---------------------------------------------------------------------------- logins
 
 
+LOGINS = RateLimit("login", "Too many failed login attempts; try again in {seconds} seconds.")
+
+
 class LoginThrottle:
-    """Failed logins per login name in a sliding one-minute window (see the module note).
+    """Failed logins per login name in a sliding minute, counted in the database so the limit
+    holds across every web process (``server.ratelimit``; see the module note).
 
     An attempt counts as failed from the moment it starts and is forgiven only when the
     password turns out right, so a burst of parallel guesses cannot slip past the limit
     while the first ones are still being verified.
     """
 
-    WINDOW = 60.0
-    MAX_NAMES = 100_000
-
-    def __init__(self, limit_per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, limit_per_minute: int) -> None:
         self.limit = limit_per_minute
-        self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
 
-    def _recent(self, key: str, moment: float) -> deque[float]:
-        failures = self._failures.get(key)
-        if failures is None:
-            return deque()
-        while failures and failures[0] <= moment - self.WINDOW:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
-        return failures
+    async def attempt(self, session: AsyncSession, login: str, *, at: float) -> Hit:
+        """Count an attempt for ``login``, or raise ``TooManyRequests`` when its minute is used up.
 
-    def attempt(self, login: str) -> float:
-        """Count an attempt for ``login``, or raise ``TooManyRequests`` when its minute is used up."""
-        moment = self._clock()
-        failures = self._recent(login, moment)
-        if len(failures) >= self.limit:
-            retry = max(1, int(failures[0] + self.WINDOW - moment + 0.999))
-            raise TooManyRequests(f"Too many failed login attempts; try again in {retry} seconds.", retry_after=retry)
-        if len(self._failures) >= self.MAX_NAMES:
-            self._prune(moment)
-        self._failures.setdefault(login, deque()).append(moment)
-        return moment
+        Commits ``session``, which must not have written anything yet.
+        """
+        return await LOGINS.hit(session, login, limit=self.limit, at=at)
 
-    def forgive(self, login: str, stamp: float) -> None:
-        """Take back an attempt that turned out to use the right password."""
-        failures = self._failures.get(login)
-        if failures is not None and stamp in failures:
-            failures.remove(stamp)
-            if not failures:
-                del self._failures[login]
-
-    def _prune(self, moment: float) -> None:
-        """Bound memory under a spray of distinct names: drop stale names, then the oldest."""
-        for key in list(self._failures):
-            self._recent(key, moment)
-        excess = len(self._failures) - self.MAX_NAMES // 2
-        for key in list(self._failures)[: max(0, excess)]:
-            del self._failures[key]
+    async def forgive(self, session: AsyncSession, attempt: Hit) -> None:
+        """Take back an attempt that turned out to use the right password (commits ``session``)."""
+        await LOGINS.forgive(session, attempt)
 
 
 _dummy_hashes: weakref.WeakKeyDictionary[PasswordHasher, str] = weakref.WeakKeyDictionary()
@@ -350,9 +322,12 @@ async def verify_login(
     Raises ``TooManyRequests`` when throttled, ``OAuthError("invalid_grant")`` with one
     message for an unknown login and a wrong password, and ``LoginRefused`` (after a correct
     password only) for suspended or not yet approved accounts. Records ``last_login_at``.
+
+    Call it before ``session`` writes anything: the attempt is committed at once (it must count
+    even when the login fails and the request rolls back), and so is its forgiveness.
     """
     key = login_key(login)
-    stamp = throttle.attempt(key)
+    attempt = await throttle.attempt(session, key, at=now.timestamp())
     query = select(User, Account).join(Account, Account.id == User.account_id)
     if "@" in key:
         query = query.where(User.email == key)
@@ -369,7 +344,7 @@ async def verify_login(
     except VerificationError:
         log.info("login refused user=%s reason=bad_credentials", user.id)
         raise OAuthError("invalid_grant", _LOGIN_REFUSED) from None
-    throttle.forgive(key, stamp)
+    await throttle.forgive(session, attempt)
     if account.suspended_at is not None or user.disabled:
         log.info("login refused user=%s reason=%s", user.id, "suspended" if account.suspended_at else "disabled")
         raise LoginRefused("Your login is currently disabled.")

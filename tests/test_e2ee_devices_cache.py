@@ -10,6 +10,7 @@ remembered URL on another host than the actor's is never requested.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from test_e2ee_e2e import device, handle, mutual_follow, receive_until
 
 from server.api.e2ee import DEVICES_URLS, DevicesUrlCache
 from server.devdb import free_port
+from server.dm.client import DmClient
 from server.metrics import METRICS
 
 PASSPHRASE = "a passphrase for the devices cache tests"
@@ -62,6 +64,22 @@ def cache_of(inst: Instance) -> DevicesUrlCache:
     return inst.runner.app[DEVICES_URLS]
 
 
+@contextlib.asynccontextmanager
+async def talking(pair: list[Instance]) -> AsyncIterator[tuple[Instance, Instance, DmClient, DmClient]]:
+    """Alice on A and Bob on B, following each other, each with one device set up."""
+    a, b = pair
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+    await mutual_follow(a, alice, b, bob)
+    alice1, _ = await device(a, "alice")
+    bob1, _ = await device(b, "bob")
+    try:
+        yield a, b, alice1, bob1
+    finally:
+        await alice1.close()
+        await bob1.close()
+
+
 async def query_keys(inst: Instance, token: str, actor: str) -> dict[str, Any]:
     answer: dict[str, Any] = await inst.api(
         "GET",
@@ -94,13 +112,7 @@ def test_devices_url_cache__expires_and_drops_the_oldest() -> None:
 
 
 async def test_send__actor_document_fetched_once_devices_on_every_send(pair: list[Instance]) -> None:
-    a, b = pair
-    alice = await a.user("alice")
-    bob = await b.user("bob")
-    await mutual_follow(a, alice, b, bob)
-    alice1, _ = await device(a, "alice")
-    bob1, _ = await device(b, "bob")
-    try:
+    async with talking(pair) as (a, b, alice1, bob1):
         actor_before, devices_before = counts(b)
         await alice1.send(handle(b, "bob"), "first")  # keys query + claim: the first message
         await alice1.send(handle(b, "bob"), "second")  # keys query only: a session exists
@@ -115,9 +127,6 @@ async def test_send__actor_document_fetched_once_devices_on_every_send(pair: lis
         await alice1.send(handle(b, "bob"), "third")
         assert [m.content for m in await receive_until(bob1)] == ["third"]
         assert counts(b) == (actor_after + 1, devices_after + 1)
-    finally:
-        await alice1.close()
-        await bob1.close()
 
 
 async def test_keys_query__a_revoked_device_is_gone_from_the_next_answer(pair: list[Instance]) -> None:
@@ -150,13 +159,7 @@ async def test_keys_query__a_revoked_device_is_gone_from_the_next_answer(pair: l
 
 
 async def test_send__a_stale_remembered_url_is_replaced_in_the_same_request(pair: list[Instance]) -> None:
-    a, b = pair
-    alice = await a.user("alice")
-    bob = await b.user("bob")
-    await mutual_follow(a, alice, b, bob)
-    alice1, _ = await device(a, "alice")
-    bob1, _ = await device(b, "bob")
-    try:
+    async with talking(pair) as (a, b, alice1, bob1):
         stale = b.actor("bob") + "/nowhere"
         assert b.http is not None
         async with b.http.get(stale, headers={"Accept": "application/activity+json"}) as response:
@@ -170,42 +173,32 @@ async def test_send__a_stale_remembered_url_is_replaced_in_the_same_request(pair
         assert served(b, "unmatched", "404") == missing_before + 1  # the stale URL was tried once
         assert served(b, ACTOR_ROUTE) == actor_before + 1  # then the actor, once for query and claim
         assert cache_of(a).get(b.actor("bob"), clock=time.monotonic()) == b.actor("bob") + "/devices"
-    finally:
-        await alice1.close()
-        await bob1.close()
 
 
 async def test_send__a_remembered_url_on_another_host_is_never_requested(pair: list[Instance]) -> None:
-    a, b = pair
-    alice = await a.user("alice")
-    bob = await b.user("bob")
-    await mutual_follow(a, alice, b, bob)
-    alice1, _ = await device(a, "alice")
-    bob1, _ = await device(b, "bob")
-    # A bystander on another address counts every request it gets (and answers 404, which
-    # would only send A back to bob's actor document: the send works either way, so the count
-    # is what shows the remembered URL was not followed).
-    hits: list[str] = []
+    async with talking(pair) as (a, b, alice1, bob1):
+        # A bystander on another address counts every request it gets (and answers 404, which
+        # would only send A back to bob's actor document: the send works either way, so the count
+        # is what shows the remembered URL was not followed).
+        hits: list[str] = []
 
-    async def bystander(request: web.Request) -> web.Response:
-        hits.append(request.path)
-        raise web.HTTPNotFound()
+        async def bystander(request: web.Request) -> web.Response:
+            hits.append(request.path)
+            raise web.HTTPNotFound()
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", bystander)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.4", port).start()
-    try:
-        cache_of(a).put(b.actor("bob"), f"http://127.0.0.4:{port}/users/bob/devices", clock=time.monotonic())
-        actor_before, _devices = counts(b)
-        await alice1.send(handle(b, "bob"), "only from bob's own server")
-        assert [m.content for m in await receive_until(bob1)] == ["only from bob's own server"]
-        assert hits == []
-        assert served(b, ACTOR_ROUTE) == actor_before + 1
-        assert cache_of(a).get(b.actor("bob"), clock=time.monotonic()) == b.actor("bob") + "/devices"
-    finally:
-        await runner.cleanup()
-        await alice1.close()
-        await bob1.close()
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", bystander)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.4", port).start()
+        try:
+            cache_of(a).put(b.actor("bob"), f"http://127.0.0.4:{port}/users/bob/devices", clock=time.monotonic())
+            actor_before, _devices = counts(b)
+            await alice1.send(handle(b, "bob"), "only from bob's own server")
+            assert [m.content for m in await receive_until(bob1)] == ["only from bob's own server"]
+            assert hits == []
+            assert served(b, ACTOR_ROUTE) == actor_before + 1
+            assert cache_of(a).get(b.actor("bob"), clock=time.monotonic()) == b.actor("bob") + "/devices"
+        finally:
+            await runner.cleanup()

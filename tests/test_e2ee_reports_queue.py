@@ -272,11 +272,6 @@ async def test_admin_reports__a_message_that_cannot_be_opened_is_marked_not_drop
     assert not any(t in r.getMessage() for r in caplog.records for t in texts)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/api/e2ee.py report_messages files the report without notify_staff_of_report "
-    "(a forwarded Flag's report does notify); fixing it means editing that module",
-)
 async def test_admin_reports__staff_are_notified_of_an_e2ee_report(client: Any, people: Any) -> None:
     alice, bob, mod = await people()
     report_id = await report(client, bob, [await send(client, alice, bob, "hello")])

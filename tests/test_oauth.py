@@ -26,9 +26,7 @@ from server.app import create_app
 from server.auth import require_user
 from server.config import Config
 from server.db import make_sessionmaker
-from server.errors import TooManyRequests
 from server.models import Account, OAuthApp, OAuthCode, OAuthToken, User
-from server.oauth import LoginThrottle
 from server.web import json_response, now
 
 CALLBACK = "https://client.example/callback"
@@ -633,32 +631,6 @@ async def test_password_grant__scopes_must_be_within_the_app(client: Any, make_u
     assert (await narrow.json())["scope"] == "read:statuses"
     whoami = await client.get("/test/whoami", headers=bearer((await narrow.json())["access_token"]))
     assert whoami.status == 403  # read:statuses does not cover read:accounts
-
-
-def test_login_throttle__window_slides_and_right_passwords_are_forgiven() -> None:
-    clock = [1000.0]
-    throttle = LoginThrottle(2, clock=lambda: clock[0])
-    first = throttle.attempt("alice")
-    throttle.forgive("alice", first)  # a right password does not count
-    throttle.attempt("alice")
-    clock[0] += 10
-    throttle.attempt("alice")  # in flight: counts before its verification ends
-    with pytest.raises(TooManyRequests) as refused:
-        throttle.attempt("alice")
-    assert refused.value.retry_after == 50
-    throttle.attempt("bob")
-    clock[0] += 50
-    throttle.attempt("alice")  # the first failure left the window
-
-
-def test_login_throttle__memory_bounded_under_a_spray_of_names() -> None:
-    throttle = LoginThrottle(1, clock=lambda: 0.0)
-    throttle.MAX_NAMES = 10
-    for i in range(35):
-        throttle.attempt(f"spray{i}")
-    assert len(throttle._failures) <= 10
-    with pytest.raises(TooManyRequests):
-        throttle.attempt("spray34")  # the newest names are kept
 
 
 # ---------------------------------------------------------------------------- client credentials, revocation

@@ -15,8 +15,11 @@ is the token. Endpoints take and give JSON (docs/e2ee.md has the shapes):
   device inbox, acknowledgement (deletes);
 * settings: who may message me.
 
-Every request is one transaction: input is validated before anything is written. Nothing is
-logged but ids and reason codes; the server never sees a plaintext to log.
+Every request is one transaction: input is validated before anything is written. The one
+exception is the rate-limit count of claims and sends (``e2ee.CLAIMS``, ``e2ee.SENDS``,
+counted in the database so the limits hold across every web process): it is committed
+first, so it holds even when the request then fails. Nothing is logged but ids and reason
+codes; the server never sees a plaintext to log.
 
 A remote member's devices are found through their actor document's ``e2ee:devices`` URL.
 That URL is remembered (:class:`DevicesUrlCache`, per application and per process) so the
@@ -39,7 +42,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crypto.devicelist import DEVICE_ID
 from crypto.encoding import b64decode, utc_time
-from crypto.envelope import decode_message
 from federation.documents import DocumentError
 from federation.e2ee import (
     MAX_CIPHERTEXT_BYTES,
@@ -59,7 +61,7 @@ from server.auth import Viewer, forget_tokens, require_staff, require_user
 from server.config import Config
 from server.delivery import enqueue
 from server.entities import account_uri, acct, iso
-from server.errors import ApiError, BadRequest, Forbidden, NotFound, TooManyRequests, Unprocessable
+from server.errors import ApiError, BadRequest, Forbidden, NotFound, Unprocessable
 from server.federation import FEDERATION, Federation, host_of
 from server.ids import new_id
 from server.models import Account, E2EEDevice, E2EEMessage, PlaintextMessage
@@ -544,13 +546,14 @@ async def claim_keys(request: web.Request) -> web.Response:
         target = await _member(session, target_id)
         await e2ee.require_may_message(session, me, target)
         if target.local:
-            if not e2ee.CLAIMS.allow(
+            # Counted and committed before the claims write, so a claim that finds no key counts too.
+            await e2ee.CLAIMS.hit(
+                session,
                 account_uri(config, me),
                 target.id,
-                per_minute=config.get("e2ee", "claims_per_minute"),
-                clock=time.monotonic(),
-            ):
-                raise TooManyRequests("too many key claims; try again in a minute", retry_after=60)
+                limit=config.get("e2ee", "claims_per_minute"),
+                at=time.time(),
+            )
             devices = {d.device_id: d for d in await e2ee.devices_of(session, target.id)}
             for device_id in device_ids:
                 device = devices.get(device_id)
@@ -656,10 +659,9 @@ async def send_message(request: web.Request) -> web.Response:
     tag_text = _key(data, "franking_tag", 32)
     items = _ciphertexts(data)
     moment = now()
-    if not e2ee.SENDS.allow(
-        str(viewer.account_id), 0, per_minute=config.get("e2ee", "messages_per_minute"), clock=time.monotonic()
-    ):
-        raise TooManyRequests("too many messages; wait a minute", retry_after=60)
+    async with request.app[SESSIONS]() as session:  # committed alone: counts even if the send then fails
+        limit = config.get("e2ee", "messages_per_minute")
+        await e2ee.SENDS.hit(session, viewer.require_account(), limit=limit, at=moment.timestamp())
     recipient_id = await resolve_member(request, ref)
     async with request.app[SESSIONS]() as session:
         me = await _viewer_account(session, viewer)
@@ -908,6 +910,9 @@ async def report_messages(request: web.Request) -> web.Response:
                 stamped = [{**revealed.to_json(), "stamp": sender_stamps[i]} for i, (revealed, *_) in enumerate(parsed)]
                 await queue_flag(session, config, [sender_uri], comment, [inbox], extra={"e2ee:revealed": stamped})
                 forwarded = True
+        from server.reports import notify_staff_of_report
+
+        await notify_staff_of_report(session, report)  # like every other report (docs/moderation.md)
         await session.commit()
     log.info("e2ee report %s filed (%s messages)", report.id, len(parsed))
     return json_response({"id": str(report.id), "messages": len(parsed), "forwarded": forwarded}, status=201)
@@ -917,9 +922,8 @@ async def report_messages(request: web.Request) -> web.Response:
 async def show_report(request: web.Request) -> web.Response:
     """For instance moderators: the messages revealed in a report, each with whether its
     franking tag and this server's stamp verified. Only what the reporter chose to reveal."""
-    from crypto.errors import VerificationError
-    from crypto.sealing import unseal
-    from server.models import E2EEReportMessage, Report
+    from server.models import Report
+    from server.reports import revealed_messages
     from server.web import path_id
 
     viewer = await require_staff(request, "admin:read:reports")
@@ -929,28 +933,8 @@ async def show_report(request: web.Request) -> web.Response:
         report = await session.get(Report, report_id)
         if report is None:
             raise NotFound("Record not found")
-        rows = await session.scalars(
-            select(E2EEReportMessage).where(E2EEReportMessage.report_id == report.id).order_by(E2EEReportMessage.id)
-        )
-        key = e2ee.report_key(config)
-        messages = []
-        for row in rows:
-            try:
-                revealed = json.loads(unseal(key, row.sealed))
-            except VerificationError:
-                messages.append({"object_id": row.object_uri, "verified": False, "error": "cannot be opened"})
-                continue
-            message = decode_message(b64decode(revealed["message"], field="message")).to_json()
-            messages.append(
-                {
-                    "object_id": row.object_uri,
-                    "from": message["from"],
-                    "to": message["to"],
-                    "created": message["created"],
-                    "content": message["body"].get("content", ""),
-                    "verified": row.verified,
-                }
-            )
+        # The same view as the admin report queue's hearthside_encrypted_messages.
+        messages = (await revealed_messages(session, config, [report.id])).get(report.id, [])
         target = await session.get(Account, report.target_account_id)
     log.info("e2ee report %s opened by moderator account %s", report.id, viewer.account_id)
     return json_response(

@@ -7,9 +7,9 @@ as Mastodon served its devices collection: it shows how many devices a member us
 public keys, never device names. ``POST /users/{name}/devices/{id}/claim`` must be
 HTTP-signed by the actor on whose behalf the claim is made (``e2ee:Claim`` names that actor):
 the member's message policy, blocks and domain suspensions apply to that actor exactly as to a
-local sender, claims are rate-limited per (actor, member), and each one-time key is handed out
-once; the fallback key answers when none is left. No claim is logged: a claim says "X is
-about to message Y" (research/e2ee.md §8(b)).
+local sender, claims are rate-limited per (actor, member) across every web process, and each
+one-time key is handed out once; the fallback key answers when none is left. No claim is
+logged: a claim says "X is about to message Y" (research/e2ee.md §8(b)).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from federation.inbound_schema import InvalidActivity
 from server import e2ee
 from server.api.activitypub import PERSON, _ap, _local_account
 from server.entities import account_uri
-from server.errors import ApiError, BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized
+from server.errors import ApiError, BadRequest, Forbidden, NotFound, Unauthorized
 from server.federation import FEDERATION
 from server.models import Account, E2EEDevice
 from server.signatures import is_signed, verify_request
@@ -79,10 +79,10 @@ async def claim(request: web.Request) -> web.Response:
             raise Unauthorized("claim: unknown signer")
         if await e2ee.refusal(session, sender, target) is not None:
             raise Forbidden("this member does not accept messages from you")
-        if not e2ee.CLAIMS.allow(
-            signer.actor_uri, target.id, per_minute=config.get("e2ee", "claims_per_minute"), clock=time.monotonic()
-        ):
-            raise TooManyRequests("too many key claims; try again in a minute", retry_after=60)
+        # Counted and committed before the claim writes, so a claim that then fails counts too.
+        await e2ee.CLAIMS.hit(
+            session, signer.actor_uri, target.id, limit=config.get("e2ee", "claims_per_minute"), at=time.time()
+        )
         device = await session.scalar(
             select(E2EEDevice).where(
                 E2EEDevice.account_id == target.id,

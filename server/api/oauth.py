@@ -15,7 +15,9 @@ Decisions live in ``server.oauth``; this module parses, renders and commits.
   two agree. The HMAC key is ``security.secret_key``, else the ``secret_key`` file ``init``
   writes, else a per-process random key (then a form must be posted back to the process that
   served it).
-* Login throttling and the form key are per-app state, created when the routes are installed.
+* The login throttle (its limit; the counts live in the database, shared by every web process,
+  see ``server.ratelimit``) and the form key are per-app state, created when the routes are
+  installed. Both handlers call ``verify_login`` before their session writes anything.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 14:52:59.486613
+Create Date: 2026-11-21 16:34:44.681544
 """
 
 from __future__ import annotations
@@ -187,6 +187,14 @@ def upgrade() -> None:
         sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_oauth_apps")),
         sa.UniqueConstraint("client_id", name=op.f("uq_oauth_apps_client_id")),
+    )
+    op.create_table(
+        "rate_limit_hits",
+        sa.Column("bucket", sa.String(length=32), nullable=False),
+        sa.Column("window_start", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("hits", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("bucket", "window_start", "key", name=op.f("pk_rate_limit_hits")),
     )
     op.create_table(
         "relationship_severance_events",
@@ -1504,6 +1512,7 @@ def downgrade() -> None:
     op.drop_table("subscriptions")
     op.drop_table("rules")
     op.drop_table("relationship_severance_events")
+    op.drop_table("rate_limit_hits")
     op.drop_table("oauth_apps")
     op.drop_table("moderation_keys")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
