@@ -228,9 +228,19 @@ def sanitize_html(source: str) -> str:
     if not source.strip():
         return ""
     reserializer = _Reserializer()
-    reserializer.feed(_FIRST_PASS.clean(source))
+    reserializer.feed(_FIRST_PASS.clean(_trim(source)))
     reserializer.close()
-    return _FINAL_PASS.clean("".join(reserializer.parts)).strip()
+    return _trim(_FINAL_PASS.clean("".join(reserializer.parts)))
+
+
+def _trim(text: str) -> str:
+    """Without surrounding whitespace or leading byte-order marks: the HTML parser drops one
+    U+FEFF at the very start of its input, so a result that began with one would lose it when
+    cleaned again (found by the fixed-point test: three BOMs came back as one, then none)."""
+    trimmed = text.strip()
+    while trimmed.startswith("\ufeff"):
+        trimmed = trimmed.lstrip("\ufeff").strip()
+    return trimmed
 
 
 # --- Plain text -------------------------------------------------------------------------------

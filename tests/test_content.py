@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -677,6 +678,15 @@ HTMLISH = st.lists(
     ),
     max_size=40,
 ).map("".join)
+
+
+@pytest.mark.parametrize(
+    "source", ["\ufeff\ufeff\ufeff", "\ufeff", " \ufeff x", "\ufeff\ufeff<p>x</p>", "a\ufeff", "<p>\ufeff</p>"]
+)
+def test_sanitize__leading_byte_order_marks_do_not_break_the_fixed_point(source: str) -> None:
+    once = sanitize_html(source)
+    assert not once.startswith("\ufeff")
+    assert sanitize_html(once) == once
 
 
 @settings(max_examples=300, deadline=None, database=None)
