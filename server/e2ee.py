@@ -729,20 +729,30 @@ async def forget_member(session: AsyncSession, account_id: int, at: datetime) ->
 
 
 def keep_revealed(
-    session: AsyncSession, config: Config, report_id: int, revealed: Revealed, *, verified: bool, at: datetime
+    session: AsyncSession,
+    config: Config,
+    report_id: int,
+    revealed: Revealed,
+    *,
+    verified: bool,
+    at: datetime,
+    sender_stamp: str | None = None,
 ) -> None:
-    """File one revealed message with a report, sealed at rest (``report_key``)."""
+    """File one revealed message with a report, sealed at rest (``report_key``). A member's
+    report also keeps the sending server's stamp, so a moderator can forward the report later
+    and that server can check its own stamp (``server.reports.forward_report``)."""
     import json
 
     from crypto.sealing import seal
     from server.models import E2EEReportMessage
 
+    kept = revealed.to_json() | ({"sender_stamp": sender_stamp} if sender_stamp else {})
     session.add(
         E2EEReportMessage(
             id=new_id(),
             report_id=report_id,
             object_uri=revealed.object_id,
-            sealed=seal(report_key(config), json.dumps(revealed.to_json()).encode()),
+            sealed=seal(report_key(config), json.dumps(kept).encode()),
             verified=verified,
             created_at=at,
         )

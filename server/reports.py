@@ -1026,6 +1026,31 @@ async def queue_flag(
     await enqueue(session, config.base_url, actor_account_id=None, activity=flag, inboxes=inboxes)
 
 
+async def _forwardable_revealed(session: AsyncSession, config: Config, report: Report) -> list[dict[str, Any]]:
+    """A member's revealed encrypted messages as a forwarded ``Flag`` carries them: each with
+    the sending server's stamp in ``stamp`` (what that server checks; docs/e2ee.md
+    "Franking"), never ours. Messages kept without the sender's stamp, or that do not open,
+    are left out."""
+    rows = list(
+        await session.scalars(
+            select(E2EEReportMessage).where(E2EEReportMessage.report_id == report.id).order_by(E2EEReportMessage.id)
+        )
+    )
+    if not rows:
+        return []
+    key = report_key(config)
+    out = []
+    for row in rows:
+        try:
+            kept = json.loads(unseal(key, row.sealed))
+        except (VerificationError, ValueError):
+            continue
+        sender_stamp = kept.pop("sender_stamp", None) if isinstance(kept, dict) else None
+        if isinstance(sender_stamp, str) and sender_stamp:
+            out.append({**kept, "stamp": sender_stamp})
+    return out
+
+
 async def forward_report(
     session: AsyncSession,
     config: Config,
@@ -1065,7 +1090,9 @@ async def forward_report(
     if chosen:
         rows = await session.scalars(select(Status).where(Status.id.in_(chosen)))
         uris = [s.uri for s in rows if s.uri]
-    await queue_flag(session, config, [account_uri(config, target), *uris], comment, [inbox])
+    revealed = await _forwardable_revealed(session, config, report)
+    extra = {"e2ee:revealed": revealed} if revealed else None
+    await queue_flag(session, config, [account_uri(config, target), *uris], comment, [inbox], extra=extra)
     report.forwarded_at = now()
     report.forwarded_to = sorted(set(report.forwarded_to) | set(wanted))
     _touch(report)

@@ -271,6 +271,47 @@ async def test_report__verified_locally_and_by_the_senders_server(pair: list[Ins
         await bob1.close()
 
 
+async def test_report__forwarded_later_by_a_moderator_carries_the_senders_stamp(
+    pair: list[Instance], monkeypatch: Any
+) -> None:
+    """A member files without forwarding; a moderator forwards from the queue afterwards. The
+    Flag carries the revealed message with the sending server's stamp (kept, sealed, with the
+    report), so that server verifies its own stamp as it does for a member's forward."""
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    a, b = pair
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+    moderator_b = await b.user("modb", role="moderator", scopes="read write admin:read admin:write")
+    await mutual_follow(a, alice, b, bob)
+    alice1, _ = await device(a, "alice")
+    bob1, _ = await device(b, "bob")
+    try:
+        await alice1.send(handle(b, "bob"), "words to forward later")
+        (got,) = await receive_until(bob1)
+        answer = await bob1.report([got.id], comment="please look", forward=False)
+        assert answer["forwarded"] is False
+        forwarded = await b.api(
+            "POST",
+            f"/api/v1/hearthside/admin/reports/{answer['id']}/forward",
+            moderator_b,
+            json={"comment": "forwarded by our moderators"},
+        )
+        assert forwarded["forwarded"] is True
+
+        async def arrived() -> Any:
+            rows = await a.rows(Report, Report.category == "e2ee_message")
+            return rows[0] if rows else None
+
+        report = await eventually(arrived, what="the moderator-forwarded report on alice's server")
+        assert report.reporter_account_id is None and report.origin_domain == b.domain
+        assert report.comment == "forwarded by our moderators"
+        messages = await a.rows(E2EEReportMessage, E2EEReportMessage.report_id == report.id)
+        assert [m.verified for m in messages] == [True]
+    finally:
+        await alice1.close()
+        await bob1.close()
+
+
 def direct_note(sender: Instance, username: str, to: str, content: str) -> dict[str, Any]:
     actor = sender.actor(username)
     note_id = f"{actor}/statuses/{secrets.randbelow(10**12)}"

@@ -899,8 +899,10 @@ async def report_messages(request: web.Request) -> web.Response:
         )
         session.add(report)
         await session.flush()
-        for revealed, *_ in parsed:
-            e2ee.keep_revealed(session, config, report.id, revealed, verified=True, at=moment)
+        for i, (revealed, *_) in enumerate(parsed):
+            e2ee.keep_revealed(
+                session, config, report.id, revealed, verified=True, at=moment, sender_stamp=sender_stamps[i]
+            )
         forwarded = False
         if forward and not sender.local and config.get("federation", "enabled"):
             inbox = sender.shared_inbox_url or sender.inbox_url
