@@ -45,7 +45,7 @@ from crypto.keys import KeyPairPem, generate_ed25519, generate_rsa
 from crypto.signing import PrivateKey, PublicKey
 from federation.documents import ActorKeys, ActorUrls, instance_actor_url
 from server.config import Config
-from server.db import run_blocking
+from server.db import insert_ignoring_conflict, run_blocking
 from server.entities import account_uri
 from server.ids import new_id
 from server.models import Account, ActorKey
@@ -113,17 +113,6 @@ async def _active(session: Any, account_id: int, key_ids: dict[str, str]) -> dic
     return {row.kind: row for row in rows if key_ids.get(row.kind) == row.key_id}
 
 
-def _insert_ignoring_conflict(session: AsyncSession) -> Any:
-    """``INSERT INTO actor_keys ... ON CONFLICT (key_id) DO NOTHING`` for this database."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(ActorKey).on_conflict_do_nothing(index_elements=["key_id"])
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(ActorKey).on_conflict_do_nothing(index_elements=["key_id"])
-
-
 async def _generate(session: AsyncSession, kinds: set[str]) -> dict[str, KeyPairPem]:
     """New pairs for ``kinds``; RSA off the event loop (and off the SQLite writer)."""
     pairs: dict[str, KeyPairPem] = {}
@@ -138,7 +127,7 @@ async def _store(session: AsyncSession, account_id: int, key_ids: dict[str, str]
     moment = now()
     for kind, pair in pairs.items():
         await session.execute(
-            _insert_ignoring_conflict(session).values(
+            insert_ignoring_conflict(session, ActorKey, "key_id").values(
                 id=new_id(),
                 account_id=account_id,
                 key_id=key_ids[kind],

@@ -47,6 +47,8 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as _postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as _sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -273,6 +275,23 @@ def _rolled_back(session: Session, _previous: SessionTransaction) -> None:
 def _ended(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         session.info.pop(_WROTE, None)
+
+
+# ---------------------------------------------------------------------------- ON CONFLICT
+
+_CONFLICT_INSERTS: dict[str, Callable[..., Any]] = {"sqlite": _sqlite_insert, "postgresql": _postgresql_insert}
+
+
+def conflict_insert(dialect: str) -> Callable[..., Any]:
+    """``insert`` with ``ON CONFLICT`` clauses for the database named (``sqlite`` or
+    ``postgresql``: the same SQL on both, built by each dialect's own construct)."""
+    return _CONFLICT_INSERTS[dialect]
+
+
+def insert_ignoring_conflict(session: AsyncSession, model: Any, *columns: str) -> Any:
+    """``INSERT INTO model ... ON CONFLICT (columns) DO NOTHING`` for the session's database."""
+    insert = conflict_insert(session.get_bind().dialect.name)
+    return insert(model).on_conflict_do_nothing(index_elements=list(columns))
 
 
 def has_written(session: AsyncSession) -> bool:

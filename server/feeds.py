@@ -85,6 +85,7 @@ from moderation.feed import (
 )
 from moderation.uuid7 import Uuid7Generator
 from server.config import Config
+from server.db import insert_ignoring_conflict
 from server.ids import new_id
 from server.models import Account, AuditEntry, DomainBlock, FeedEntry, FeedState, ModerationKey
 
@@ -168,16 +169,6 @@ def audiences(feed: str) -> tuple[str, ...]:
 # ---------------------------------------------------------------------------- lock and ids
 
 
-def _insert_ignoring_conflict(session: AsyncSession, model: Any, column: str) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(model).on_conflict_do_nothing(index_elements=[column])
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(model).on_conflict_do_nothing(index_elements=[column])
-
-
 _LOCK = "hearthside.feed_lock"  # session.info: (transaction holding the lock, last change id)
 
 
@@ -199,7 +190,7 @@ async def _take_lock(session: AsyncSession, at: datetime) -> str:
     )
     if not result.rowcount:
         await session.execute(
-            _insert_ignoring_conflict(session, FeedState, "id").values(id=1, last_change_id="", updated_at=at)
+            insert_ignoring_conflict(session, FeedState, "id").values(id=1, last_change_id="", updated_at=at)
         )
         await session.execute(
             update(FeedState)

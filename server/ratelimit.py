@@ -55,12 +55,10 @@ from dataclasses import dataclass
 from typing import cast
 
 from sqlalchemy import Table, bindparam, delete, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from server.db import has_written
+from server.db import conflict_insert, has_written
 from server.errors import TooManyRequests
 from server.models import RateLimitHits
 
@@ -222,11 +220,11 @@ _COUNTS = select(_HITS.c.window_start, _HITS.c.hits).where(
     _HITS.c.key == bindparam("k"),
 )
 _UPSERT = {
-    name: insert(_HITS)
+    name: conflict_insert(name)(_HITS)
     .values(bucket=bindparam("b"), window_start=bindparam("w"), key=bindparam("k"), hits=1)
     .on_conflict_do_update(index_elements=["bucket", "window_start", "key"], set_={"hits": _HITS.c.hits + 1})
     .returning(_HITS.c.hits)
-    for name, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+    for name in ("sqlite", "postgresql")
 }
 _TAKE_BACK = (
     update(_HITS)

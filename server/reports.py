@@ -350,14 +350,39 @@ def render_member_report(config: Config, report: Report, target: Account) -> dic
 CANNOT_BE_OPENED = "cannot be opened"
 
 
+def _unsealed(key: bytes, row: E2EEReportMessage) -> dict[str, Any] | None:
+    """The revealed message as it was kept (``server.e2ee.keep_revealed``), or ``None`` when
+    the sealed copy does not open."""
+    try:
+        kept = json.loads(unseal(key, row.sealed))
+    except (VerificationError, ValueError):
+        return None
+    return kept if isinstance(kept, dict) else None
+
+
+async def _revealed_rows(session: AsyncSession, report_ids: set[int]) -> list[E2EEReportMessage]:
+    """The revealed messages kept with these reports, in one query, report by report in order."""
+    if not report_ids:
+        return []
+    return list(
+        await session.scalars(
+            select(E2EEReportMessage)
+            .where(E2EEReportMessage.report_id.in_(report_ids))
+            .order_by(E2EEReportMessage.report_id, E2EEReportMessage.id)
+        )
+    )
+
+
 def open_revealed(key: bytes, row: E2EEReportMessage) -> dict[str, Any]:
     """One revealed message as staff see it: who wrote it to whom, when, its text, and whether
     its franking tag and stamp verified when it was filed. A row that does not open (another
     key, altered, or not a message) says so rather than hiding that something was revealed."""
+    kept = _unsealed(key, row)
     try:
-        revealed = json.loads(unseal(key, row.sealed))
-        message = decode_message(b64decode(revealed["message"], field="message"))
-    except (VerificationError, E2EEError, ValueError, KeyError, TypeError):
+        if kept is None:
+            raise ValueError("sealed copy does not open")
+        message = decode_message(b64decode(kept["message"], field="message"))
+    except (E2EEError, ValueError, KeyError, TypeError):
         return {"object_id": row.object_uri, "verified": False, "error": CANNOT_BE_OPENED}
     shown = message.to_json()
     return {
@@ -376,16 +401,7 @@ async def revealed_messages(
     """The messages revealed in these reports, opened, by report id (absent: none), in one
     query. Staff only: this is message content. The sealing key is read only when some report
     has revealed messages (``GET /api/v1/hearthside/e2ee/reports/{id}`` shows the same)."""
-    ids = set(report_ids)
-    if not ids:
-        return {}
-    rows = list(
-        await session.scalars(
-            select(E2EEReportMessage)
-            .where(E2EEReportMessage.report_id.in_(ids))
-            .order_by(E2EEReportMessage.report_id, E2EEReportMessage.id)
-        )
-    )
+    rows = await _revealed_rows(session, set(report_ids))
     if not rows:
         return {}
     key = report_key(config)
@@ -1031,21 +1047,16 @@ async def _forwardable_revealed(session: AsyncSession, config: Config, report: R
     the sending server's stamp in ``stamp`` (what that server checks; docs/e2ee.md
     "Franking"), never ours. Messages kept without the sender's stamp, or that do not open,
     are left out."""
-    rows = list(
-        await session.scalars(
-            select(E2EEReportMessage).where(E2EEReportMessage.report_id == report.id).order_by(E2EEReportMessage.id)
-        )
-    )
+    rows = await _revealed_rows(session, {report.id})
     if not rows:
         return []
     key = report_key(config)
     out = []
     for row in rows:
-        try:
-            kept = json.loads(unseal(key, row.sealed))
-        except (VerificationError, ValueError):
+        kept = _unsealed(key, row)
+        if kept is None:
             continue
-        sender_stamp = kept.pop("sender_stamp", None) if isinstance(kept, dict) else None
+        sender_stamp = kept.pop("sender_stamp", None)
         if isinstance(sender_stamp, str) and sender_stamp:
             out.append({**kept, "stamp": sender_stamp})
     return out

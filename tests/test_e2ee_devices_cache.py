@@ -10,7 +10,6 @@ remembered URL on another host than the actor's is never requested.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,11 +18,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 from federation_harness import Instance, instances
-from test_e2ee_e2e import device, handle, mutual_follow, receive_until
+from test_e2ee_e2e import device, handle, mutual_follow, receive_until, talking
 
 from server.api.e2ee import DEVICES_URLS, DevicesUrlCache
 from server.devdb import free_port
-from server.dm.client import DmClient
 from server.metrics import METRICS
 
 PASSPHRASE = "a passphrase for the devices cache tests"
@@ -62,22 +60,6 @@ def counts(inst: Instance) -> tuple[int, int]:
 def cache_of(inst: Instance) -> DevicesUrlCache:
     assert inst.runner is not None
     return inst.runner.app[DEVICES_URLS]
-
-
-@contextlib.asynccontextmanager
-async def talking(pair: list[Instance]) -> AsyncIterator[tuple[Instance, Instance, DmClient, DmClient]]:
-    """Alice on A and Bob on B, following each other, each with one device set up."""
-    a, b = pair
-    alice = await a.user("alice")
-    bob = await b.user("bob")
-    await mutual_follow(a, alice, b, bob)
-    alice1, _ = await device(a, "alice")
-    bob1, _ = await device(b, "bob")
-    try:
-        yield a, b, alice1, bob1
-    finally:
-        await alice1.close()
-        await bob1.close()
 
 
 async def query_keys(inst: Instance, token: str, actor: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ shown"; research/e2ee.md §8(d) test 18).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -71,6 +72,22 @@ async def device(inst: Instance, username: str, **setup: Any) -> tuple[DmClient,
     except BaseException:
         await client.close()  # a failed setup must not leak its HTTP session into later tests
         raise
+
+
+@contextlib.asynccontextmanager
+async def talking(pair: list[Instance]) -> AsyncIterator[tuple[Instance, Instance, DmClient, DmClient]]:
+    """Alice on A and Bob on B, following each other, each with one device set up."""
+    a, b = pair
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+    await mutual_follow(a, alice, b, bob)
+    alice1, _ = await device(a, "alice")
+    bob1, _ = await device(b, "bob")
+    try:
+        yield a, b, alice1, bob1
+    finally:
+        await alice1.close()
+        await bob1.close()
 
 
 async def receive_until(client: DmClient, count: int = 1) -> list[Incoming]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from federation_harness import Instance, close_instance, eventually, instances, make_instance, post_as, signed_post
-from test_e2ee_e2e import device, handle, mutual_follow, receive_until
+from test_e2ee_e2e import device, handle, mutual_follow, receive_until, talking
 
 from crypto.encoding import b64decode, b64encode
 from server.dm.client import DmError
@@ -278,14 +278,8 @@ async def test_report__forwarded_later_by_a_moderator_carries_the_senders_stamp(
     Flag carries the revealed message with the sending server's stamp (kept, sealed, with the
     report), so that server verifies its own stamp as it does for a member's forward."""
     monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
-    a, b = pair
-    alice = await a.user("alice")
-    bob = await b.user("bob")
-    moderator_b = await b.user("modb", role="moderator", scopes="read write admin:read admin:write")
-    await mutual_follow(a, alice, b, bob)
-    alice1, _ = await device(a, "alice")
-    bob1, _ = await device(b, "bob")
-    try:
+    moderator_b = await pair[1].user("modb", role="moderator", scopes="read write admin:read admin:write")
+    async with talking(pair) as (a, b, alice1, bob1):
         await alice1.send(handle(b, "bob"), "words to forward later")
         (got,) = await receive_until(bob1)
         answer = await bob1.report([got.id], comment="please look", forward=False)
@@ -307,9 +301,6 @@ async def test_report__forwarded_later_by_a_moderator_carries_the_senders_stamp(
         assert report.comment == "forwarded by our moderators"
         messages = await a.rows(E2EEReportMessage, E2EEReportMessage.report_id == report.id)
         assert [m.verified for m in messages] == [True]
-    finally:
-        await alice1.close()
-        await bob1.close()
 
 
 def direct_note(sender: Instance, username: str, to: str, content: str) -> dict[str, Any]:

@@ -459,23 +459,12 @@ async def _remote_devices(request: web.Request, account: Account) -> dict[str, A
     found = None
     if cached is not None:
         try:
-            found = await _fetch_devices(fed, actor, cached)
-        except FetchError as exc:
-            if exc.reason not in _STALE_DEVICES_URL:
-                raise ApiError(
-                    f"the devices of {acct(account)} could not be fetched ({exc.reason})", status=502
-                ) from None
-            cache.forget(actor)
-        except InvalidActivity:
+            found = await _fetch_devices(fed, account, cached, stale_ok=True)
+        except _StaleDevicesUrl:
             cache.forget(actor)
     if found is None:
         devices_url = await _remote_devices_url(request, account)
-        try:
-            found = await _fetch_devices(fed, actor, devices_url)
-        except FetchError as exc:
-            raise ApiError(f"the devices of {acct(account)} could not be fetched ({exc.reason})", status=502) from None
-        except InvalidActivity as exc:
-            raise ApiError(f"the devices of {acct(account)} are malformed ({exc})", status=502) from None
+        found = await _fetch_devices(fed, account, devices_url, stale_ok=False)
         cache.put(actor, devices_url, clock=time.monotonic())
     return {
         "actor": actor,
@@ -485,10 +474,25 @@ async def _remote_devices(request: web.Request, account: Account) -> dict[str, A
     }
 
 
-async def _fetch_devices(fed: Federation, actor: str, devices_url: str) -> RemoteDevices:
-    """GET and parse ``actor``'s devices collection; raises FetchError or InvalidActivity."""
-    document = await fed.transport.fetch_json(devices_url)
-    return parse_devices_collection(document, actor_uri=actor, devices_url=devices_url)
+class _StaleDevicesUrl(Exception):
+    """A remembered devices URL no longer serves the actor's collection."""
+
+
+async def _fetch_devices(fed: Federation, account: Account, devices_url: str, *, stale_ok: bool) -> RemoteDevices:
+    """GET and parse the member's devices collection; 502 when their server fails us. With
+    ``stale_ok`` (a remembered URL), a URL that moved or no longer serves the collection
+    raises ``_StaleDevicesUrl`` instead, so the caller can ask the actor document again."""
+    try:
+        document = await fed.transport.fetch_json(devices_url)
+        return parse_devices_collection(document, actor_uri=account.uri or "", devices_url=devices_url)
+    except FetchError as exc:
+        if stale_ok and exc.reason in _STALE_DEVICES_URL:
+            raise _StaleDevicesUrl from None
+        raise ApiError(f"the devices of {acct(account)} could not be fetched ({exc.reason})", status=502) from None
+    except InvalidActivity as exc:
+        if stale_ok:
+            raise _StaleDevicesUrl from None
+        raise ApiError(f"the devices of {acct(account)} are malformed ({exc})", status=502) from None
 
 
 def _on_actor_host(url: str, actor: str) -> bool:
