@@ -31,6 +31,7 @@ from typing import Any, Final, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from federation.content import html_to_text, normalize_hashtag, sanitize_html
+from federation.e2ee import parse_actor_e2ee_properties
 from federation.inbound_schema import (
     ACTOR_TYPE_DESCRIPTION,
     ACTOR_TYPES,
@@ -457,7 +458,9 @@ class RemoteActor:
     publishes none); ``assertion_keys`` are FEP-521a ``(id, publicKeyMultibase)`` pairs
     controlled by this actor on its origin. ``moderators`` is a Group's moderators collection
     (Lemmy's ``attributedTo``, Mbin's ``moderators``). ``fields`` are profile fields as
-    ``(name, sanitized value HTML)``, at most 50.
+    ``(name, sanitized value HTML)``, at most 50. ``devices`` is the actor's end-to-end
+    encrypted devices collection (``e2ee:devices``, on the actor's origin; docs/e2ee.md), None
+    when it offers none or the e2ee properties are malformed (they never make the actor fail).
     """
 
     id: str
@@ -485,6 +488,7 @@ class RemoteActor:
     published: datetime | None
     fields: tuple[tuple[str, str], ...]
     posting_restricted_to_mods: bool
+    devices: str | None = None
 
 
 def _url_field(doc: Mapping[str, Any], key: str) -> str | None:
@@ -620,7 +624,18 @@ def parse_actor(doc: Mapping[str, Any], *, fetched_from: str, require_context: b
         published=datetime_field(doc.get("published"), "published"),
         fields=_profile_fields(doc),
         posting_restricted_to_mods=doc.get("postingRestrictedToMods") is True,
+        devices=_devices_url(doc, actor_id),
     )
+
+
+def _devices_url(doc: Mapping[str, Any], actor_id: str) -> str | None:
+    """The actor's ``e2ee:devices`` URL; malformed e2ee properties only mean "no encrypted
+    messages with this actor", never a refused actor."""
+    try:
+        found = parse_actor_e2ee_properties(doc, actor_uri=actor_id)
+    except InvalidActivity:
+        return None
+    return found.devices_url if found is not None else None
 
 
 # --- WebFinger --------------------------------------------------------------------------------

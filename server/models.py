@@ -115,6 +115,9 @@ class Account(Base):
     followers_url: Mapped[str | None] = mapped_column(String(2048), default=None)
     following_url: Mapped[str | None] = mapped_column(String(2048), default=None)
     moderators_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    # The actor's e2ee:devices collection (end-to-end encrypted messages; Mastodon keeps a
+    # devices_url the same way), refreshed with the actor document and by its Update.
+    devices_url: Mapped[str | None] = mapped_column(String(2048), default=None)
     avatar_remote_url: Mapped[str | None] = mapped_column(String(2048), default=None)
     header_remote_url: Mapped[str | None] = mapped_column(String(2048), default=None)
     also_known_as: Mapped[list[Any]] = mapped_column(default=list)

@@ -66,6 +66,7 @@ def _apply(account: Account, actor: RemoteActor, moment: datetime) -> None:
     account.followers_url = actor.followers
     account.following_url = actor.following
     account.moderators_url = actor.moderators
+    account.devices_url = actor.devices
     account.avatar_remote_url = actor.icon_url
     account.header_remote_url = actor.image_url
     account.also_known_as = list(actor.also_known_as)[:256]

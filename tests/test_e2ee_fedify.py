@@ -15,7 +15,7 @@ import pytest
 from federation_harness import close_instance, eventually, make_instance
 from peers.fedify import StartPeer, fedify_peers
 
-from server.models import InboxItem, PlaintextMessage, Status
+from server.models import Account, InboxItem, PlaintextMessage, Status
 
 
 @pytest.fixture
@@ -54,5 +54,23 @@ async def test_fedify_direct_message__refused_or_kept_in_the_labelled_box(
         else:
             assert kept == [] and box["messages"] == []
             assert items[0].error == "direct_message_refused"
+    finally:
+        await close_instance(hearth, None)
+
+
+async def test_fedify_actor__keys_query_says_it_offers_no_encrypted_messages(tmp_path: Path, fedify: StartPeer) -> None:
+    """An actor document without ``e2ee:devices`` (every other fediverse server): the keys
+    query answers 422 with the reason, stores no devices URL, and asks the peer for nothing
+    but its actor document (no devices URL is guessed)."""
+    hearth = await make_instance("h", "127.0.0.2", "sqlite", tmp_path / "h", None)
+    try:
+        peer = await fedify("127.0.0.8")
+        alice = await hearth.user("alice", scopes="read write follow crypto")
+        answer = await hearth.api(
+            "GET", "/api/v1/hearthside/e2ee/keys", alice, expect=422, params={"actor": peer.actor_url}
+        )
+        assert "does not offer end-to-end encrypted messages" in answer["error"]
+        (account,) = await hearth.rows(Account, Account.uri == peer.actor_url)
+        assert account.devices_url is None and account.inbox_url is not None
     finally:
         await close_instance(hearth, None)

@@ -21,12 +21,13 @@ counted in the database so the limits hold across every web process): it is comm
 first, so it holds even when the request then fails. Nothing is logged but ids and reason
 codes; the server never sees a plaintext to log.
 
-A remote member's devices are found through their actor document's ``e2ee:devices`` URL.
-That URL is remembered (:class:`DevicesUrlCache`, per application and per process) so the
-actor document is fetched once an hour, not on every keys query and claim; the devices
-collection itself is fetched on every request, because a revoked device must vanish from
-the very next answer. A remembered URL that 404s, 410s or no longer serves the actor's
-collection is forgotten and the actor refetched once within the same request.
+A remote member's devices are found through their actor document's ``e2ee:devices`` URL,
+stored with the remote account (``accounts.devices_url``) like its inbox: refreshed whenever
+the actor document is fetched (daily, ``server.remote_actors.ACTOR_TTL``) and by the actor's
+own ``Update``, and shared by every process. The devices collection itself is fetched on
+every request, because a revoked device must vanish from the very next answer. A stored URL
+that 404s, 410s or no longer serves the actor's collection, or that is not on the actor's
+host, is not used: the actor is refetched once within the same request.
 """
 
 from __future__ import annotations
@@ -76,62 +77,7 @@ SCOPE = "crypto"
 MAX_KEYS_PER_UPLOAD = 100
 MAX_INBOX_PAGE = 200
 
-#: Seconds a remote actor's ``e2ee:devices`` URL is used without refetching the actor document.
-DEVICES_URL_TTL = 3600.0
-#: Remote actors whose devices URL one application remembers; the oldest stored goes first.
-DEVICES_URL_CACHE_SIZE = 10_000
-
-
-class DevicesUrlCache:
-    """Remote actor URI -> the URL of its devices collection (its actor's ``e2ee:devices``).
-
-    Only the URL is kept, never the collection: it changes only when the remote server changes
-    its URL layout, whereas the collection changes whenever a member adds or revokes a device,
-    and serving it from memory would keep a revoked device encryptable-to for as long as it was
-    kept. Entries live ``ttl`` seconds; past ``max_entries`` the oldest stored is dropped. One
-    per application and per process (``serve --processes N`` keeps N, each filled by its own
-    misses; a miss costs one actor fetch, nothing else). ``clock`` is a monotonic time.
-    """
-
-    def __init__(self, *, ttl: float = DEVICES_URL_TTL, max_entries: int = DEVICES_URL_CACHE_SIZE) -> None:
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._entries: dict[str, tuple[str, float]] = {}  # insertion order is age order
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, actor: str, *, clock: float) -> str | None:
-        """The remembered URL, or None when there is none or it has expired."""
-        entry = self._entries.get(actor)
-        if entry is None:
-            return None
-        url, stored = entry
-        if not 0 <= clock - stored < self.ttl:
-            del self._entries[actor]
-            return None
-        return url
-
-    def put(self, actor: str, url: str, *, clock: float) -> None:
-        self._entries.pop(actor, None)  # re-inserted last: the newest
-        self._entries[actor] = (url, clock)
-        while len(self._entries) > self.max_entries:
-            del self._entries[next(iter(self._entries))]
-
-    def forget(self, actor: str) -> None:
-        self._entries.pop(actor, None)
-
-
-DEVICES_URLS = web.AppKey("e2ee_devices_urls", DevicesUrlCache)
-
-
-class _E2EERoutes(Routes):
-    def install(self, app: web.Application) -> None:
-        super().install(app)
-        app[DEVICES_URLS] = DevicesUrlCache()
-
-
-routes = _E2EERoutes()
+routes = Routes()
 
 
 # ---------------------------------------------------------------------------- input helpers
@@ -444,28 +390,26 @@ _STALE_DEVICES_URL = frozenset({"not_found", "gone", "id_mismatch", "content_typ
 async def _remote_devices(request: web.Request, account: Account) -> dict[str, Any]:
     """The member's signed device list and claim URLs, fetched from their server.
 
-    The devices URL comes from :data:`DEVICES_URLS` when remembered (and still on the actor's
-    host), else from a fresh fetch of the actor document. The collection is always fetched
-    fresh: the client verifies and pins the signed list, and a device revoked there must not
-    be offered for encryption one request later.
+    The devices URL is the one stored with the account (when on the actor's host), else the
+    one a fresh fetch of the actor document gives. The collection is always fetched fresh: the
+    client verifies and pins the signed list, and a device revoked there must not be offered
+    for encryption one request later.
     """
     fed = request.app[FEDERATION]
-    cache = request.app[DEVICES_URLS]
     actor = account.uri or ""
-    cached = cache.get(actor, clock=time.monotonic())
-    if cached is not None and not _on_actor_host(cached, actor):
-        cache.forget(actor)  # never request a host other than the actor's, whatever was stored
-        cached = None
+    stored = account.devices_url
     found = None
-    if cached is not None:
+    if stored is not None and _on_actor_host(stored, actor):
         try:
-            found = await _fetch_devices(fed, account, cached, stale_ok=True)
+            found = await _fetch_devices(fed, account, stored, stale_ok=True)
         except _StaleDevicesUrl:
-            cache.forget(actor)
+            pass
     if found is None:
-        devices_url = await _remote_devices_url(request, account)
+        account = await _refreshed(fed, account)
+        devices_url = account.devices_url
+        if devices_url is None or not _on_actor_host(devices_url, actor):
+            raise Unprocessable(f"{acct(account)} does not offer end-to-end encrypted messages")
         found = await _fetch_devices(fed, account, devices_url, stale_ok=False)
-        cache.put(actor, devices_url, clock=time.monotonic())
     return {
         "actor": actor,
         "acct": acct(account),
@@ -480,7 +424,7 @@ class _StaleDevicesUrl(Exception):
 
 async def _fetch_devices(fed: Federation, account: Account, devices_url: str, *, stale_ok: bool) -> RemoteDevices:
     """GET and parse the member's devices collection; 502 when their server fails us. With
-    ``stale_ok`` (a remembered URL), a URL that moved or no longer serves the collection
+    ``stale_ok`` (the URL stored with the account), a URL that moved or no longer serves the collection
     raises ``_StaleDevicesUrl`` instead, so the caller can ask the actor document again."""
     try:
         document = await fed.transport.fetch_json(devices_url)
@@ -499,17 +443,13 @@ def _on_actor_host(url: str, actor: str) -> bool:
     return bool(actor) and host_of(url) == host_of(actor)
 
 
-async def _remote_devices_url(request: web.Request, account: Account) -> str:
-    """The actor's ``e2ee:devices`` URL, from a fresh fetch of its actor document."""
-    fed = request.app[FEDERATION]
+async def _refreshed(fed: Federation, account: Account) -> Account:
+    """The remote account after a fresh fetch of its actor document (stored, so its devices
+    URL and keys follow the document)."""
     try:
-        document = await fed.transport.fetch_json(account.uri or "")
-    except FetchError as exc:
+        return await resolve_actor(fed, account.uri or "", refresh=True)
+    except ActorUnavailable as exc:
         raise ApiError(f"{acct(account)} could not be fetched ({exc.reason})", status=502) from None
-    url = document.get("e2ee:devices")
-    if not isinstance(url, str) or not _on_actor_host(url, account.uri or ""):
-        raise Unprocessable(f"{acct(account)} does not offer end-to-end encrypted messages")
-    return url
 
 
 @routes.get(BASE + "/keys")

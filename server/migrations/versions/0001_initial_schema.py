@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 16:34:44.681544
+Create Date: 2026-11-21 18:40:52.721558
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def upgrade() -> None:
         sa.Column("followers_url", sa.String(length=2048), nullable=True),
         sa.Column("following_url", sa.String(length=2048), nullable=True),
         sa.Column("moderators_url", sa.String(length=2048), nullable=True),
+        sa.Column("devices_url", sa.String(length=2048), nullable=True),
         sa.Column("avatar_remote_url", sa.String(length=2048), nullable=True),
         sa.Column("header_remote_url", sa.String(length=2048), nullable=True),
         sa.Column("also_known_as", sa.JSON(), nullable=False),

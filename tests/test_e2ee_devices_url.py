@@ -1,30 +1,31 @@
-"""The remembered ``e2ee:devices`` URL of remote members (server/api/e2ee.py, DevicesUrlCache).
+"""The stored ``e2ee:devices`` URL of remote members (``accounts.devices_url``; server/api/e2ee.py).
 
 Two real instances (tests/federation_harness.py); requests are counted on the remote one from
 its own per-application request metrics (``METRICS``, by route template), so nothing in the
-code under test is patched. What is shown: the actor document is fetched once, not per send;
-the devices collection is fetched on every send, so a revoked device disappears from the very
-next keys query; a remembered URL that has gone stale is replaced within the same request; a
-remembered URL on another host than the actor's is never requested.
+code under test is patched. What is shown: messages to a known remote member fetch no actor
+document; the devices collection is fetched on every send, so a revoked device disappears from
+the very next keys query; a stored URL that has gone stale is replaced within the same request;
+a stored URL on another host than the actor's is never requested; the actor's own ``Update``
+refreshes the stored URL.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from federation_harness import Instance, instances
+from federation_harness import Instance, eventually, instances
+from sqlalchemy import update
 from test_e2ee_e2e import device, handle, mutual_follow, receive_until, talking
 
-from server.api.e2ee import DEVICES_URLS, DevicesUrlCache
 from server.devdb import free_port
 from server.metrics import METRICS
+from server.models import Account
 
-PASSPHRASE = "a passphrase for the devices cache tests"
+PASSPHRASE = "a passphrase for the devices URL tests"
 ACTOR_ROUTE = "/users/{username}"
 DEVICES_ROUTE = "/users/{username}/devices"
 
@@ -57,9 +58,15 @@ def counts(inst: Instance) -> tuple[int, int]:
     return served(inst, ACTOR_ROUTE), served(inst, DEVICES_ROUTE)
 
 
-def cache_of(inst: Instance) -> DevicesUrlCache:
-    assert inst.runner is not None
-    return inst.runner.app[DEVICES_URLS]
+async def stored_url(inst: Instance, actor: str) -> str | None:
+    url: str | None = (await inst.one(Account, Account.uri == actor)).devices_url
+    return url
+
+
+async def store_url(inst: Instance, actor: str, url: str | None) -> None:
+    async with inst.session() as session:
+        await session.execute(update(Account).where(Account.uri == actor).values(devices_url=url))
+        await session.commit()
 
 
 async def query_keys(inst: Instance, token: str, actor: str) -> dict[str, Any]:
@@ -73,42 +80,25 @@ async def query_keys(inst: Instance, token: str, actor: str) -> dict[str, Any]:
     return answer
 
 
-def test_devices_url_cache__expires_and_drops_the_oldest() -> None:
-    cache = DevicesUrlCache(ttl=60.0, max_entries=2)
-    cache.put("https://b.example/users/bob", "https://b.example/users/bob/devices", clock=100.0)
-    assert cache.get("https://b.example/users/bob", clock=159.0) == "https://b.example/users/bob/devices"
-    assert cache.get("https://b.example/users/bob", clock=160.0) is None  # expired, and removed
-    assert len(cache) == 0
-    cache.put("https://b.example/users/a", "https://b.example/users/a/devices", clock=200.0)
-    cache.put("https://b.example/users/b", "https://b.example/users/b/devices", clock=201.0)
-    cache.put("https://b.example/users/a", "https://b.example/users/a/devices2", clock=202.0)  # now the newest
-    cache.put("https://b.example/users/c", "https://b.example/users/c/devices", clock=203.0)
-    assert len(cache) == 2
-    assert cache.get("https://b.example/users/b", clock=204.0) is None  # the oldest stored went first
-    assert cache.get("https://b.example/users/a", clock=204.0) == "https://b.example/users/a/devices2"
-    # A clock that went backwards is not trusted to mean "fresh".
-    assert cache.get("https://b.example/users/c", clock=0.0) is None
-    cache.put("https://b.example/users/c", "https://b.example/users/c/devices", clock=300.0)
-    cache.forget("https://b.example/users/c")
-    assert cache.get("https://b.example/users/c", clock=300.0) is None
-
-
-async def test_send__actor_document_fetched_once_devices_on_every_send(pair: list[Instance]) -> None:
+async def test_send__no_actor_fetch_the_devices_on_every_send(pair: list[Instance]) -> None:
     async with talking(pair) as (a, b, alice1, bob1):
+        bob_actor = b.actor("bob")
+        assert await stored_url(a, bob_actor) == bob_actor + "/devices"  # stored when bob was looked up
         actor_before, devices_before = counts(b)
         await alice1.send(handle(b, "bob"), "first")  # keys query + claim: the first message
         await alice1.send(handle(b, "bob"), "second")  # keys query only: a session exists
         assert sorted(m.content for m in await receive_until(bob1, 2)) == ["first", "second"]
         actor_after, devices_after = counts(b)
-        assert actor_after - actor_before == 1
+        assert actor_after == actor_before
         assert devices_after - devices_before == 3
-        assert cache_of(a).get(b.actor("bob"), clock=time.monotonic()) == b.actor("bob") + "/devices"
 
-        # The control: with nothing remembered, each later message fetches the actor again.
-        cache_of(a).ttl = 0.0
+        # The control: with no URL stored, the actor document is fetched (once: it is stored).
+        await store_url(a, bob_actor, None)
         await alice1.send(handle(b, "bob"), "third")
-        assert [m.content for m in await receive_until(bob1)] == ["third"]
-        assert counts(b) == (actor_after + 1, devices_after + 1)
+        await alice1.send(handle(b, "bob"), "fourth")
+        assert [m.content for m in await receive_until(bob1, 2)] == ["third", "fourth"]
+        assert counts(b) == (actor_after + 1, devices_after + 2)
+        assert await stored_url(a, bob_actor) == bob_actor + "/devices"
 
 
 async def test_keys_query__a_revoked_device_is_gone_from_the_next_answer(pair: list[Instance]) -> None:
@@ -124,7 +114,6 @@ async def test_keys_query__a_revoked_device_is_gone_from_the_next_answer(pair: l
         before = await query_keys(a, token, b.actor("bob"))
         both = {bob1.device.device_id, bob2.device.device_id}
         assert {d["device_id"] for d in before["devices"]} == both
-        assert cache_of(a).get(b.actor("bob"), clock=time.monotonic()) is not None
         actor_before, _devices = counts(b)
 
         await bob1.revoke(bob2.device.device_id)
@@ -133,20 +122,20 @@ async def test_keys_query__a_revoked_device_is_gone_from_the_next_answer(pair: l
         signed = after["device_list"]
         assert [d["deviceId"] for d in signed["devices"]] == [bob1.device.device_id]
         assert signed["version"] > before["device_list"]["version"]
-        # Served with the remembered URL: the actor was not refetched, the collection was.
+        # Served with the stored URL: the actor was not refetched, the collection was.
         assert served(b, ACTOR_ROUTE) == actor_before
     finally:
         for client in (alice1, bob1, bob2):
             await client.close()
 
 
-async def test_send__a_stale_remembered_url_is_replaced_in_the_same_request(pair: list[Instance]) -> None:
+async def test_send__a_stale_stored_url_is_replaced_in_the_same_request(pair: list[Instance]) -> None:
     async with talking(pair) as (a, b, alice1, bob1):
         stale = b.actor("bob") + "/nowhere"
         assert b.http is not None
         async with b.http.get(stale, headers={"Accept": "application/activity+json"}) as response:
             assert response.status == 404
-        cache_of(a).put(b.actor("bob"), stale, clock=time.monotonic())
+        await store_url(a, b.actor("bob"), stale)
         actor_before, _devices = counts(b)
         missing_before = served(b, "unmatched", "404")
 
@@ -154,14 +143,14 @@ async def test_send__a_stale_remembered_url_is_replaced_in_the_same_request(pair
         assert [m.content for m in await receive_until(bob1)] == ["after the move"]
         assert served(b, "unmatched", "404") == missing_before + 1  # the stale URL was tried once
         assert served(b, ACTOR_ROUTE) == actor_before + 1  # then the actor, once for query and claim
-        assert cache_of(a).get(b.actor("bob"), clock=time.monotonic()) == b.actor("bob") + "/devices"
+        assert await stored_url(a, b.actor("bob")) == b.actor("bob") + "/devices"
 
 
-async def test_send__a_remembered_url_on_another_host_is_never_requested(pair: list[Instance]) -> None:
+async def test_send__a_stored_url_on_another_host_is_never_requested(pair: list[Instance]) -> None:
     async with talking(pair) as (a, b, alice1, bob1):
         # A bystander on another address counts every request it gets (and answers 404, which
         # would only send A back to bob's actor document: the send works either way, so the count
-        # is what shows the remembered URL was not followed).
+        # is what shows the stored URL was not followed).
         hits: list[str] = []
 
         async def bystander(request: web.Request) -> web.Response:
@@ -175,12 +164,34 @@ async def test_send__a_remembered_url_on_another_host_is_never_requested(pair: l
         port = free_port()
         await web.TCPSite(runner, "127.0.0.4", port).start()
         try:
-            cache_of(a).put(b.actor("bob"), f"http://127.0.0.4:{port}/users/bob/devices", clock=time.monotonic())
+            await store_url(a, b.actor("bob"), f"http://127.0.0.4:{port}/users/bob/devices")
             actor_before, _devices = counts(b)
             await alice1.send(handle(b, "bob"), "only from bob's own server")
             assert [m.content for m in await receive_until(bob1)] == ["only from bob's own server"]
             assert hits == []
             assert served(b, ACTOR_ROUTE) == actor_before + 1
-            assert cache_of(a).get(b.actor("bob"), clock=time.monotonic()) == b.actor("bob") + "/devices"
+            assert await stored_url(a, b.actor("bob")) == b.actor("bob") + "/devices"
         finally:
             await runner.cleanup()
+
+
+async def test_actor_update__refreshes_the_stored_url(pair: list[Instance]) -> None:
+    async with talking(pair) as (a, b, alice1, bob1):
+        bob_actor = b.actor("bob")
+        await store_url(a, bob_actor, bob_actor + "/nowhere")
+        # Bob edits his profile: his server sends Update(Person) to his followers' servers, and
+        # A takes the actor document from its origin (server/ingest.py on_update).
+        bob = b.users["bob"]
+        await b.api("PATCH", "/api/v1/accounts/update_credentials", bob, json={"display_name": "Bob B."})
+
+        async def refreshed() -> bool:
+            return await stored_url(a, bob_actor) == bob_actor + "/devices"
+
+        await eventually(refreshed, what="bob's devices URL after his Update")
+        actor_before, devices_before = counts(b)
+        missing_before = served(b, "unmatched", "404")
+        await alice1.send(handle(b, "bob"), "after the update")
+        assert [m.content for m in await receive_until(bob1)] == ["after the update"]
+        # The stale URL is never tried and no actor fetch is needed: the Update refreshed it.
+        assert counts(b) == (actor_before, devices_before + 2)
+        assert served(b, "unmatched", "404") == missing_before
