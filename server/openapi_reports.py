@@ -122,7 +122,8 @@ ADMIN_REPORT = _object(
             "enum": ["spam", "legal", "violation", "other", "e2ee_message"],
             "description": "Mastodon's four, or Hearthside's e2ee_message for a report of revealed end-to-end "
             "encrypted messages. e2ee_message is never filed by members; an update keeps it unless the "
-            "moderator changes it to one of Mastodon's four (it cannot be chosen).",
+            "moderator changes it to one of Mastodon's four, and can set it back, but only on a report "
+            "with revealed encrypted messages.",
         },
         "statuses": {
             "type": "array",

@@ -23,7 +23,8 @@ Reports of end-to-end encrypted messages (category ``e2ee_message``, filed by
 queue. Their revealed messages are kept sealed (``E2EEReportMessage``); the admin report entity
 opens them for staff (``hearthside_encrypted_messages``, :func:`revealed_messages`), never
 logging their text. ``e2ee_message`` is a stored category only: members file Mastodon's four,
-and a moderator may keep it or change it to one of those, not choose it.
+and a moderator may keep it, change it to one of those and back, but never give it to a
+report without revealed messages.
 
 Every moderation change writes its ``AuditEntry`` in the same transaction (the caller
 commits once). Audit details never hold note text, comments, post content or reporters.
@@ -545,11 +546,14 @@ async def update_report(
     """Mastodon's ``PUT /api/v1/admin/reports/:id``: change the category and cited rules.
 
     ``e2ee_message`` stays when the moderator leaves it (or names it again); it can be changed
-    to one of Mastodon's four, and no report can be changed to it."""
+    to one of Mastodon's four and back again, but only a report that has revealed encrypted
+    messages kept with it can be (a report of public posts never becomes one)."""
     new_category = category if category is not None else report.category
-    kept = new_category == report.category == E2EE_CATEGORY
-    if new_category not in CATEGORIES and not kept:
-        raise Unprocessable(f"category: must be one of {', '.join(CATEGORIES)}")
+    if new_category not in CATEGORIES and not (new_category == report.category == E2EE_CATEGORY):
+        revealed = bool(await _revealed_rows(session, {report.id}))
+        if new_category != E2EE_CATEGORY or not revealed:
+            allowed = [*CATEGORIES, E2EE_CATEGORY] if revealed else CATEGORIES
+            raise Unprocessable(f"category: must be one of {', '.join(allowed)}")
     if rule_ids is None:
         rule_ids = report.rule_ids if new_category == "violation" else []
     report.rule_ids = await check_rule_ids(session, rule_ids, new_category)

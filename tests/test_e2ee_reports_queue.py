@@ -218,15 +218,22 @@ async def test_admin_reports__e2ee_report_through_its_whole_life(
     updated = await response.json()
     assert updated["category"] == "violation" and [r["id"] for r in updated["rules"]] == [rule_id]
     assert [m["content"] for m in updated["hearthside_encrypted_messages"]] == [text]
-    # e2ee_message is only ever kept, never chosen: not for this report now, nor for another.
+    # A report with revealed messages can be set back to e2ee_message (the rules go with
+    # "violation"); a report of anything else never becomes one.
     response = await client.put(one, json={"category": "e2ee_message"}, headers=mod.headers)
-    assert response.status == 422 and (await response.json())["error"].startswith("category")
+    assert response.status == 200, await response.text()
+    back = await response.json()
+    assert back["category"] == "e2ee_message" and back["rules"] == []
+    assert [m["content"] for m in back["hearthside_encrypted_messages"]] == [text]
     response = await client.post(
         "/api/v1/reports", json={"account_id": str(alice.user.account_id)}, headers=bob.user.headers
     )
     plain_id = (await response.json())["id"]
     response = await client.put(f"{ADMIN}/{plain_id}", json={"category": "e2ee_message"}, headers=mod.headers)
-    assert response.status == 422 and (await response.json())["error"].startswith("category")
+    assert response.status == 422, await response.text()
+    error = (await response.json())["error"]
+    assert error.startswith("category") and "e2ee_message" not in error
+    assert (await get(client, mod, f"{ADMIN}/{plain_id}"))["category"] == "other"
 
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert text not in logged
