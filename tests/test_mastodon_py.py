@@ -8,6 +8,7 @@ exercised, and the instance runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -209,3 +210,56 @@ def test_mastodon_py__reports_account_actions_and_domain_allows(live: tuple[Path
         assert admin.admin_domain_allows() == []
         with pytest.raises(MastodonNotFoundError):
             admin.admin_domain_allow(allowed.id)
+
+
+def test_mastodon_py__moderator_handles_an_encrypted_message_report(
+    live: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Members on the ``hearthside dm`` commands (separate processes, as on their own machines),
+    a moderator on unmodified Mastodon.py: robin reveals one encrypted message sam sent; the
+    admin report Mastodon.py reads carries it (verified) and only it, and acting on sam with
+    the report named resolves it as for any report."""
+    config_path, admin_password = live
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", "a passphrase for the moderation test")
+    cfg = ["--config", str(config_path)]
+    run("user", "create", "sam", "--password-stdin", *cfg, stdin="sam's long password\n")
+    scopes = ["read", "write", "follow", "admin:read", "admin:write"]
+    abusive = f"you are worthless {tmp_path.name}"
+    with serving(config_path) as port:
+        base = f"http://127.0.0.1:{port}"
+        client_id, client_secret = Mastodon.create_app(
+            "moderation-tool", api_base_url=base, scopes=scopes, redirect_uris="urn:ietf:wg:oauth:2.0:oob"
+        )
+        people = {}
+        for name, password in (("robin", "robin's long password"), ("sam", "sam's long password")):
+            people[name] = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=base)
+            people[name].log_in(name, password, scopes=["read", "write", "follow"], allow_http=True)
+        robin_id, sam_id = (people[n].account_verify_credentials().id for n in ("robin", "sam"))
+        people["robin"].account_follow(sam_id)
+        people["sam"].account_follow(robin_id)  # the default policy: people robin follows may write
+
+        profiles = {name: tmp_path / f"{name}-dm" for name in people}
+        for name, password in (("robin", "robin's long password"), ("sam", "sam's long password")):
+            run("dm", "--profile", str(profiles[name]), "login", base, name, "--password-stdin", stdin=password + "\n")
+            run("dm", "--profile", str(profiles[name]), "setup")
+        domain = f"127.0.0.1:{port}"
+        run("dm", "--profile", str(profiles["sam"]), "send", f"@robin@{domain}", "hello robin")
+        run("dm", "--profile", str(profiles["sam"]), "send", f"@robin@{domain}", abusive)
+        read = run("dm", "--profile", str(profiles["robin"]), "--json", "read").stdout
+        lines = [json.loads(line) for line in read.splitlines() if line.startswith("{")]
+        assert [item["message"]["body"]["content"] for item in lines] == ["hello robin", abusive]
+        run("dm", "--profile", str(profiles["robin"]), "report", lines[1]["id"], "--comment", "please look")
+
+        admin = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=base)
+        admin.log_in("admin", admin_password, scopes=scopes, allow_http=True)
+        [queued] = admin.admin_reports()
+        assert queued.category == "e2ee_message" and queued.comment == "please look"
+        assert queued.target_account.account.id == sam_id and queued.statuses == []
+        [revealed] = queued.hearthside_encrypted_messages  # Mastodon.py keeps fields it does not know
+        assert revealed.content == abusive and revealed.verified is True
+        assert "hello robin" not in json.dumps(queued, default=str)  # only what robin revealed
+        assert admin.admin_report_assign(queued.id).assigned_account.username == "admin"
+        admin.admin_account_moderate(sam_id, action="silence", report_id=queued.id, text="not here")
+        assert admin.admin_report(queued.id).action_taken is True
+        assert admin.admin_reports() == []
+        assert admin.admin_account(sam_id).silenced is True
