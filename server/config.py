@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from server.clientaddr import parse_networks
+
 
 class ConfigError(Exception):
     """The configuration file is missing, unreadable or invalid. The message names the key."""
@@ -95,6 +97,14 @@ def _db_url(value: Any) -> str | None:
 def _port(value: Any) -> str | None:
     if not 1 <= value <= 65535:
         return f"must be a TCP port between 1 and 65535, got {value}"
+    return None
+
+
+def _ip_networks(value: Any) -> str | None:
+    try:
+        parse_networks(value)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
@@ -248,6 +258,16 @@ SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
                 "Web processes sharing the listen port (SO_REUSEPORT); background workers run in the first only.",
                 _positive,
             ),
+            "trusted_proxies": KeySpec(
+                list,
+                ["127.0.0.1/32", "::1/128"],
+                "Reverse proxies (IP networks in CIDR form) whose X-Forwarded-For header names the client; the "
+                "client is the rightmost address in it that is not one of these. A request from any other address "
+                "is its own client and its header is ignored. Default: nginx on this machine. [] if nothing "
+                "proxies; never a network clients can connect from, or they choose their own address.",
+                _ip_networks,
+                item_type=str,
+            ),
         },
     ),
     "database": (
@@ -275,7 +295,25 @@ SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
             ),
             "oauth_token_days": KeySpec(int, 365, "Lifetime of OAuth access tokens, in days.", _positive),
             "login_attempts_per_minute": KeySpec(
-                int, 10, "Failed password logins allowed per username per minute.", _positive
+                int,
+                10,
+                "Failed password logins allowed per minute for one login name from one client address (see "
+                "server.trusted_proxies); also the password checks one member may make per minute with a valid token.",
+                _positive,
+            ),
+            "login_attempts_per_minute_per_name": KeySpec(
+                int,
+                100,
+                "Failed password logins allowed per minute for one login name from all addresses together, so "
+                "locking a member out takes many addresses and guessing from many is still bounded.",
+                _positive,
+            ),
+            "login_attempts_per_minute_per_address": KeySpec(
+                int,
+                30,
+                "Failed password logins allowed per minute from one client address over all login names (an IPv6 "
+                "client counts by its /64; clients sharing a NAT share this).",
+                _positive,
             ),
             "argon2_memory_kib": KeySpec(
                 int, 65_536, "Argon2id memory cost per password hash, in KiB (RFC 9106 default 64 MiB).", _positive

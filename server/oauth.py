@@ -18,11 +18,14 @@ decides lives here, over a session the caller commits.
   tokens issued from it (RFC 6749 §4.1.2).
 * **Logins** (the password grant and the authorization form) give one opaque answer for an
   unknown login and a wrong password, and spend an Argon2 verification in both cases so
-  timing does not tell them apart either. Failed attempts are throttled per login name per
-  minute (``security.login_attempts_per_minute``), counted in the database
-  (``server.ratelimit``), so the limit holds in total across every web process. Call
-  ``verify_login`` before the session writes: the attempt is committed at once, so it counts
-  even when the login then fails and the request rolls back.
+  timing does not tell them apart either. Failed attempts are throttled per minute in three
+  buckets (``LoginThrottle``): per login name and client address, per login name, and per
+  client address, counted in the database (``server.ratelimit``), so the limits hold in total
+  across every web process. Counting per name alone let anyone lock a member out by sending
+  wrong passwords for their name; now that takes ``login_attempts_per_minute_per_name``
+  attempts a minute from many addresses. Call ``verify_login`` before the session writes: the
+  attempt is committed at once, so it counts even when the login then fails and the request
+  rolls back. Addresses and login names are never logged.
 * Errors are ``OAuthError`` (RFC 6749 §5.2 codes; 401 for ``invalid_client``, 400 for the
   rest), rendered by the error middleware as ``{"error", "error_description"}``.
 """
@@ -47,9 +50,10 @@ from crypto.errors import VerificationError
 from crypto.passwords import PasswordHasher
 from crypto.tokens import digest, new_token, same_digest
 from server.auth import SCOPES_SUPPORTED, forget_tokens, parse_scopes, scope_allows
+from server.clientaddr import IPAddress, address_key
 from server.config import Config
 from server.db import run_blocking
-from server.errors import ApiError, Unprocessable
+from server.errors import ApiError, TooManyRequests, Unprocessable
 from server.ids import new_id
 from server.models import Account, OAuthApp, OAuthCode, OAuthToken, User
 from server.ratelimit import Hit, RateLimit
@@ -262,31 +266,87 @@ async def authenticate_client(session: AsyncSession, client_id: str | None, clie
 # ---------------------------------------------------------------------------- logins
 
 
-LOGINS = RateLimit("login", "Too many failed login attempts; try again in {seconds} seconds.")
+_THROTTLED = "Too many failed login attempts; try again in {seconds} seconds."
+LOGINS = RateLimit("login", _THROTTLED)  # per login name and client address
+LOGINS_PER_NAME = RateLimit("login-name", _THROTTLED)  # per login name, every address together
+LOGINS_PER_ADDRESS = RateLimit("login-address", _THROTTLED)  # per client address, every name together
+
+
+@dataclass(frozen=True, slots=True)
+class LoginAttempt:
+    """One attempt as counted in each of the throttle's buckets, to forgive it in all of them."""
+
+    hits: tuple[tuple[RateLimit, Hit], ...]
 
 
 class LoginThrottle:
-    """Failed logins per login name in a sliding minute, counted in the database so the limit
-    holds across every web process (``server.ratelimit``; see the module note).
+    """Failed logins in a sliding minute, counted in the database so the limits hold across
+    every web process (``server.ratelimit``; see the module note), in three buckets:
 
-    An attempt counts as failed from the moment it starts and is forgiven only when the
-    password turns out right, so a burst of parallel guesses cannot slip past the limit
-    while the first ones are still being verified.
+    * per login name and client address (``security.login_attempts_per_minute``): the limit
+      a guesser meets, which does not lock the member out from their own address;
+    * per login name over every address (``..._per_name``): locking a name out, or guessing
+      it from many addresses, needs that many attempts a minute;
+    * per client address over every name (``..._per_address``): credential stuffing.
+
+    An attempt counts as failed in all three from the moment it starts and is forgiven in
+    all three only when the password turns out right, so a burst of parallel guesses cannot
+    slip past while the first ones are still being verified. An attempt any bucket refuses
+    counts in none: all three are read first (a refusal then writes nothing), and if one
+    refuses after others counted (a race with another request), those are taken back.
     """
 
-    def __init__(self, limit_per_minute: int) -> None:
-        self.limit = limit_per_minute
+    def __init__(self, *, per_name_and_address: int, per_name: int, per_address: int) -> None:
+        self.per_name_and_address = per_name_and_address
+        self.per_name = per_name
+        self.per_address = per_address
 
-    async def attempt(self, session: AsyncSession, login: str, *, at: float) -> Hit:
-        """Count an attempt for ``login``, or raise ``TooManyRequests`` when its minute is used up.
+    @classmethod
+    def from_config(cls, config: Config) -> LoginThrottle:
+        return cls(
+            per_name_and_address=config.get("security", "login_attempts_per_minute"),
+            per_name=config.get("security", "login_attempts_per_minute_per_name"),
+            per_address=config.get("security", "login_attempts_per_minute_per_address"),
+        )
+
+    def _buckets(self, login: str, client: IPAddress | None) -> tuple[tuple[RateLimit, tuple[str, ...], int], ...]:
+        address = address_key(client)
+        return (
+            (LOGINS, (login, address), self.per_name_and_address),
+            (LOGINS_PER_NAME, (login,), self.per_name),
+            (LOGINS_PER_ADDRESS, (address,), self.per_address),
+        )
+
+    async def attempt(self, session: AsyncSession, login: str, client: IPAddress | None, *, at: float) -> LoginAttempt:
+        """Count an attempt for ``login`` from ``client`` in every bucket, or raise
+        ``TooManyRequests`` (the longest wait of the buckets that refuse) counting it in none.
 
         Commits ``session``, which must not have written anything yet.
         """
-        return await LOGINS.hit(session, login, limit=self.limit, at=at)
+        buckets = self._buckets(login, client)
+        refusals: list[TooManyRequests] = []
+        for limiter, parts, limit in buckets:
+            try:
+                await limiter.check(session, *parts, limit=limit, at=at)
+            except TooManyRequests as exc:
+                refusals.append(exc)
+        if refusals:
+            log.info("login refused reason=throttled")
+            raise max(refusals, key=lambda exc: exc.retry_after)  # every refusing bucket must have room
+        counted: list[tuple[RateLimit, Hit]] = []
+        for limiter, parts, limit in buckets:
+            try:
+                counted.append((limiter, await limiter.hit(session, *parts, limit=limit, at=at)))
+            except TooManyRequests:  # another request took the last room since the read
+                await self.forgive(session, LoginAttempt(tuple(counted)))
+                log.info("login refused reason=throttled")
+                raise
+        return LoginAttempt(tuple(counted))
 
-    async def forgive(self, session: AsyncSession, attempt: Hit) -> None:
-        """Take back an attempt that turned out to use the right password (commits ``session``)."""
-        await LOGINS.forgive(session, attempt)
+    async def forgive(self, session: AsyncSession, attempt: LoginAttempt) -> None:
+        """Take back an attempt in every bucket it counted in (commits ``session``)."""
+        for limiter, hit in attempt.hits:
+            await limiter.forgive(session, hit)
 
 
 _dummy_hashes: weakref.WeakKeyDictionary[PasswordHasher, str] = weakref.WeakKeyDictionary()
@@ -315,19 +375,22 @@ async def verify_login(
     *,
     login: str,
     password: str,
+    client: IPAddress | None,
     now: datetime,
 ) -> tuple[User, Account]:
     """The user whose username or email ``login`` is and whose password this is.
 
-    Raises ``TooManyRequests`` when throttled, ``OAuthError("invalid_grant")`` with one
-    message for an unknown login and a wrong password, and ``LoginRefused`` (after a correct
-    password only) for suspended or not yet approved accounts. Records ``last_login_at``.
+    ``client`` is the address the attempt came from (``server.clientaddr.client_address``),
+    for the throttle. Raises ``TooManyRequests`` when throttled, ``OAuthError("invalid_grant")``
+    with one message for an unknown login and a wrong password, and ``LoginRefused`` (after a
+    correct password only) for suspended or not yet approved accounts. Records
+    ``last_login_at``.
 
     Call it before ``session`` writes anything: the attempt is committed at once (it must count
     even when the login fails and the request rolls back), and so is its forgiveness.
     """
     key = login_key(login)
-    attempt = await throttle.attempt(session, key, at=now.timestamp())
+    attempt = await throttle.attempt(session, key, client, at=now.timestamp())
     query = select(User, Account).join(Account, Account.id == User.account_id)
     if "@" in key:
         query = query.where(User.email == key)

@@ -15,9 +15,11 @@ Decisions live in ``server.oauth``; this module parses, renders and commits.
   two agree. The HMAC key is ``security.secret_key``, else the ``secret_key`` file ``init``
   writes, else a per-process random key (then a form must be posted back to the process that
   served it).
-* The login throttle (its limit; the counts live in the database, shared by every web process,
-  see ``server.ratelimit``) and the form key are per-app state, created when the routes are
-  installed. Both handlers call ``verify_login`` before their session writes anything.
+* The login throttle (its limits; the counts live in the database, shared by every web process,
+  see ``server.ratelimit``), the trusted proxies and the form key are per-app state, created
+  when the routes are installed. Both handlers call ``verify_login`` before their session
+  writes anything, with the client's address: the connection's peer, or what a trusted proxy
+  says in ``X-Forwarded-For`` (``server.clientaddr``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crypto.tokens import new_token
 from server.accounts import HASHER
 from server.auth import SCOPES_SUPPORTED, authenticate, forget_tokens
+from server.clientaddr import IPAddress, IPNetwork, client_address, parse_networks
 from server.config import Config
 from server.errors import ApiError, TooManyRequests, Unauthorized, Unprocessable
 from server.models import OAuthApp
@@ -100,6 +103,7 @@ class FormSigner:
 
 
 LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+TRUSTED_PROXIES: web.AppKey[tuple[IPNetwork, ...]] = web.AppKey("trusted_proxies")
 FORM_SIGNER = web.AppKey("oauth_form_signer", FormSigner)
 
 
@@ -107,8 +111,15 @@ class _OAuthRoutes(Routes):
     def install(self, app: web.Application) -> None:
         super().install(app)
         config = app[CONFIG]
-        app[LOGIN_THROTTLE] = LoginThrottle(config.get("security", "login_attempts_per_minute"))
+        app[LOGIN_THROTTLE] = LoginThrottle.from_config(config)
+        app[TRUSTED_PROXIES] = parse_networks(config.get("server", "trusted_proxies"))
         app[FORM_SIGNER] = FormSigner(config)
+
+
+def request_client(request: web.Request) -> IPAddress | None:
+    """The address of the client behind ``request`` (see ``server.clientaddr``)."""
+    trusted = request.app[TRUSTED_PROXIES]
+    return client_address(request.remote, request.headers.getall("X-Forwarded-For", []), trusted)
 
 
 routes = _OAuthRoutes()
@@ -279,6 +290,7 @@ async def token(request: web.Request) -> web.Response:
                 request.app[LOGIN_THROTTLE],
                 login=username,
                 password=password,
+                client=request_client(request),
                 now=moment,
             )
             issued = issue_token(session, config, app=app, user_id=user.id, scopes=scopes, now=moment)
@@ -540,6 +552,7 @@ async def authorize(request: web.Request) -> web.Response:
                     request.app[LOGIN_THROTTLE],
                     login=username,
                     password=password,
+                    client=request_client(request),
                     now=now(),
                 )
             except TooManyRequests as exc:
