@@ -12,18 +12,21 @@ refreshes the stored URL.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from federation_harness import Instance, eventually, instances
+from federation_harness import Instance, close_instance, eventually, instances, make_instance
 from sqlalchemy import update
 from test_e2ee_e2e import device, handle, mutual_follow, receive_until, talking
 
+from server.api.e2ee import ACTOR_RECHECK
 from server.devdb import free_port
 from server.metrics import METRICS
 from server.models import Account
+from server.web import now
 
 PASSPHRASE = "a passphrase for the devices URL tests"
 ACTOR_ROUTE = "/users/{username}"
@@ -63,9 +66,9 @@ async def stored_url(inst: Instance, actor: str) -> str | None:
     return url
 
 
-async def store_url(inst: Instance, actor: str, url: str | None) -> None:
+async def store_url(inst: Instance, actor: str, url: str | None, **also: Any) -> None:
     async with inst.session() as session:
-        await session.execute(update(Account).where(Account.uri == actor).values(devices_url=url))
+        await session.execute(update(Account).where(Account.uri == actor).values(devices_url=url, **also))
         await session.commit()
 
 
@@ -92,8 +95,9 @@ async def test_send__no_actor_fetch_the_devices_on_every_send(pair: list[Instanc
         assert actor_after == actor_before
         assert devices_after - devices_before == 3
 
-        # The control: with no URL stored, the actor document is fetched (once: it is stored).
-        await store_url(a, bob_actor, None)
+        # The control: with no URL stored (an actor stored before its server offered E2EE), the
+        # actor document is fetched (once: it is stored).
+        await store_url(a, bob_actor, None, fetched_at=now() - ACTOR_RECHECK - timedelta(seconds=1))
         await alice1.send(handle(b, "bob"), "third")
         await alice1.send(handle(b, "bob"), "fourth")
         assert [m.content for m in await receive_until(bob1, 2)] == ["third", "fourth"]
@@ -195,3 +199,26 @@ async def test_actor_update__refreshes_the_stored_url(pair: list[Instance]) -> N
         # The stale URL is never tried and no actor fetch is needed: the Update refreshed it.
         assert counts(b) == (actor_before, devices_before + 2)
         assert served(b, "unmatched", "404") == missing_before
+
+
+async def test_keys_query__an_actor_without_e2ee_is_not_refetched_at_once(tmp_path: Path) -> None:
+    """B runs without E2EE, so bob's actor document has no ``e2ee:devices``: A answers 422 from
+    the document its own handle lookup just stored (one actor fetch, not two), answers the same
+    without asking again for a few minutes, and looks again once the document is older."""
+    a = await make_instance("a", "127.0.0.2", "sqlite", tmp_path / "a", None)
+    b = await make_instance("b", "127.0.0.3", "sqlite", tmp_path / "b", None, e2ee={"enabled": False})
+    try:
+        alice = await a.user("alice", scopes="read write follow crypto")
+        await b.user("bob")
+        bob_actor = b.actor("bob")
+        for expected_fetches in (1, 1):
+            answer = await a.api("GET", "/api/v1/hearthside/e2ee/keys", alice, expect=422, params={"actor": bob_actor})
+            assert "does not offer end-to-end encrypted messages" in answer["error"]
+            assert served(b, ACTOR_ROUTE) == expected_fetches
+        await store_url(a, bob_actor, None, fetched_at=now() - ACTOR_RECHECK - timedelta(seconds=1))
+        await a.api("GET", "/api/v1/hearthside/e2ee/keys", alice, expect=422, params={"actor": bob_actor})
+        assert served(b, ACTOR_ROUTE) == 2
+        assert await stored_url(a, bob_actor) is None
+    finally:
+        for inst in (a, b):
+            await close_instance(inst, None)

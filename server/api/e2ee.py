@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -382,6 +383,10 @@ async def _local_device_answer(config: Config, session: AsyncSession, account: A
     }
 
 
+#: An actor document without ``e2ee:devices`` fetched less than this long ago is not fetched again
+#: to look for one (an actor that sets E2EE up announces it with an ``Update`` anyway).
+ACTOR_RECHECK = timedelta(minutes=5)
+
 # FetchError reasons meaning "this URL no longer serves the actor's devices collection" (moved
 # or removed), not "the server is unreachable": only these send us back to the actor document.
 _STALE_DEVICES_URL = frozenset({"not_found", "gone", "id_mismatch", "content_type", "not_object", "bad_json"})
@@ -405,6 +410,11 @@ async def _remote_devices(request: web.Request, account: Account) -> dict[str, A
         except _StaleDevicesUrl:
             pass
     if found is None:
+        fetched = account.fetched_at
+        if stored is None and fetched is not None and now() - fetched < ACTOR_RECHECK:
+            # Its actor document, read moments ago (often by this very request's lookup of the
+            # handle), offers none: asking again would only load the other server.
+            raise Unprocessable(f"{acct(account)} does not offer end-to-end encrypted messages")
         account = await _refreshed(fed, account)
         devices_url = account.devices_url
         if devices_url is None or not _on_actor_host(devices_url, actor):
