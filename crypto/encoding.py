@@ -29,11 +29,11 @@ import rfc8785
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 # Exactly the canonical spellings of 32 bytes (keys) and 64 bytes (signatures): 42 characters
 # then one whose two low bits are zero (the slack after 256 bits) and at most one "=" of padding;
-# 85 then one whose four low bits are zero (after 512 bits) and no or both "==".
-_FIXED_SIZES = {
-    32: re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=?"),
-    64: re.compile(r"[A-Za-z0-9+/]{85}[AQgw](?:==)?"),
-}
+# 85 then one whose four low bits are zero (after 512 bits) and no or both "==". Public (and in
+# the syntax JSON Schema shares with Python) so the OpenAPI document describes the same spellings.
+KEY_BASE64 = r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=?"
+SIGNATURE_BASE64 = r"[A-Za-z0-9+/]{85}[AQgw](?:==)?"
+_FIXED_SIZES = {32: re.compile(KEY_BASE64), 64: re.compile(SIGNATURE_BASE64)}
 _UTC_TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z")
 
 

@@ -22,6 +22,9 @@ import copy
 from functools import cache
 from typing import Any
 
+from crypto.devicelist import KEY_ID
+from crypto.encoding import KEY_BASE64, SIGNATURE_BASE64
+
 OAUTH = "OAuth2"
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
@@ -63,15 +66,33 @@ ROLE = {"type": ["string", "null"], "enum": ["owner", "moderator", None]}
 TEXT_LIST = {"type": "array", "items": {"type": "string"}}
 
 # E2EE encodings (docs/e2ee.md "Encodings"): standard base64, unpadded as written, padded accepted.
+# Keys and signatures have exactly the canonical spellings the server's decoder accepts
+# (crypto.encoding): a pattern of any base64 of the right length would admit spellings it refuses.
 BASE64 = {"type": "string", "pattern": "^[A-Za-z0-9+/]*={0,2}$", "description": "Standard base64"}
-KEY = {**BASE64, "minLength": 43, "maxLength": 44, "description": "A 32-byte public key, standard base64"}
-SIGNATURE = {**BASE64, "minLength": 86, "maxLength": 88, "description": "A 64-byte Ed25519 signature, base64"}
+KEY = {
+    "type": "string",
+    "pattern": f"^{KEY_BASE64}$",
+    "minLength": 43,
+    "maxLength": 44,
+    "description": "A 32-byte public key, standard base64",
+}
+SIGNATURE = {
+    "type": "string",
+    "pattern": f"^{SIGNATURE_BASE64}$",
+    "minLength": 86,
+    "maxLength": 88,
+    "description": "A 64-byte Ed25519 signature, base64",
+}
 DEVICE_ID = {
     "type": "string",
     "pattern": "^[A-Za-z0-9_-]{4,64}$",
     "description": "Chosen by the client (random); never a human-readable name",
 }
 UTC_TIME = {"type": "string", "format": "date-time", "pattern": "^[0-9-]{10}T[0-9:]{8}Z$"}
+# The longest actor documented in a query string (not the 2048 characters of actor URIs in
+# bodies): percent-encoded, a character can take 12 bytes, and the server reads at most 8190
+# bytes of request target (aiohttp's limit); 600 leave room for the path.
+ACTOR_QUERY_MAX = 600
 STAMP = {"type": "string", "maxLength": 200, "description": "A franking stamp: <key id>.<base64 HMAC>"}
 DM_POLICY = {"type": "string", "enum": ["everyone", "following_and_groups", "following", "nobody"]}
 
@@ -265,7 +286,7 @@ SCHEMAS: dict[str, Any] = {
     ),
     "SignedKey": _object(
         {
-            "key_id": {"type": "string", "minLength": 1, "maxLength": 64},
+            "key_id": {"type": "string", "pattern": f"^{KEY_ID.pattern}$"},
             "key": {**KEY, "description": "The Curve25519 public key"},
             "signature": {
                 **SIGNATURE,
@@ -1166,8 +1187,9 @@ def _e2ee_paths() -> dict[str, Any]:
                         "name": "actor",
                         "in": "query",
                         "required": True,
-                        "schema": {"type": "string", "maxLength": 2048},
-                        "description": "An actor URI or a handle (name, name@domain)",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": ACTOR_QUERY_MAX},
+                        "description": f"An actor URI or a handle (name, name@domain), at most {ACTOR_QUERY_MAX} "
+                        "characters: a longer one may not fit the request line",
                     }
                 ],
                 response=_ref("MemberDevices"),

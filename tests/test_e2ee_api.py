@@ -501,6 +501,37 @@ async def test_upload__one_time_key_id_equal_to_the_stored_fallback_key_id_is_ac
 # ---------------------------------------------------------------------------- keys
 
 
+def _near_base64(size: int) -> st.SearchStrategy[str]:
+    """Spellings of ``size`` bytes in base64, padded or not, and ones with a character replaced,
+    removed or added."""
+    padded = st.binary(min_size=size, max_size=size).map(lambda data: base64.b64encode(data).decode())
+    spelled = padded | padded.map(lambda text: text.rstrip("="))
+
+    def one_off(text: str) -> st.SearchStrategy[str]:
+        edits = st.tuples(st.integers(0, len(text)), st.sampled_from(["", "A", "B", "Q", "R", "w", "x", "=", "=="]))
+        return edits.map(lambda edit: text[: edit[0]] + edit[1] + text[edit[0] + 1 :])
+
+    return spelled | spelled.flatmap(one_off)
+
+
+@settings(max_examples=300, derandomize=True, database=None)
+@given(data=st.data())
+def test_document__key_and_signature_patterns_accept_what_the_decoder_accepts(data: st.DataObject) -> None:
+    """Found by tests/test_e2ee_openapi_fuzz.py: keys and signatures were documented as any base64
+    of 43-44 (86-88) characters, which admits spellings the server refuses (non-canonical last
+    character, stray padding), and schemathesis could not generate one valid request body from it."""
+    from server.openapi import KEY, SIGNATURE
+
+    size, schema = data.draw(st.sampled_from([(32, KEY), (64, SIGNATURE)]))
+    text = data.draw(_near_base64(size))
+    try:
+        b64decode(text, field="k", size=size)
+        accepted = True
+    except ValueError:
+        accepted = False
+    assert Draft202012Validator(schema).is_valid(text) == accepted, text
+
+
 async def test_keys__upload_count_and_limits(client: Any, engine: Any, member: Any) -> None:
     alice = await member("alice", one_time=2)
     device = alice.listed[0]
@@ -542,6 +573,37 @@ async def test_keys__query_serves_the_signed_list_and_claim_urls(client: Any, me
     await expect_error(await client.get(f"{E}/keys", headers=alice.listed[0].headers), 400, "actor")
     response = await client.get(f"{E}/keys", params={"actor": "nobody_here"}, headers=alice.listed[0].headers)
     await expect_error(response, 404)
+
+
+async def test_keys__query_with_the_longest_documented_actor_is_answered_in_json(client: Any, member: Any) -> None:
+    """Found by tests/test_e2ee_openapi_fuzz.py: the document allowed a 2048-character actor, but
+    percent-encoded (12 bytes for a 4-byte character) that overflows aiohttp's 8190-byte request
+    target, and its parser answered a plain-text 400 the handler never saw."""
+    alice = await member("alice")
+    [parameter] = DOCUMENT["paths"][f"{E}/keys"]["get"]["parameters"]
+    longest = "\U0001d11e" * parameter["schema"]["maxLength"]
+    response = await client.get(f"{E}/keys", params={"actor": longest}, headers=alice.listed[0].headers)
+    await expect_error(response, 404, "no person")
+
+
+async def test_member_reference__nul_or_lone_surrogate_is_refused_naming_the_field(client: Any, member: Any) -> None:
+    """Found by tests/test_e2ee_openapi_fuzz.py on PostgreSQL: an actor with a NUL reached the
+    account lookup, and PostgreSQL text cannot hold one (500). No actor URI or handle holds a NUL
+    or a lone surrogate (JSON "\\ud800"), for a key query, a claim or a send."""
+    alice = await member("alice")
+    bob = await member("bob", policy="everyone")
+    headers = alice.listed[0].headers
+    for ref in ("bob\x00", f"{bob.actor}\x00", "\x00"):
+        response = await client.get(f"{E}/keys", params={"actor": ref}, headers=headers)
+        await expect_error(response, 422, "actor: must not contain NUL")
+        body: dict[str, Any] = {"actor": ref, "device_ids": [bob.listed[0].device_id]}
+        await expect_error(await client.post(f"{E}/keys/claim", json=body, headers=headers), 422, "actor: must not")
+        body = message_body(bob, bob.listed) | {"to": ref}
+        await expect_error(await client.post(f"{E}/messages", json=body, headers=headers), 422, "to: must not")
+    as_json = {**headers, "Content-Type": "application/json"}
+    raw = b'{"actor": "bob\\ud800", "device_ids": ["ABCD"]}'
+    response = await client.post(f"{E}/keys/claim", data=raw, headers=as_json)
+    await expect_error(response, 422, "actor: is not valid UTF-8 text")
 
 
 # ---------------------------------------------------------------------------- device list

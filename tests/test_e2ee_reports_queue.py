@@ -284,3 +284,17 @@ async def test_admin_reports__staff_are_notified_of_an_e2ee_report(client: Any, 
     report_id = await report(client, bob, [await send(client, alice, bob, "hello")])
     notes = await get(client, mod, "/api/v1/notifications")
     assert [(n["type"], n["report"]["id"]) for n in notes] == [("admin.report", report_id)]
+
+
+async def test_e2ee_report__comment_with_a_nul_is_refused_naming_the_field(
+    client: Any, engine: Any, people: Any
+) -> None:
+    """PostgreSQL text cannot hold a NUL: the comment is refused (422), not a 500 at the insert,
+    and nothing is filed (the class of input tests/test_e2ee_openapi_fuzz.py found in actors)."""
+    alice, bob, _mod = await people()
+    body = {"comment": "look\x00", "messages": [await send(client, alice, bob, "hello")]}
+    response = await client.post(f"{E}/reports", json=body, headers=bob.listed[0].headers)
+    assert response.status == 422, await response.text()
+    assert (await response.json())["error"].startswith("comment: must not contain NUL")
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(E2EEReportMessage.id))).all() == []
