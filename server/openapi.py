@@ -451,7 +451,12 @@ SCHEMAS: dict[str, Any] = {
             "actor": {"type": "string", "description": "The recipient's actor URI, or yours (your other devices)"},
             "device_id": DEVICE_ID,
             "type": {"type": "integer", "enum": [0, 1], "description": "Olm: 0 pre-key message, 1 normal"},
-            "body": {**BASE64, "maxLength": 131072, "description": "The Olm ciphertext (at most 96 KiB), base64"},
+            "body": {
+                **BASE64,
+                "minLength": 2,
+                "maxLength": 131072,
+                "description": "The Olm ciphertext (1 byte to 96 KiB), base64",
+            },
         },
     ),
     "SendMessage": _object(
@@ -502,8 +507,9 @@ SCHEMAS: dict[str, Any] = {
     "RevealedMessage": _object(
         {
             "message": {
-                "type": "string",
+                **BASE64,
                 "contentEncoding": "base64",
+                "minLength": 2,
                 "maxLength": 80_000,
                 "description": "The franked message's exact bytes, as decrypted, in base64 (the binary record of "
                 'docs/e2ee.md "Messages"; the tag commits to these bytes)',
@@ -1223,7 +1229,7 @@ def _e2ee_paths() -> dict[str, Any]:
                         "name": "limit",
                         "in": "query",
                         "schema": {"type": "integer", "minimum": 1, "maximum": 200},
-                        "description": "Page size (100 by default)",
+                        "description": "Page size (100 by default); a value outside 1-200 is clamped, as Mastodon does",
                     }
                 ],
                 response=_ref("DeviceInbox"),
