@@ -164,6 +164,19 @@ _TRUE = {"true", "1", "on", "yes", "t"}
 _FALSE = {"false", "0", "off", "no", "f", ""}
 
 
+def storable_text(value: str, name: str) -> str:
+    """``value`` if a database can hold it, else ``Unprocessable`` naming ``name``: PostgreSQL
+    text refuses a NUL, and JSON's "\\ud800" decodes to a lone surrogate no UTF-8 column stores."""
+    if "\x00" in value:
+        raise Unprocessable(f"{name}: must not contain NUL characters")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise Unprocessable(f"{name}: is not valid UTF-8 text") from None
+    return value
+
+
 class Params:
     """Typed access to request parameters; every failure names the parameter."""
 
@@ -188,13 +201,7 @@ class Params:
             value = str(value)
         if not isinstance(value, str):
             raise Unprocessable(f"{name}: must be a string")
-        if "\x00" in value:
-            raise Unprocessable(f"{name}: must not contain NUL characters")
-        if not value.isascii():
-            try:
-                value.encode()  # JSON "\ud800" decodes to a lone surrogate no database can store
-            except UnicodeEncodeError:
-                raise Unprocessable(f"{name}: is not valid UTF-8 text") from None
+        storable_text(value, name)
         if len(value) > max_len:
             raise Unprocessable(f"{name}: longer than {max_len} characters")
         return value
@@ -252,12 +259,7 @@ class Params:
             raise Unprocessable(f"{name}: more than {max_items} items")
         for value in values:
             if isinstance(value, str):
-                if "\x00" in value:
-                    raise Unprocessable(f"{name}: must not contain NUL characters")
-                try:
-                    value.encode()
-                except UnicodeEncodeError:
-                    raise Unprocessable(f"{name}: is not valid UTF-8 text") from None
+                storable_text(value, name)
         return list(values)
 
 

@@ -366,13 +366,7 @@ async def test_disappearing_messages__timer_inside_the_ciphertext(pair: list[Ins
     from datetime import timedelta
 
     monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
-    a, b = pair
-    alice = await a.user("alice")
-    bob = await b.user("bob")
-    await mutual_follow(a, alice, b, bob)
-    alice1, _ = await device(a, "alice")
-    bob1, _ = await device(b, "bob")
-    try:
+    async with talking(pair) as (_a, b, alice1, bob1):
         await alice1.send(handle(b, "bob"), "gone in ten minutes", expires_in=timedelta(minutes=10))
         await alice1.send(handle(b, "bob"), "kept")
         got = await receive_until(bob1, 2)
@@ -382,9 +376,6 @@ async def test_disappearing_messages__timer_inside_the_ciphertext(pair: list[Ins
         later = datetime.now(UTC) + timedelta(minutes=11)
         assert bob1.purge_expired(later) == 1 and alice1.purge_expired(later) == 1
         assert [i["message"]["body"]["content"] for i in bob1.profile.history] == ["kept"]
-    finally:
-        await alice1.close()
-        await bob1.close()
 
 
 async def test_sas_verification__both_sides_see_the_same_emoji_and_verify(

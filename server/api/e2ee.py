@@ -69,7 +69,16 @@ from server.ids import new_id
 from server.models import Account, E2EEDevice, E2EEMessage, PlaintextMessage
 from server.remote_actors import ActorUnavailable, account_by_uri, local_account_by_uri, resolve_actor, resolve_handle
 from server.transport import FetchError
-from server.web import CONFIG, READ_SESSIONS, SESSIONS, Routes, json_response, now, read_json_object
+from server.web import (
+    CONFIG,
+    READ_SESSIONS,
+    SESSIONS,
+    Routes,
+    json_response,
+    now,
+    read_json_object,
+    storable_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,20 +99,7 @@ def _text(data: dict[str, Any], name: str, *, max_len: int = 2048) -> str:
         raise Unprocessable(f"{name}: must be a non-empty string")
     if len(value) > max_len:
         raise Unprocessable(f"{name}: longer than {max_len} characters")
-    return _storable(value, name)
-
-
-def _storable(value: str, name: str) -> str:
-    """``value`` if a database can hold it: PostgreSQL text refuses a NUL, and JSON's "\\ud800"
-    decodes to a lone surrogate no UTF-8 column stores (as ``server.web.Params.text`` refuses)."""
-    if "\x00" in value:
-        raise Unprocessable(f"{name}: must not contain NUL characters")
-    if not value.isascii():
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            raise Unprocessable(f"{name}: is not valid UTF-8 text") from None
-    return value
+    return storable_text(value, name)
 
 
 def _key(data: dict[str, Any], name: str, size: int) -> str:
@@ -482,7 +478,7 @@ async def query_keys(request: web.Request) -> web.Response:
     ref = request.query.get("actor", "")
     if not ref or len(ref) > 2048:
         raise BadRequest("missing required parameter: actor")
-    account_id = await resolve_member(request, _storable(ref, "actor"))
+    account_id = await resolve_member(request, storable_text(ref, "actor"))
     async with request.app[SESSIONS]() as session:
         account = await _member(session, account_id)
         me = await _viewer_account(session, viewer)
@@ -820,7 +816,7 @@ async def report_messages(request: web.Request) -> web.Response:
     comment = data.get("comment", "")
     if not isinstance(comment, str) or len(comment) > 1000:
         raise Unprocessable("comment: must be text of at most 1000 characters")
-    _storable(comment, "comment")
+    storable_text(comment, "comment")
     forward = data.get("forward", False)
     if not isinstance(forward, bool):
         raise Unprocessable("forward: must be true or false")
