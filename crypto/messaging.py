@@ -26,15 +26,19 @@ messages already received.
   recipient (unknown-key-share), names the sender device the server said and that device is in
   the sender's pinned list with the fingerprint key the envelope names and the identity key
   the Olm session was made with, the tags agree and recompute, and the message id is new
-  (replay). Nothing is kept from a message that fails a check.
+  (replay). Nothing of a message that fails a check is shown or remembered as received.
 
-What it guarantees: a refused message leaves the account's one-time keys, the pinned lists and
-the replay cache as they were, and adds no session. One exception, by choice: a message that
-authenticates under an existing Olm session (so it did come from that device) but then fails an
-envelope check still spends its ratchet step; restoring the session would cost a pickle per
-message, and the only party that could make a genuine message fail (a server altering the
-outer tag) could as well have dropped it. What it refuses: sending to a contact whose pinned list is missing, or
-whose master key changed after verification; any message not passing every check above.
+What it guarantees: a refused message leaves the pinned lists and the replay cache as they
+were. Olm state is the exception, by choice: a message that authenticates under Olm (so it did
+come from that device: an existing session's MAC, or for a pre-key message the 3DH with the
+listed identity key) but then fails an envelope check still spends its ratchet step, and the
+session a refused pre-key message started is kept and its one-time key used up. Restoring them
+would cost a pickle of the session or the whole account per message (the account's grows with
+its unused one-time keys), would keep a used one-time key's private half alive, and the only
+party that could make a genuine message fail (a server altering the outer tag) could as well
+have dropped it; the sender's later messages in that session still open. What it refuses:
+sending to a contact whose pinned list is missing, or whose master key changed after
+verification; any message not passing every check above.
 """
 
 from __future__ import annotations
@@ -337,16 +341,22 @@ class DeviceState:
         except VerificationError:
             raise SessionSetupError("the claimed key is not signed by that device") from None
         session = self.account.outbound_session(target.device.identity_key, key.key)
-        self._remember(target.actor, target.device.device_id, session)
+        self._remember(target.actor, target.device.device_id, session, new=True)
 
-    def _remember(self, actor: str, device_id: str, session: OlmSession) -> None:
+    def _remember(self, actor: str, device_id: str, session: OlmSession, *, new: bool = False) -> None:
+        """Make ``session`` the newest with that device. ``new``: it was just made (started here,
+        or by a pre-key message no known session matched), so it is none of the known ones; a
+        new session whose id is already known (a fallback-key pre-key message made it again)
+        is not kept, so a session that went on is never put back to its start."""
         key = _session_key(actor, device_id)
         current = self.sessions.get(key)
-        if current and current[0] is session:
-            return  # the usual case: the newest session carried on
-        session_id = session.session_id
-        kept = [s for s in current or () if s.session_id != session_id]
-        self.sessions[key] = [session, *kept][:MAX_SESSIONS_PER_DEVICE]
+        if not current:
+            self.sessions[key] = [session]
+        elif new:
+            if session.session_id not in {s.session_id for s in current}:
+                self.sessions[key] = [session, *current[: MAX_SESSIONS_PER_DEVICE - 1]]
+        elif current[0] is not session:  # an older session carried on: it becomes the newest
+            self.sessions[key] = [session, *(s for s in current if s is not session)]
 
     # ------------------------------------------------------------------ encrypt
 
@@ -412,11 +422,11 @@ class DeviceState:
                 continue
             used = session
             break
-        account_before = None
+        started = False
         if plaintext is None:
+            started = True
             if message_type != 0:
                 raise DecryptionError("no session decrypts this message")
-            account_before = self.account.pickle(self._pickle_key)
             used, plaintext = self.account.inbound_session(
                 entry.identity_key, pre_key if pre_key is not None else ciphertext
             )
@@ -435,11 +445,16 @@ class DeviceState:
             if message_id in self.seen:
                 raise ReplayError("this message was received before")
         except (E2EEError, VerificationError):
-            if account_before is not None:  # the one-time key stays unused: nothing changed
-                self.account = OlmAccount.from_pickle(account_before, self._pickle_key)
+            if started:
+                # The pre-key message authenticated as that device (Olm's 3DH with its listed
+                # identity key), so the session it started is kept, as a refused normal message
+                # spends its step (module note): the sender's next messages, which name the same
+                # one-time key, still open, and that key's private half is gone at once.
+                assert used is not None
+                self._remember(sender_actor, sender_device, used, new=True)
             raise
         assert used is not None
-        self._remember(sender_actor, sender_device, used)
+        self._remember(sender_actor, sender_device, used, new=started)
         self.seen[message_id] = None
         if len(self.seen) > MAX_SEEN_IDS:
             self.seen.popitem(last=False)

@@ -857,12 +857,38 @@ def test_messaging__safety_number_is_the_same_on_both_sides(world: World) -> Non
 # ------------------------------------------------------------------------------ bugs found
 
 
-def test_messaging__a_pre_key_message_refused_for_its_tag_leaves_the_one_time_key_usable(world: World) -> None:
+def test_messaging__a_pre_key_message_refused_for_its_tag_keeps_its_session_and_the_next_ones_open(
+    world: World,
+) -> None:
+    """The documented exception (module note) for a session's first message: refused, it still
+    started the session (so its one-time key is used up, and the message is not opened again),
+    and the sender's next messages, pre-key messages naming that key until Bob replies, open."""
     a1, b1 = world.a1, world.b1
     out = world.send(a1, BOB, only=b1)
     with pytest.raises(FrankingError):
         deliver(out, a1, b1, outer_tag=WRONG_TAG)
-    assert deliver(out, a1, b1).message == out.message
+    assert [s.session_id for s in sessions(b1, a1)] == [sessions(a1, b1)[0].session_id]
+    assert b1.seen == {}
+    with pytest.raises(CryptoError):
+        deliver(out, a1, b1)
+    for content in ("second", "third"):
+        later = world.send(a1, BOB, content, only=b1)
+        assert copy_for(later, b1).message_type == MESSAGE_TYPE_PRE_KEY
+        assert deliver(later, a1, b1).message.content == content
+    assert len(sessions(b1, a1)) == 1
+    reply = world.send(b1, ALICE, "reply", only=a1)
+    assert deliver(reply, b1, a1).message.content == "reply"
+
+
+def test_messaging__a_refused_pre_key_message_made_on_a_forged_identity_keeps_nothing(world: World) -> None:
+    """Only a pre-key message that authenticates as the listed device keeps a session: one from
+    another device, sent under the listed device's name, starts none."""
+    a1, b1, c1 = world.a1, world.b1, world.c1
+    out = world.send(c1, BOB, only=b1)
+    with pytest.raises(CryptoError):
+        deliver(out, c1, b1, sender_actor=ALICE, sender_device="APHONE")
+    assert sessions(b1, a1) == [] and b1.seen == {}
+    assert deliver(out, c1, b1).message == out.message
 
 
 def test_messaging__a_refused_normal_message_spends_its_step_and_the_session_goes_on(world: World) -> None:
