@@ -315,6 +315,14 @@ SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
                 "client counts by its /64; clients sharing a NAT share this).",
                 _positive,
             ),
+            "known_login_address_days": KeySpec(
+                int,
+                30,
+                "Days a client address a member logged in from stays known to their login name: attempts from a "
+                "known address skip the per-name limit, so wrong passwords sent from elsewhere cannot lock them out. "
+                "Kept as a keyed hash of name and address; 0 remembers nothing.",
+                _at_least(0),
+            ),
             "argon2_memory_kib": KeySpec(
                 int, 65_536, "Argon2id memory cost per password hash, in KiB (RFC 9106 default 64 MiB).", _positive
             ),

@@ -457,6 +457,22 @@ class RateLimitHits(Base):
     hits: Mapped[int] = mapped_column(Integer)
 
 
+class KnownLoginAddress(Base):
+    """A client address a login name recently logged in from with the right password
+    (server/oauth.py ``LoginThrottle``): attempts from it are not held to the per-name limit,
+    so failed logins sent from elsewhere cannot lock the member out of their usual places.
+
+    ``key`` is an HMAC, under a key derived from the instance secret, of the login name and the
+    address (an IPv6 address by its /64), never either in the clear; rows older than
+    ``security.known_login_address_days`` are deleted.
+    """
+
+    __tablename__ = "known_login_addresses"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_login_at: Mapped[datetime] = mapped_column(index=True)
+
+
 # --- Federation -----------------------------------------------------------------------------
 
 

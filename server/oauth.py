@@ -23,7 +23,8 @@ decides lives here, over a session the caller commits.
   client address, counted in the database (``server.ratelimit``), so the limits hold in total
   across every web process. Counting per name alone let anyone lock a member out by sending
   wrong passwords for their name; now that takes ``login_attempts_per_minute_per_name``
-  attempts a minute from many addresses. Call ``verify_login`` before the session writes: the
+  attempts a minute from many addresses, and even then keeps them out only of addresses they
+  have not logged in from within ``known_login_address_days``. Call ``verify_login`` before the session writes: the
   attempt is committed at once, so it counts even when the login then fails and the request
   rolls back. Addresses and login names are never logged.
 * Errors are ``OAuthError`` (RFC 6749 §5.2 codes; 401 for ``invalid_client``, 400 for the
@@ -36,14 +37,16 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import logging
 import re
+import secrets
 import weakref
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote_plus, urlsplit
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crypto.errors import VerificationError
@@ -55,7 +58,8 @@ from server.config import Config
 from server.db import run_blocking
 from server.errors import ApiError, TooManyRequests, Unprocessable
 from server.ids import new_id
-from server.models import Account, OAuthApp, OAuthCode, OAuthToken, User
+from server.keyring import purpose_key
+from server.models import Account, KnownLoginAddress, OAuthApp, OAuthCode, OAuthToken, User
 from server.ratelimit import Hit, RateLimit
 
 log = logging.getLogger(__name__)
@@ -294,12 +298,32 @@ class LoginThrottle:
     slip past while the first ones are still being verified. An attempt any bucket refuses
     counts in none: all three are read first (a refusal then writes nothing), and if one
     refuses after others counted (a race with another request), those are taken back.
+
+    **Known addresses.** The per-name bucket is the one an attacker with many addresses can
+    fill to lock the member out. So an address the name logged in from with the right password
+    in the last ``security.known_login_address_days`` is *known*, and attempts from it are held
+    to the other two buckets only (an attacker behind that very address still meets the
+    per-name-and-address limit). Someone who fills the per-name bucket then keeps the member
+    out only of places they have not logged in from lately. Known addresses are stored as an
+    HMAC of name and address under a key derived from the instance secret (``KnownLoginAddress``),
+    so a database dump alone cannot be searched for a member's addresses; a process without a
+    secret keys them randomly, and other processes then just do not know them (fails safe).
     """
 
-    def __init__(self, *, per_name_and_address: int, per_name: int, per_address: int) -> None:
+    def __init__(
+        self,
+        *,
+        per_name_and_address: int,
+        per_name: int,
+        per_address: int,
+        known_days: int = 0,
+        known_key: bytes = b"",
+    ) -> None:
         self.per_name_and_address = per_name_and_address
         self.per_name = per_name
         self.per_address = per_address
+        self.known_days = known_days
+        self._known_key = known_key or secrets.token_bytes(32)
 
     @classmethod
     def from_config(cls, config: Config) -> LoginThrottle:
@@ -307,23 +331,53 @@ class LoginThrottle:
             per_name_and_address=config.get("security", "login_attempts_per_minute"),
             per_name=config.get("security", "login_attempts_per_minute_per_name"),
             per_address=config.get("security", "login_attempts_per_minute_per_address"),
+            known_days=config.get("security", "known_login_address_days"),
+            known_key=purpose_key(config, "hearthside known login addresses"),
         )
 
-    def _buckets(self, login: str, client: IPAddress | None) -> tuple[tuple[RateLimit, tuple[str, ...], int], ...]:
+    def _known(self, login: str, client: IPAddress | None) -> str:
+        """The stored key of (login name, client address): an HMAC, never either in the clear."""
+        message = json.dumps([login, address_key(client)]).encode()
+        return hmac.new(self._known_key, message, hashlib.sha256).hexdigest()
+
+    async def is_known(self, session: AsyncSession, login: str, client: IPAddress | None, *, at: datetime) -> bool:
+        """Whether ``login`` logged in from ``client`` within the last ``known_days``."""
+        if not self.known_days or client is None:
+            return False
+        last = await session.scalar(
+            select(KnownLoginAddress.last_login_at).where(KnownLoginAddress.key == self._known(login, client))
+        )
+        return last is not None and last > at - timedelta(days=self.known_days)
+
+    async def remember(self, session: AsyncSession, login: str, client: IPAddress | None, *, at: datetime) -> None:
+        """Make ``client`` known for ``login`` (a login succeeded); forget addresses that aged
+        out. Written in ``session``, which the caller commits with the login."""
+        if not self.known_days or client is None:
+            return
+        await session.merge(KnownLoginAddress(key=self._known(login, client), last_login_at=at))
+        await session.execute(
+            delete(KnownLoginAddress).where(KnownLoginAddress.last_login_at <= at - timedelta(days=self.known_days))
+        )
+
+    def _buckets(
+        self, login: str, client: IPAddress | None, *, known: bool = False
+    ) -> tuple[tuple[RateLimit, tuple[str, ...], int], ...]:
         address = address_key(client)
         return (
             (LOGINS, (login, address), self.per_name_and_address),
-            (LOGINS_PER_NAME, (login,), self.per_name),
+            *(() if known else ((LOGINS_PER_NAME, (login,), self.per_name),)),
             (LOGINS_PER_ADDRESS, (address,), self.per_address),
         )
 
     async def attempt(self, session: AsyncSession, login: str, client: IPAddress | None, *, at: float) -> LoginAttempt:
-        """Count an attempt for ``login`` from ``client`` in every bucket, or raise
-        ``TooManyRequests`` (the longest wait of the buckets that refuse) counting it in none.
+        """Count an attempt for ``login`` from ``client`` in every bucket that applies (not the
+        per-name one from a known address), or raise ``TooManyRequests`` (the longest wait of
+        the buckets that refuse) counting it in none.
 
         Commits ``session``, which must not have written anything yet.
         """
-        buckets = self._buckets(login, client)
+        known = await self.is_known(session, login, client, at=datetime.fromtimestamp(at, UTC))
+        buckets = self._buckets(login, client, known=known)
         refusals: list[TooManyRequests] = []
         for limiter, parts, limit in buckets:
             try:
@@ -417,6 +471,7 @@ async def verify_login(
     if hasher.needs_rehash(user.password_hash):
         user.password_hash = await run_blocking(session, hasher.hash, password)
     user.last_login_at = now
+    await throttle.remember(session, key, client, at=now)
     return user, account
 
 

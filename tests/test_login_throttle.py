@@ -11,10 +11,11 @@ window boundary during a test cannot fade the counts.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from test_oauth import PASSWORD, open_form, read_form, register_app
 from server.app import create_app
 from server.clientaddr import LOOPBACK, address_key, client_address, parse_address, parse_networks
 from server.config import ConfigError, parse_config
-from server.models import RateLimitHits
+from server.models import KnownLoginAddress, RateLimitHits
 from server.oauth import LOGINS, LOGINS_PER_ADDRESS, LOGINS_PER_NAME
 from server.ratelimit import WINDOW, Usage, window_of
 
@@ -338,3 +339,119 @@ async def test_logs__hold_no_addresses_login_names_or_passwords(
     assert "reason=throttled" in ours and "reason=bad_credentials" in ours
     for secret in ("alice", "nobody-by-this-name", "hunter2", PASSWORD, A, B, "2001:db8", "X-Forwarded-For"):
         assert secret.lower() not in ours.lower()
+
+
+# ---------------------------------------------------------------------------- known addresses
+
+
+async def known_rows(engine: AsyncEngine) -> list[tuple[str, datetime]]:
+    async with engine.connect() as conn:
+        found = await conn.execute(select(KnownLoginAddress.key, KnownLoginAddress.last_login_at))
+        return [(str(k), at) for k, at in found.all()]
+
+
+async def fill_name(client: Any, app: dict[str, Any], name: str, attempts: int) -> list[int]:
+    """Wrong passwords for ``name``, one from each of many addresses (none the member's)."""
+    return [await login(client, app, name, "wrong", via=f"192.0.2.{i}") for i in range(1, attempts + 1)]
+
+
+SMALL = {"login_attempts_per_minute": 2, "login_attempts_per_minute_per_name": 5}
+
+
+async def test_known_address__the_member_still_logs_in_from_where_they_did_lately(
+    aiohttp_client: Any, make_user: Any, engine: AsyncEngine, tmp_path: Path, db_url: str
+) -> None:
+    """Filling the per-name bucket from many addresses no longer locks the member out of the
+    places they logged in from; it still refuses the name everywhere else."""
+    client = await live(aiohttp_client, engine, tmp_path, db_url, security=SMALL)
+    await make_user("alice")
+    app = await register_app(client)
+    assert await login(client, app, "alice", PASSWORD, via=B) == 200  # B is now known for alice
+    assert await fill_name(client, app, "alice", 7) == [400] * 5 + [429] * 2
+    assert await login(client, app, "alice", PASSWORD, via=B) == 200
+    assert await form_login(client, app, "Alice", PASSWORD, via=B) == 302  # the same name, as the form reads it
+    assert await login(client, app, "alice", PASSWORD, via="198.51.100.99") == 429  # not known: the name is full
+    assert await login(client, app, "alice", PASSWORD, via="2001:db8::1") == 429
+    # Someone else behind the member's own address still meets the per-name-and-address limit.
+    assert [await login(client, app, "alice", "wrong", via=B) for _ in range(3)] == [400, 400, 429]
+    # Known means this name: another member from B is held to the per-name limit as before.
+    await make_user("bob")
+    assert await fill_name(client, app, "bob", 6) == [400] * 5 + [429]
+    assert await login(client, app, "bob", PASSWORD, via=B) == 429
+
+
+async def test_known_address__only_a_right_password_makes_one(
+    aiohttp_client: Any, make_user: Any, engine: AsyncEngine, tmp_path: Path, db_url: str
+) -> None:
+    client = await live(aiohttp_client, engine, tmp_path, db_url, security=SMALL)
+    await make_user("alice")
+    app = await register_app(client)
+    assert await login(client, app, "alice", "wrong", via=B) == 400
+    assert await login(client, app, "mallory", "wrong", via=B) == 400  # unknown names too
+    assert await known_rows(engine) == []
+    assert await fill_name(client, app, "alice", 4) == [400] * 4  # with B's failure: five for the name
+    assert await login(client, app, "alice", PASSWORD, via=B) == 429
+
+
+async def test_known_address__is_stored_as_a_keyed_hash_shared_by_processes_with_one_secret(
+    aiohttp_client: Any, make_user: Any, engine: AsyncEngine, tmp_path: Path, db_url: str
+) -> None:
+    secret = {**SMALL, "secret_key": "one secret for every process of this instance"}
+    first = await live(aiohttp_client, engine, tmp_path, db_url, security=secret)
+    second = await live(aiohttp_client, engine, tmp_path, db_url, security=secret)
+    await make_user("alice")
+    app = await register_app(first)
+    assert await login(first, app, "alice", PASSWORD, via=B) == 200
+    ((key, _at),) = await known_rows(engine)
+    assert len(key) == 64 and "alice" not in key and B not in key
+    for plain in ("alice", B, f'["alice", "{B}"]'):  # not an unkeyed digest of what it stands for
+        assert hashlib.sha256(plain.encode()).hexdigest() != key
+    assert await fill_name(second, app, "alice", 6) == [400] * 5 + [429]
+    assert await login(second, app, "alice", PASSWORD, via=B) == 200  # the other process knows B too
+    # A process with another secret cannot read the row: B is unknown there (fails safe).
+    other = await live(aiohttp_client, engine, tmp_path, db_url, security={**SMALL, "secret_key": "another"})
+    assert await login(other, app, "alice", PASSWORD, via=B) == 429
+
+
+async def test_known_address__is_forgotten_after_the_configured_days(
+    aiohttp_client: Any,
+    make_user: Any,
+    engine: AsyncEngine,
+    tmp_path: Path,
+    db_url: str,
+    pinned_clock: datetime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = await live(aiohttp_client, engine, tmp_path, db_url, security={**SMALL, "known_login_address_days": 3})
+    await make_user("alice")
+    app = await register_app(client)
+    assert await login(client, app, "alice", PASSWORD, via=B) == 200
+    assert await login(client, app, "alice", PASSWORD, via=A) == 200
+    later = pinned_clock + timedelta(days=2)  # still known (whole days keep the clock mid-window)
+    monkeypatch.setattr("server.api.oauth.now", lambda: later)
+    assert await login(client, app, "alice", PASSWORD, via=A) == 200  # A is seen again: known from now on
+    assert len(await known_rows(engine)) == 2
+    much_later = pinned_clock + timedelta(days=4)
+    monkeypatch.setattr("server.api.oauth.now", lambda: much_later)
+    assert await fill_name(client, app, "alice", 6) == [400] * 5 + [429]
+    assert await login(client, app, "alice", PASSWORD, via=B) == 429  # B: last seen four days ago
+    assert await login(client, app, "alice", PASSWORD, via=A) == 200  # A: two days ago
+    assert [at for _key, at in await known_rows(engine)] == [much_later]  # B's row went with that login
+
+
+async def test_known_address__zero_days_remembers_nothing(
+    aiohttp_client: Any, make_user: Any, engine: AsyncEngine, tmp_path: Path, db_url: str
+) -> None:
+    client = await live(aiohttp_client, engine, tmp_path, db_url, security={**SMALL, "known_login_address_days": 0})
+    await make_user("alice")
+    app = await register_app(client)
+    assert await login(client, app, "alice", PASSWORD, via=B) == 200
+    assert await known_rows(engine) == []
+    assert await fill_name(client, app, "alice", 6) == [400] * 5 + [429]
+    assert await login(client, app, "alice", PASSWORD, via=B) == 429
+
+
+def test_config__known_login_address_days_is_checked() -> None:
+    with pytest.raises(ConfigError, match="known_login_address_days"):
+        parse_config({"security": {"known_login_address_days": -1}}, env={})
+    assert parse_config({}, env={}).get("security", "known_login_address_days") == 30

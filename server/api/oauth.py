@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import secrets
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -42,6 +41,7 @@ from server.auth import SCOPES_SUPPORTED, authenticate, forget_tokens
 from server.clientaddr import IPAddress, IPNetwork, client_address, parse_networks
 from server.config import Config
 from server.errors import ApiError, TooManyRequests, Unauthorized, Unprocessable
+from server.keyring import purpose_key
 from server.models import OAuthApp
 from server.oauth import (
     MAX_APP_NAME_CHARS,
@@ -81,16 +81,7 @@ class FormSigner:
 
     def _secret(self) -> bytes:
         if self._key is None:
-            secret = str(self._config.get("security", "secret_key"))
-            if not secret:
-                try:
-                    secret = (self._config.data_dir / "secret_key").read_text(encoding="utf-8").strip()
-                except OSError:
-                    secret = ""
-            if secret:
-                self._key = hashlib.sha256(b"hearthside oauth authorize form\x00" + secret.encode()).digest()
-            else:
-                self._key = secrets.token_bytes(32)
+            self._key = purpose_key(self._config, "hearthside oauth authorize form")
         return self._key
 
     def sign(self, nonce: str) -> str:

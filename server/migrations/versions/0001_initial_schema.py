@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 18:40:52.721558
+Create Date: 2026-11-21 21:39:04.369177
 """
 
 from __future__ import annotations
@@ -164,6 +164,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index("ix_jobs_state_next_attempt_at", ["state", "next_attempt_at"], unique=False)
+
+    op.create_table(
+        "known_login_addresses",
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("last_login_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_known_login_addresses")),
+    )
+    with op.batch_alter_table("known_login_addresses", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_known_login_addresses_last_login_at"), ["last_login_at"], unique=False)
 
     op.create_table(
         "moderation_keys",
@@ -1516,6 +1525,10 @@ def downgrade() -> None:
     op.drop_table("rate_limit_hits")
     op.drop_table("oauth_apps")
     op.drop_table("moderation_keys")
+    with op.batch_alter_table("known_login_addresses", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_known_login_addresses_last_login_at"))
+
+    op.drop_table("known_login_addresses")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index("ix_jobs_state_next_attempt_at")
 
