@@ -55,7 +55,7 @@ from crypto.tokens import digest, new_token, same_digest
 from server.auth import SCOPES_SUPPORTED, forget_tokens, parse_scopes, scope_allows
 from server.clientaddr import IPAddress, address_key
 from server.config import Config
-from server.db import run_blocking
+from server.db import conflict_insert, run_blocking
 from server.errors import ApiError, TooManyRequests, Unprocessable
 from server.ids import new_id
 from server.keyring import purpose_key
@@ -354,7 +354,13 @@ class LoginThrottle:
         out. Written in ``session``, which the caller commits with the login."""
         if not self.known_days or client is None:
             return
-        await session.merge(KnownLoginAddress(key=self._known(login, client), last_login_at=at))
+        # An upsert, so two logins at once from one address cannot collide on the key.
+        insert = conflict_insert(session.get_bind().dialect.name)
+        await session.execute(
+            insert(KnownLoginAddress)
+            .values(key=self._known(login, client), last_login_at=at)
+            .on_conflict_do_update(index_elements=["key"], set_={"last_login_at": at})
+        )
         await session.execute(
             delete(KnownLoginAddress).where(KnownLoginAddress.last_login_at <= at - timedelta(days=self.known_days))
         )

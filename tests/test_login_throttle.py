@@ -11,6 +11,7 @@ window boundary during a test cannot fade the counts.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ipaddress
 import logging
@@ -455,3 +456,17 @@ def test_config__known_login_address_days_is_checked() -> None:
     with pytest.raises(ConfigError, match="known_login_address_days"):
         parse_config({"security": {"known_login_address_days": -1}}, env={})
     assert parse_config({}, env={}).get("security", "known_login_address_days") == 30
+
+
+async def test_known_address__logins_at_once_from_one_address_make_one_row(
+    aiohttp_client: Any, make_user: Any, engine: AsyncEngine, tmp_path: Path, db_url: str
+) -> None:
+    """Several apps logging the member in at once: every login succeeds and one row is kept.
+    (The row is written with INSERT ... ON CONFLICT so that two such logins cannot collide on
+    its key; this run does not reliably interleave them closely enough to show the race.)"""
+    client = await live(aiohttp_client, engine, tmp_path, db_url)
+    await make_user("alice")
+    app = await register_app(client)
+    statuses = await asyncio.gather(*(login(client, app, "alice", PASSWORD, via=B) for _ in range(4)))
+    assert statuses == [200] * 4
+    assert len(await known_rows(engine)) == 1
