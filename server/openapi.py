@@ -310,7 +310,13 @@ SCHEMAS: dict[str, Any] = {
     ),
     "SignedDeviceList": _object(
         {
-            "actor": {"type": "string"},
+            "actor": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 2048,
+                "pattern": "^\\S+$",
+                "description": "The member's actor id; in a list you publish, your own (the server checks it)",
+            },
             "version": {"type": "integer", "minimum": 1, "maximum": 2**53},
             "signedAt": UTC_TIME,
             "masterKey": {**KEY, "description": "The member's Ed25519 master public key"},

@@ -24,6 +24,7 @@ staff-only report view. Registration needs a token without a device: each case g
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -36,7 +37,9 @@ from server.federation import FEDERATION
 from server.openapi import build_document
 from server.transport import FetchError
 
-MAX_EXAMPLES = 25  # per operation and kind (positive, negative); each is one HTTP round trip
+# Per operation and kind (positive, negative); each is one HTTP round trip. A longer hunt:
+# HEARTHSIDE_FUZZ_EXAMPLES=400 pytest tests/test_e2ee_openapi_fuzz.py (still derandomized).
+MAX_EXAMPLES = int(os.environ.get("HEARTHSIDE_FUZZ_EXAMPLES", "25"))
 # aiohttp's HTTP parser answers a longer request target itself (400, text/plain), before any
 # route or middleware runs: server-wide, not the E2EE handlers' doing (see the test below).
 MAX_REQUEST_TARGET = 8190
