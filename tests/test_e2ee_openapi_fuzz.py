@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -129,18 +129,48 @@ async def _refuse_every_domain(host: str) -> None:
     raise FetchError("refused_domain", f"{host}: no other instance is reachable from this test")
 
 
-@pytest.mark.parametrize("operation_id", E2EE_OPERATIONS)
-async def test_e2ee_openapi__generated_requests_get_documented_answers(
-    operation_id: str, e2ee_schema: Any, client: Any, engine: Any, config: Any, make_user: Any
-) -> None:
-    from schemathesis.checks import (
-        content_type_conformance,
-        not_a_server_error,
-        response_schema_conformance,
-        status_code_conformance,
-    )
-    from schemathesis.generation import GenerationMode
+class Cast:
+    """The members, devices and moderator the requests act as, and how a request is sent."""
 
+    def __init__(self, operation_id: str, client: Any, engine: Any, alice: Member, moderator: Any) -> None:
+        self.operation_id = operation_id
+        self.engine = engine
+        self.alice = alice
+        self.moderator = moderator
+        self.loop = asyncio.get_running_loop()
+        self.base_url = str(client.make_url("/")).rstrip("/")
+        self.session = requests.Session()
+        self.session.trust_env = False  # no proxy from the environment: only 127.0.0.1 is ever reached
+
+    def authorization(self) -> dict[str, str]:
+        if self.operation_id == REGISTRATION:  # a new token of alice's, minted on the server's loop
+            coroutine = new_token(self.engine, self.alice.user.user_id)
+            return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
+        if self.operation_id == STAFF_ONLY:
+            return dict(self.moderator.headers)
+        return self.alice.listed[0].headers
+
+    def check(self, case: Any) -> None:
+        """Send ``case`` and check the answer is documented (see the module note)."""
+        from schemathesis.checks import (
+            content_type_conformance,
+            not_a_server_error,
+            response_schema_conformance,
+            status_code_conformance,
+        )
+
+        response = case.call(base_url=self.base_url, session=self.session, headers=self.authorization(), timeout=30)
+        if len(response.request.path_url) > MAX_REQUEST_TARGET:
+            # Refused by the HTTP parser as text (reported: not an E2EE defect); no 5xx still.
+            assert response.status_code == 400, response.status_code
+            return
+        checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+        case.validate_response(response, checks=checks)
+
+
+async def cast_for(operation_id: str, client: Any, engine: Any, config: Any, make_user: Any) -> Cast:
+    """Two members with active devices (Bob has two and accepts messages from everyone) and a
+    moderator; nothing leaves 127.0.0.1."""
     client.app[FEDERATION].transport.domain_gate = _refuse_every_domain
     alice = Member(client, engine, config, await make_user("alice", scopes=CRYPTO_SCOPES))
     bob = Member(client, engine, config, await make_user("bob", scopes=CRYPTO_SCOPES))
@@ -150,26 +180,18 @@ async def test_e2ee_openapi__generated_requests_get_documented_answers(
     answer = await client.patch(f"{E}/settings", json={"dm_policy": "everyone"}, headers=bob.user.headers)
     assert answer.status == 200
     moderator = await make_user("moderator", role="moderator", scopes="read write admin:read:reports crypto")
-    loop = asyncio.get_running_loop()
+    return Cast(operation_id, client, engine, alice, moderator)
 
-    def authorization() -> dict[str, str]:
-        if operation_id == REGISTRATION:  # a new token of alice's, minted on the server's loop
-            return asyncio.run_coroutine_threadsafe(new_token(engine, alice.user.user_id), loop).result(timeout=30)
-        if operation_id == STAFF_ONLY:
-            return moderator.headers
-        return alice.listed[0].headers
 
+@pytest.mark.parametrize("operation_id", E2EE_OPERATIONS)
+async def test_e2ee_openapi__generated_requests_get_documented_answers(
+    operation_id: str, e2ee_schema: Any, client: Any, engine: Any, config: Any, make_user: Any
+) -> None:
+    from schemathesis.generation import GenerationMode
+
+    cast = await cast_for(operation_id, client, engine, config, make_user)
     operation = e2ee_schema.find_operation_by_id(operation_id)
-    base_url = str(client.make_url("/")).rstrip("/")
-    checks: list[Callable[..., Any]] = [
-        not_a_server_error,
-        status_code_conformance,
-        content_type_conformance,
-        response_schema_conformance,
-    ]
     modes = [GenerationMode.POSITIVE] + ([] if operation_id in WITHOUT_INPUT else [GenerationMode.NEGATIVE])
-    session = requests.Session()
-    session.trust_env = False  # no proxy from the environment: only 127.0.0.1 is ever reached
 
     def fuzz(mode: Any) -> None:
         @settings(
@@ -182,12 +204,7 @@ async def test_e2ee_openapi__generated_requests_get_documented_answers(
         )
         @given(case=operation.as_strategy(mode))
         def answers_are_documented(case: Any) -> None:
-            response = case.call(base_url=base_url, session=session, headers=authorization(), timeout=30)
-            if len(response.request.path_url) > MAX_REQUEST_TARGET:
-                # Refused by the HTTP parser as text (reported: not an E2EE defect); no 5xx still.
-                assert response.status_code == 400, response.status_code
-                return
-            case.validate_response(response, checks=checks)
+            cast.check(case)
 
         answers_are_documented()
 
@@ -195,4 +212,36 @@ async def test_e2ee_openapi__generated_requests_get_documented_answers(
         for mode in modes:
             await asyncio.to_thread(fuzz, mode)
     finally:
-        session.close()
+        cast.session.close()
+
+
+@pytest.mark.parametrize("operation_id", E2EE_OPERATIONS)
+async def test_e2ee_openapi__boundary_values_get_documented_answers(
+    operation_id: str, e2ee_schema: Any, client: Any, engine: Any, config: Any, make_user: Any
+) -> None:
+    """schemathesis' coverage phase: not random, every operation's values at and just past each
+    documented bound (lengths, ranges, patterns, enums, required and missing fields, wrong types),
+    valid and invalid, each sent once."""
+    from schemathesis.generation import GenerationMode
+
+    cast = await cast_for(operation_id, client, engine, config, make_user)
+    operation = e2ee_schema.find_operation_by_id(operation_id)
+    cases = list(
+        e2ee_schema.iter_coverage_cases(
+            operation,
+            generation_modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
+            generation_config=e2ee_schema.config.generation_for(operation=operation),
+        )
+    )
+    # The phase ran. (An operation without input still gets header cases; the cases of methods an
+    # operation does not document are made once per schema, so the second database gets fewer.)
+    assert cases
+
+    def send_all() -> None:
+        for case in cases:
+            cast.check(case)
+
+    try:
+        await asyncio.to_thread(send_all)
+    finally:
+        cast.session.close()

@@ -57,7 +57,7 @@ from server.models import E2EEDevice, E2EEMessage, E2EEOneTimeKey
 
 T = TypeVar("T")
 
-MAX_PENDING = 2  # a small inbox, so that "full" happens in a few steps
+MAX_PENDING = 3  # a small inbox, so that "full" happens in a few steps
 EXAMPLES = int(os.environ.get("HEARTHSIDE_STATEFUL_EXAMPLES", "40"))
 STEPS = 25
 
@@ -186,6 +186,7 @@ class E2EEServerModel(RuleBasedStateMachine):
         if not candidates:
             return
         gone = candidates[pick % len(candidates)]
+        event(f"revoke: {gone.state} device, {'with' if gone.inbox else 'no'} messages waiting")
         active = person.in_state("active")
         if gone.state == "pending":
             status, body = self._call("DELETE", f"{E}/devices/{gone.device.device_id}", active[0].device)
@@ -250,15 +251,27 @@ class E2EEServerModel(RuleBasedStateMachine):
                 assert key["fallback"] is True
                 assert (key["key_id"], key["key"]) == modelled.fallback
 
-    @rule(who=st.integers(0, 1), picks=st.lists(st.integers(0, 9), min_size=1, max_size=5), stray=st.booleans())
-    def send(self, who: int, picks: list[int], stray: bool) -> None:
+    @rule(
+        who=st.integers(0, 1),
+        by_pick=st.integers(0, 7),
+        everyone=st.booleans(),
+        picks=st.lists(st.integers(0, 9), min_size=1, max_size=5),
+        stray=st.booleans(),
+    )
+    def send(self, who: int, by_pick: int, everyone: bool, picks: list[int], stray: bool) -> None:
+        """``everyone``: as a client sends, to every active device of the recipient and every other
+        active device of the sender; else to the devices ``picks`` names (``stray``: pending and
+        revoked ones too, which the server must refuse)."""
         sender, recipient = self.people[who], self.people[1 - who]
         mine = sender.in_state("active")
-        by = mine[0]
-        pool = recipient.devices + [d for d in sender.devices if d is not by]
-        targets = list({id(d): d for d in (pool[p % len(pool)] for p in picks)}.values())
-        if not stray:
-            targets = [d for d in targets if d.state == "active"]
+        by = mine[by_pick % len(mine)]
+        if everyone:
+            targets = recipient.in_state("active") + [d for d in mine if d is not by]
+        else:
+            pool = recipient.devices + [d for d in sender.devices if d is not by]
+            targets = list({id(d): d for d in (pool[p % len(pool)] for p in picks)}.values())
+            if not stray:
+                targets = [d for d in targets if d.state == "active"]
         if not targets:
             return
         self.sent += 1
