@@ -336,3 +336,91 @@ async def test_hearthside_dm_verify_sas__against_the_library_on_the_other_instan
     assert "Verified" in out
     numbers = json.loads(await dm(profile, "--json", "verify", handle(a, "alice")))
     assert numbers["verified"] is True
+
+
+async def test_a_crash_loses_no_message_and_reuses_no_message_key(
+    pair: tuple[list[Instance], Any], tmp_path: Path
+) -> None:
+    """The client keeps its store before the server can act on what only the device holds
+    (``DmClient._persist``). A device that dies right after acknowledging, or right after
+    posting, comes back from its store with every message it acknowledged, and its next message
+    still opens (restored to an older state, it would use the same message keys again)."""
+    async with talking(pair[0]) as (_a, b, alice1, bob1):
+        alice_store, bob_store = Store(tmp_path / "alice", PASSPHRASE), Store(tmp_path / "bob", PASSPHRASE)
+        alice_store.save(alice1.profile)
+        bob_store.save(bob1.profile)
+        alice1._persist_hook = alice_store.save
+        bob1._persist_hook = bob_store.save
+        bob_handle = handle(b, "bob")
+
+        # Bob's device dies between keeping a message and acknowledging it.
+        await alice1.send(bob_handle, "kept before the acknowledgement")
+        real_call = bob1._call
+
+        async def dies_at_ack(method: str, path: str, **kwargs: Any) -> Any:
+            if path.endswith("/messages/ack"):
+                raise ConnectionError("the device died here")
+            return await real_call(method, path, **kwargs)
+
+        bob1._call = dies_at_ack  # type: ignore[method-assign]
+        with pytest.raises(ConnectionError):
+            await receive_until(bob1)
+        async with DmClient(bob_store.load(), persist=bob_store.save) as bob_again:
+            assert [item["message"]["body"]["content"] for item in bob_again.profile.history] == [
+                "kept before the acknowledgement"
+            ]
+            assert await bob_again.receive() == []  # delivered again, recognised, acknowledged
+            assert bob_again.profile.undecryptable == 0
+            assert await b.rows(E2EEMessage) == []
+
+            # Alice's device dies right after the server took a message: its store holds the
+            # ratchet steps that message used, so the next one opens. (Saved once before, as each
+            # `hearthside dm` command does when it ends, so the session with Bob is in the store.)
+            alice_store.save(alice1.profile)
+            await alice1.send(bob_handle, "posted just before the crash")
+            async with DmClient(alice_store.load(), persist=alice_store.save) as alice_again:
+                await alice_again.send(bob_handle, "sent after coming back")
+                got = await receive_until(bob_again, 2)
+                assert [m.content for m in got] == ["posted just before the crash", "sent after coming back"]
+                assert bob_again.profile.undecryptable == 0
+
+
+async def test_a_crash_right_after_uploading_one_time_keys_keeps_their_private_halves(
+    pair: tuple[list[Instance], Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One-time keys are kept in the store before they are uploaded: a device that dies right
+    after the server took new keys can still open the session someone starts with one of them.
+    (One key at a time, so the next claim gets exactly the key uploaded before the crash.)"""
+    monkeypatch.setattr("server.dm.client.ONE_TIME_KEYS", 1)
+    monkeypatch.setattr("server.dm.client.REPLENISH_BELOW", 1)
+    a = pair[0][0]
+    carol = await a.user("carol")
+    async with talking(pair[0]) as (_a, b, alice1, bob1):
+        bob_store = Store(tmp_path / "bob", PASSPHRASE)
+        bob1._persist_hook = bob_store.save
+        await alice1.send(handle(b, "bob"), "this claim took bob's only key")
+
+        async def delivered() -> bool:
+            return len(await b.rows(E2EEMessage)) == 1
+
+        await eventually(delivered, what="alice's message on bob's server")
+        real_call = bob1._call
+
+        async def dies_after_upload(method: str, path: str, **kwargs: Any) -> Any:
+            answer = await real_call(method, path, **kwargs)
+            if path.endswith("/keys/upload"):
+                raise ConnectionError("the device died here, the server has the new key")
+            return answer
+
+        bob1._call = dies_after_upload  # type: ignore[method-assign]
+        with pytest.raises(ConnectionError):
+            await bob1.receive()  # opens alice's message, acknowledges it, tops up the key, dies
+        assert await b.rows(E2EEMessage) == []
+        bob_user = b.users["bob"]
+        await mutual_follow(a, carol, b, bob_user)
+        carol1, _ = await device(a, "carol")
+        async with carol1, DmClient(bob_store.load(), persist=bob_store.save) as bob_again:
+            await carol1.send(handle(b, "bob"), "opened with the key uploaded before the crash")
+            got = await receive_until(bob_again)
+            assert [m.content for m in got] == ["opened with the key uploaded before the crash"]
+            assert bob_again.profile.undecryptable == 0

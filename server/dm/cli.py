@@ -61,7 +61,7 @@ def _with_client(work: Callable[[DmClient, argparse.Namespace], Awaitable[int]])
         profile = store.load()
 
         async def go() -> int:
-            async with DmClient(profile) as client:
+            async with DmClient(profile, persist=store.save) as client:
                 try:
                     return await work(client, args)
                 finally:

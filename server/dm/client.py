@@ -93,12 +93,31 @@ class Control:
 class DmClient:
     """One device of one member. Call :meth:`close` (or use ``async with``) when done."""
 
-    def __init__(self, profile: Profile, *, session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        persist: Callable[[Profile], None] | None = None,
+    ) -> None:
         self.profile = profile
         self._session = session
         self._own_session = session is None
+        self._persist_hook = persist
         self.notices: list[str] = []
         self._control: list[Control] = []
+
+    def _persist(self) -> None:
+        """Write the profile to its store (``persist``, e.g. ``Store.save``) now: called before
+        any request that lets the server act on state only this device holds. Ciphertexts are
+        acknowledged (and deleted by the server) only after the messages they opened are kept;
+        a message is posted only after the ratchet steps it used are kept (a device restored to
+        an older state would otherwise use the same message keys again, which the recipient
+        refuses as replays); one-time keys are uploaded only after their private halves are
+        kept. A crash then costs at most a message already kept arriving again, which
+        ``receive`` recognises and skips."""
+        if self._persist_hook is not None:
+            self._persist_hook(self.profile)
 
     async def __aenter__(self) -> DmClient:
         return self
@@ -360,6 +379,7 @@ class DmClient:
         if not any(t.actor == actor for t in reachable):
             raise DmError(f"none of the devices of {shown_as} could be reached (no keys left)")
         outgoing = state.encrypt(message, reachable)
+        self._persist()
         answer = await self._call(
             "POST",
             "/api/v1/hearthside/e2ee/messages",
@@ -394,19 +414,26 @@ class DmClient:
             if not rows:
                 break
             done: list[str] = []
+            kept = {item.get("object_id") for item in self.profile.history}
             for row in rows:
                 done.append(row["id"])
+                if row.get("object_id") in kept:
+                    continue  # opened and kept before a crash stopped its acknowledgement
                 item = await self._open(row)
                 if item is not None:
                     received.append(item)
+            self._persist()
             await self._call("POST", "/api/v1/hearthside/e2ee/messages/ack", json_body={"ids": done})
         count = await self._call("GET", "/api/v1/hearthside/e2ee/keys/count")
         if int(count.get("one_time_key_count", 0)) < REPLENISH_BELOW:
             keys = state.new_one_time_keys(ONE_TIME_KEYS - int(count.get("one_time_key_count", 0)))
+            # Marked published and kept before the upload: keys lost in transit are never
+            # offered again (the next top-up makes new ones), and none is uploaded unkept.
+            state.mark_keys_published()
+            self._persist()
             await self._call(
                 "POST", "/api/v1/hearthside/e2ee/keys/upload", json_body={"one_time_keys": [k.to_json() for k in keys]}
             )
-            state.mark_keys_published()
         return received
 
     async def _open(self, row: dict[str, Any]) -> Incoming | None:
