@@ -47,7 +47,7 @@ What is measured:
     writing and reading the message record, sealing the frame, the franking HMAC, reading the
     frame's parties when no link applies, actor-id checks, base64 checks, the Olm wrapper
     (``crypto.olm``; its one-spelling check apart from vodozemac's own work), Olm sessions,
-    one-time-key signing and checking, the account pickle; the rest is our Python (validation,
+    one-time-key signing and checking; the rest is our Python (validation,
     objects). Padding costs no separate step: zeros appended when sealing and the larger Olm
     plaintext (row 2 vs row 1).
 
@@ -516,9 +516,6 @@ def _patches(timers: Timers) -> list[Any]:
         ),
         mock.patch.object(
             OlmAccount, "sign", timers.wrap("sign the one-time key (vodozemac Ed25519)", OlmAccount.sign)
-        ),
-        mock.patch.object(
-            OlmAccount, "pickle", timers.wrap("account pickle (to roll back a refused pre-key)", OlmAccount.pickle)
         ),
         mock.patch.object(
             crypto.olm,
