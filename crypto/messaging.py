@@ -250,6 +250,18 @@ class DeviceState:
     def mark_keys_published(self) -> None:
         self.account.mark_published()
 
+    def has_unpublished_keys(self) -> bool:
+        return bool(self.account.unpublished_one_time_keys()) or self.account.unpublished_fallback_key() is not None
+
+    def unpublished_keys(self) -> tuple[list[SignedKey], SignedKey | None]:
+        """The keys generated but not yet marked published (an upload that may not have arrived),
+        signed again: Ed25519 signatures are deterministic, so these are the same uploads."""
+        fallback = self.account.unpublished_fallback_key()
+        return (
+            [self._sign_key(key, fallback=False) for key in self.account.unpublished_one_time_keys()],
+            self._sign_key(fallback, fallback=True) if fallback is not None else None,
+        )
+
     def sign_own_list(self, devices: Iterable[DeviceEntry], *, version: int, at: datetime) -> DeviceList:
         """Sign the member's device list (needs the master key on this device)."""
         if self.master is None:

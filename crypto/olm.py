@@ -298,7 +298,8 @@ class OlmAccount:
         """An Ed25519 signature of ``message`` by the fingerprint key (base64)."""
         return self._account.sign(message).to_base64()
 
-    def _unpublished_one_time_keys(self) -> list[OneTimeKey]:
+    def unpublished_one_time_keys(self) -> list[OneTimeKey]:
+        """The one-time keys generated and not yet marked published."""
         keys = self._account.one_time_keys
         return [OneTimeKey(key_id=key_id, key=keys[key_id].to_base64()) for key_id in sorted(keys)]
 
@@ -307,11 +308,18 @@ class OlmAccount:
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= self.max_one_time_keys:
             raise ValueError(f"count must be between 1 and {self.max_one_time_keys}")
         self._account.generate_one_time_keys(count)
-        return self._unpublished_one_time_keys()
+        return self.unpublished_one_time_keys()
 
     def mark_published(self) -> None:
         """Record that the unpublished one-time and fallback keys were uploaded."""
         self._account.mark_keys_as_published()
+
+    def unpublished_fallback_key(self) -> OneTimeKey | None:
+        """The fallback key generated and not yet marked published, if any."""
+        fallback: dict[str, vodozemac.Curve25519PublicKey] = self._account.fallback_key  # type: ignore[attr-defined]
+        for key_id, key in fallback.items():
+            return OneTimeKey(key_id=key_id, key=key.to_base64())
+        return None
 
     def generate_fallback_key(self) -> OneTimeKey:
         """Make a new fallback key and return it (unpublished). The previous one stays usable

@@ -424,3 +424,49 @@ async def test_a_crash_right_after_uploading_one_time_keys_keeps_their_private_h
             got = await receive_until(bob_again)
             assert [m.content for m in got] == ["opened with the key uploaded before the crash"]
             assert bob_again.profile.undecryptable == 0
+
+
+@pytest.mark.parametrize("lost", ["request", "answer"])
+async def test_a_setup_that_stopped_midway_is_finished_by_running_it_again(
+    pair: tuple[list[Instance], Any], tmp_path: Path, lost: str
+) -> None:
+    """The first device's keys (and its master key) are kept before the registration is sent:
+    whether the request or only its answer was lost, ``setup`` again finishes the job with the
+    same keys and shows the recovery code again; the device then receives messages."""
+    a, b = pair[0]
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+    await mutual_follow(a, alice, b, bob)
+    store = Store(tmp_path / "alice", PASSPHRASE)
+    store.save(await DmClient.login(a.base_url, "alice", alice.password))
+    async with DmClient(store.load(), persist=store.save) as first_try:
+        real_call = first_try._call
+
+        async def broken(method: str, path: str, **kwargs: Any) -> Any:
+            registering = method == "POST" and path.endswith("/e2ee/devices")
+            if registering and lost == "request":
+                raise ConnectionError("the connection broke before the server had it")
+            answer = await real_call(method, path, **kwargs)
+            if registering:
+                raise ConnectionError("the device died before the answer came")
+            return answer
+
+        first_try._call = broken  # type: ignore[method-assign]
+        with pytest.raises(ConnectionError):
+            await first_try.setup()
+    registered = await a.rows(E2EEDevice)
+    assert len(registered) == (1 if lost == "answer" else 0)
+    async with DmClient(store.load(), persist=store.save) as again:
+        kept = again.device
+        assert kept.master is not None
+        result = await again.setup()
+        assert (result.device_id, result.state) == (kept.device_id, "active")
+        assert result.recovery_code == kept.master.recovery_code()
+        assert [d.device_id for d in await a.rows(E2EEDevice)] == [kept.device_id]
+        with pytest.raises(DmError, match="already set up"):
+            await again.setup()
+        bob1, _ = await device(b, "bob")
+        async with bob1:
+            await bob1.send(handle(a, "alice"), "hello after an interrupted setup")
+            got = await receive_until(again)
+            assert [m.content for m in got] == ["hello after an interrupted setup"]

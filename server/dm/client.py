@@ -201,10 +201,15 @@ class DmClient:
         """Create this device's keys and register them (see the module note).
 
         ``new_identity``: for a member who lost every device and the recovery code: a new master
-        key; every other device is revoked and contacts see their safety number change."""
-        if self.profile.device is not None:
-            raise DmError("this device is already set up")
+        key; every other device is revoked and contacts see their safety number change.
+
+        The new keys are kept in the store before the server is asked to register them, so a
+        setup that stopped midway (the device died, the connection broke) is finished by running
+        it again: the same keys are registered if the server never took them, and the
+        recovery code is shown again."""
         listing = await self._call("GET", "/api/v1/hearthside/e2ee/devices")
+        if self.profile.device is not None:
+            return await self._resume_setup(self.profile.device, listing)
         existing_master = listing.get("master_key")
         master: MasterKey | None = None
         created_code: str | None = None
@@ -241,12 +246,53 @@ class DmClient:
             version = (listing.get("version") or 0) + 1
             body["device_list"] = state.sign_own_list(devices, version=version, at=_now()).to_json()
             body["reset"] = new_identity
-        await self._call("POST", "/api/v1/hearthside/e2ee/devices", json_body=body)
-        state.mark_keys_published()
         self.profile.device = state
+        self._persist()
+        await self._register(body)
         if master is None and listing.get("device_list"):
             state.accept_device_list(self.profile.actor, listing["device_list"])
         return SetupResult(state.device_id, "active" if master is not None else "pending", created_code)
+
+    async def _register(self, body: dict[str, Any]) -> None:
+        """POST the registration. Refused by the server: nothing to finish later (the device is
+        dropped from the profile); no answer: the kept keys let ``setup`` try again."""
+        try:
+            await self._call("POST", "/api/v1/hearthside/e2ee/devices", json_body=body)
+        except DmError:
+            self.profile.device = None
+            self._persist()
+            raise
+        self.device.mark_keys_published()
+
+    async def _resume_setup(self, state: DeviceState, listing: dict[str, Any]) -> SetupResult:
+        """``setup`` again after one that stopped midway: done already, or register again."""
+        known = {d["device_id"]: d["state"] for d in listing.get("devices", [])}
+        master = state.master
+        code = master.recovery_code() if master is not None else None
+        if state.device_id in known:
+            if known[state.device_id] == "revoked":
+                raise DmError("this device was revoked; log in again to set up a new one")
+            if state.has_unpublished_keys():
+                # The server took the registration but the answer was lost.
+                state.mark_keys_published()
+                return SetupResult(state.device_id, known[state.device_id], code)
+            raise DmError("this device is already set up")
+        keys, fallback = state.unpublished_keys()
+        body: dict[str, Any] = {
+            "device_id": state.device_id,
+            "identity_key": state.account.identity_key,
+            "fingerprint_key": state.account.fingerprint_key,
+            "one_time_keys": [k.to_json() for k in keys],
+        }
+        if fallback is not None:
+            body["fallback_key"] = fallback.to_json()
+        own = state.pinned(self.profile.actor)
+        if master is not None and own is not None:
+            # The very list signed the first time (its version is the one the server expects).
+            body["device_list"] = own.to_json()
+            body["reset"] = listing.get("master_key") not in (None, master.public_key)
+        await self._register(body)
+        return SetupResult(state.device_id, "active" if master is not None else "pending", code)
 
     async def devices(self) -> dict[str, Any]:
         return dict(await self._call("GET", "/api/v1/hearthside/e2ee/devices"))
