@@ -262,13 +262,23 @@ class DeviceState:
             self._sign_key(fallback, fallback=True) if fallback is not None else None,
         )
 
-    def sign_own_list(self, devices: Iterable[DeviceEntry], *, version: int, at: datetime) -> DeviceList:
-        """Sign the member's device list (needs the master key on this device)."""
+    def sign_own_list(
+        self, devices: Iterable[DeviceEntry], *, version: int, at: datetime, pin: bool = True
+    ) -> DeviceList:
+        """Sign the member's device list (needs the master key on this device). ``pin=False``:
+        not pinned yet, for a list the server may still refuse (:meth:`pin_own_list` once it
+        took it); pinned at once, a refused list would leave this device ahead of the server,
+        refusing the server's list as a rollback from then on."""
         if self.master is None:
             raise MasterKeyChangedError("this device does not hold the master key; approve it from one that does")
         signed = sign_device_list(self.master, actor=self.actor, version=version, devices=devices, signed_at=at)
-        self.accept_device_list(self.actor, signed.to_json(), accept_new_master_key=True)
+        if pin:
+            self.pin_own_list(signed)
         return signed
+
+    def pin_own_list(self, signed: DeviceList) -> None:
+        """Pin a list this device signed (after the server published it)."""
+        self.accept_device_list(self.actor, signed.to_json(), accept_new_master_key=True)
 
     # ------------------------------------------------------------------ trust
 

@@ -470,3 +470,35 @@ async def test_a_setup_that_stopped_midway_is_finished_by_running_it_again(
             await bob1.send(handle(a, "alice"), "hello after an interrupted setup")
             got = await receive_until(again)
             assert [m.content for m in got] == ["hello after an interrupted setup"]
+
+
+@pytest.mark.parametrize("lost", ["request", "refused"])
+async def test_a_device_list_the_server_did_not_take_leaves_the_device_working(
+    pair: tuple[list[Instance], Any], lost: str
+) -> None:
+    """Approving a device signs a new list: it is pinned here only once the server took it. A
+    list pinned before (as it was) and then lost or refused left this device a version ahead
+    of its server, so every later send and approval refused the server's own list as a
+    rollback."""
+    async with talking(pair[0]) as (a, b, alice1, bob1):
+        alice2, setup = await device(a, "alice")
+        assert setup.state == "pending"
+        real_call = alice1._call
+
+        async def publish_fails(method: str, path: str, **kwargs: Any) -> Any:
+            if method == "PUT" and path.endswith("/device_list"):
+                if lost == "request":
+                    raise ConnectionError("the connection broke before the server had it")
+                raise DmError("PUT device_list: 503 Service Unavailable")
+            return await real_call(method, path, **kwargs)
+
+        alice1._call = publish_fails  # type: ignore[method-assign]
+        with pytest.raises((ConnectionError, DmError)):
+            await alice1.approve(alice2.device.device_id)
+        alice1._call = real_call  # type: ignore[method-assign]
+        await alice1.send(handle(b, "bob"), "still sending")
+        assert [m.content for m in await receive_until(bob1)] == ["still sending"]
+        await alice1.approve(alice2.device.device_id)
+        await alice1.send(handle(b, "bob"), "to bob and my new device")
+        assert [m.content for m in await receive_until(alice2)] == ["to bob and my new device"]
+        await alice2.close()

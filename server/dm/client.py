@@ -312,10 +312,12 @@ class DmClient:
             entries[add] = DeviceEntry(add, device["identity_key"], device["fingerprint_key"])
         if keep is not None:
             entries = {k: v for k, v in entries.items() if k in keep}
-        signed = state.sign_own_list(list(entries.values()), version=int(listing.get("version") or 0) + 1, at=_now())
-        return dict(
-            await self._call("PUT", "/api/v1/hearthside/e2ee/device_list", json_body={"device_list": signed.to_json()})
-        )
+        version = int(listing.get("version") or 0) + 1
+        signed = state.sign_own_list(list(entries.values()), version=version, at=_now(), pin=False)
+        body = {"device_list": signed.to_json()}
+        answer = await self._call("PUT", "/api/v1/hearthside/e2ee/device_list", json_body=body)
+        state.pin_own_list(signed)  # only now: a list the server refused must not stay pinned here
+        return dict(answer)
 
     async def approve(self, device_id: str) -> None:
         """Add a pending device of the member to the signed list (needs the master key here)."""
