@@ -467,9 +467,7 @@ class DmClient:
                 done.append(row["id"])
                 if row.get("object_id") in kept:
                     continue  # opened and kept before a crash stopped its acknowledgement
-                item = await self._open(row)
-                if item is not None:
-                    received.append(item)
+                await self._open(row)
             self._persist()
             await self._call("POST", "/api/v1/hearthside/e2ee/messages/ack", json_body={"ids": done})
         count = await self._call("GET", "/api/v1/hearthside/e2ee/keys/count")
@@ -482,6 +480,14 @@ class DmClient:
             await self._call(
                 "POST", "/api/v1/hearthside/e2ee/keys/upload", json_body={"one_time_keys": [k.to_json() for k in keys]}
             )
+        # What was opened and not yet handed to the member, this time or before a crash (kept,
+        # marked unread, in the history): handed over once, in the order received.
+        for item in self.profile.history:
+            if item.pop("unread", False):
+                message = item["message"]
+                own = item["direction"] == "out"
+                content = message["body"].get("content", "")
+                received.append(Incoming(item["id"], message["from"], message["to"], content, item["stamped_at"], own))
         return received
 
     async def _open(self, row: dict[str, Any]) -> Incoming | None:
@@ -527,6 +533,7 @@ class DmClient:
                 "stamp": row["stamp"],
                 "sender_stamp": row["sender_stamp"],
                 "stamped_at": row["stamped_at"],
+                "unread": True,
             }
         )
         self.purge_expired()
