@@ -90,6 +90,20 @@ class Control:
     body: dict[str, Any]
 
 
+def _registration(state: DeviceState) -> dict[str, Any]:
+    """The registration of ``state``'s device, with the keys it has not yet published."""
+    keys, fallback = state.unpublished_keys()
+    body: dict[str, Any] = {
+        "device_id": state.device_id,
+        "identity_key": state.account.identity_key,
+        "fingerprint_key": state.account.fingerprint_key,
+        "one_time_keys": [k.to_json() for k in keys],
+    }
+    if fallback is not None:
+        body["fallback_key"] = fallback.to_json()
+    return body
+
+
 class DmClient:
     """One device of one member. Call :meth:`close` (or use ``async with``) when done."""
 
@@ -229,15 +243,9 @@ class DmClient:
             master = MasterKey.generate()
             created_code = master.recovery_code()
         state = DeviceState.create(actor=self.profile.actor, device_id=new_device_id(), master=master)
-        keys = state.new_one_time_keys(ONE_TIME_KEYS)
-        fallback = state.new_fallback_key()
-        body: dict[str, Any] = {
-            "device_id": state.device_id,
-            "identity_key": state.account.identity_key,
-            "fingerprint_key": state.account.fingerprint_key,
-            "one_time_keys": [k.to_json() for k in keys],
-            "fallback_key": fallback.to_json(),
-        }
+        state.account.generate_one_time_keys(ONE_TIME_KEYS)
+        state.account.generate_fallback_key()
+        body = _registration(state)
         if master is not None:
             if listing.get("device_list") and not new_identity:
                 state.accept_device_list(self.profile.actor, listing["device_list"])
@@ -277,15 +285,7 @@ class DmClient:
                 state.mark_keys_published()
                 return SetupResult(state.device_id, known[state.device_id], code)
             raise DmError("this device is already set up")
-        keys, fallback = state.unpublished_keys()
-        body: dict[str, Any] = {
-            "device_id": state.device_id,
-            "identity_key": state.account.identity_key,
-            "fingerprint_key": state.account.fingerprint_key,
-            "one_time_keys": [k.to_json() for k in keys],
-        }
-        if fallback is not None:
-            body["fallback_key"] = fallback.to_json()
+        body = _registration(state)
         own = state.pinned(self.profile.actor)
         if master is not None and own is not None:
             # The very list signed the first time (its version is the one the server expects).
@@ -490,7 +490,9 @@ class DmClient:
                 received.append(Incoming(item["id"], message["from"], message["to"], content, item["stamped_at"], own))
         return received
 
-    async def _open(self, row: dict[str, Any]) -> Incoming | None:
+    async def _open(self, row: dict[str, Any]) -> None:
+        """Decrypt and check one ciphertext; a message is kept in the history, marked unread
+        (``receive`` hands it over), a protocol step queued, anything refused counted."""
         state = self.device
         sender = row["sender"]["actor"]
         sender_device = row["sender"]["device_id"]
@@ -510,7 +512,7 @@ class DmClient:
         except (CryptoError, DmError, ValueError) as exc:
             self.profile.undecryptable += 1
             log.info("a message could not be opened: %s", type(exc).__name__)
-            return None
+            return
         message = envelope.message
         own = message.sender == self.profile.actor
         peer = message.recipient if own else message.sender
@@ -518,7 +520,7 @@ class DmClient:
             # An in-band protocol step (key verification): never shown, never kept as history.
             if not own:
                 self._control.append(Control(sender, sender_device, dict(message.body)))
-            return None
+            return
         self.profile.history.append(
             {
                 "id": message.id,
@@ -537,7 +539,6 @@ class DmClient:
             }
         )
         self.purge_expired()
-        return Incoming(message.id, message.sender, message.recipient, message.content, row["stamped_at"], own)
 
     # ------------------------------------------------------------------ history and trust
 
