@@ -675,6 +675,13 @@ def _operation(
     return op
 
 
+def _also_answers(op: dict[str, Any], status: str, description: str) -> dict[str, Any]:
+    """``op`` with a second success status answering the same content."""
+    success = next(v for k, v in op["responses"].items() if k.startswith("2"))
+    op["responses"][status] = {**success, "description": description}
+    return op
+
+
 def _list_of(name: str) -> dict[str, Any]:
     return {"type": "array", "items": _ref(name)}
 
@@ -1267,18 +1274,23 @@ def _e2ee_paths() -> dict[str, Any]:
             ),
         },
         e + "/reports": {
-            "post": _operation(
-                "reportE2EEMessages",
-                "Report received encrypted messages",
-                tag=t,
-                scope=scope,
-                description="Reveals the messages (plaintext, franking key, tag, stamps) to this instance's "
-                "moderators. Each must be addressed to you, its tag must recompute and this server's stamp "
-                "verify (422 otherwise); one sender per report.",
-                body=_json_body(_ref("E2EEReport")),
-                response=_ref("E2EEReportFiled"),
-                errors=("400", "401", "403", "415", "422"),
-                status="201",
+            "post": _also_answers(
+                _operation(
+                    "reportE2EEMessages",
+                    "Report received encrypted messages",
+                    tag=t,
+                    scope=scope,
+                    description="Reveals the messages (plaintext, franking key, tag, stamps) to this instance's "
+                    "moderators. Each must be addressed to you, its tag must recompute and this server's stamp "
+                    "verify (422 otherwise); one sender per report. The same report again (same messages and "
+                    "comment, the first still open) files nothing new: 200 with the first report's id.",
+                    body=_json_body(_ref("E2EEReport")),
+                    response=_ref("E2EEReportFiled"),
+                    errors=("400", "401", "403", "415", "422"),
+                    status="201",
+                ),
+                "200",
+                "The same report was filed before and is still open",
             ),
         },
         e + "/reports/{id}": {

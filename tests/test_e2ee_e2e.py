@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import secrets
 import sys
 from collections.abc import AsyncIterator
@@ -25,10 +26,11 @@ import pytest
 from federation_harness import Instance, eventually, instances, resolve
 from sqlalchemy import text
 
+from crypto.encoding import b64encode
 from server.cli import main as cli_main
 from server.dm.client import DmClient, DmError, Incoming, SetupResult
 from server.dm.store import Store
-from server.models import E2EEDevice, E2EEMessage
+from server.models import E2EEDevice, E2EEMessage, Report
 
 PASSPHRASE = "a long passphrase for the test store"
 
@@ -527,16 +529,20 @@ class Chaos:
     def other(self, name: str) -> str:
         return "bob" if name == "alice" else "alice"
 
-    async def break_call(self, name: str, operation: Any, number: int, lost: str) -> bool:
-        """Run ``operation(client)`` with its ``number``-th HTTP call broken (its request lost,
-        or its answer lost after the server acted), then crash and restart ``name``. Whether the
-        operation made that many calls."""
+    async def break_call(
+        self, name: str, operation: Any, number: int, lost: str, counts: Any = lambda method, path: True
+    ) -> bool:
+        """Run ``operation(client)`` with its ``number``-th HTTP call (of those ``counts``
+        accepts) broken (its request lost, or its answer lost after the server acted), then crash
+        and restart ``name``. Whether the operation made that many calls."""
         client = self.clients[name]
         real_call = client._call
         calls = 0
 
         async def broken(method: str, path: str, **kwargs: Any) -> Any:
             nonlocal calls
+            if not counts(method, path):
+                return await real_call(method, path, **kwargs)
             calls += 1
             if calls == number and lost == "request":
                 raise ConnectionError(f"call {number} never reached the server")
@@ -551,7 +557,8 @@ class Chaos:
         except ConnectionError:
             pass  # and the device dies here: nothing more is saved
         else:
-            self.shown += [m.content for m in result or [] if isinstance(m, Incoming)]
+            if isinstance(result, list):
+                self.shown += [m.content for m in result if isinstance(m, Incoming)]
             self.stores[name].save(client.profile)  # the command ended normally
         await client.close()
         self.clients[name] = DmClient(self.stores[name].load(), persist=self.stores[name].save)
@@ -627,5 +634,220 @@ async def test_any_broken_call_then_a_crash_leaves_both_members_talking(
         await chaos.exchange("end")
         waiting = [t for t in chaos.shown if t.startswith("waiting ")]
         assert sorted(waiting) == sorted(waiting_sent)
+        for client in chaos.clients.values():
+            await client.close()
+
+
+async def yes(emoji: Any, decimals: Any) -> bool:
+    return True
+
+
+async def test_steps_and_refused_ciphertexts_opened_before_a_crash_are_not_opened_again(
+    pair: tuple[list[Instance], Any], tmp_path: Path
+) -> None:
+    """A device that died between opening its inbox and the server taking the acknowledgement
+    gets the same ciphertexts again. Opening one again fails (its ratchet step is spent), so
+    every ciphertext opened is kept by object id with the profile before the acknowledgement
+    (``Profile.unacknowledged``): a verification step is not counted as undecryptable then,
+    and a refused ciphertext is counted once."""
+    async with talking(pair[0]) as (_a, b, alice1, bob1):
+        bob_store = Store(tmp_path / "bob", PASSPHRASE)
+        bob_store.save(bob1.profile)
+        bob1._persist_hook = bob_store.save
+        bob_actor = await alice1.resolve(handle(b, "bob"))
+        await alice1.send(handle(b, "bob"), "a message")
+        await alice1._send_control(bob_actor, {"type": "SasCancel", "txn": "none", "reason": "test"})
+        await alice1._call(
+            "POST",
+            "/api/v1/hearthside/e2ee/messages",
+            json_body={
+                "to": bob_actor,
+                "franking_tag": b64encode(os.urandom(32)),
+                "ciphertexts": [
+                    {
+                        "actor": bob_actor,
+                        "device_id": bob1.device.device_id,
+                        "type": 1,
+                        "body": b64encode(os.urandom(300)),
+                    }
+                ],
+            },
+        )
+
+        async def all_three() -> bool:
+            return len(await b.rows(E2EEMessage)) == 3
+
+        await eventually(all_three, what="three ciphertexts waiting for bob")
+        real_call = bob1._call
+
+        async def dies_at_ack(method: str, path: str, **kwargs: Any) -> Any:
+            if path.endswith("/messages/ack"):
+                raise ConnectionError("the device died here")
+            return await real_call(method, path, **kwargs)
+
+        bob1._call = dies_at_ack  # type: ignore[method-assign]
+        with pytest.raises(ConnectionError):
+            await bob1.receive()
+        assert bob1.profile.undecryptable == 1
+        async with DmClient(bob_store.load(), persist=bob_store.save) as bob_again:
+            assert len(bob_again.profile.unacknowledged) == 3
+            assert [m.content for m in await bob_again.receive()] == ["a message"]
+            assert bob_again.profile.undecryptable == 1  # the refused one, once
+            assert bob_again.profile.unacknowledged == []
+            assert await b.rows(E2EEMessage) == []
+            await alice1.send(handle(b, "bob"), "and the next one")
+            assert [m.content for m in await receive_until(bob_again)] == ["and the next one"]
+            assert bob_again.profile.undecryptable == 1
+
+
+async def test_messages_opened_while_listing_or_verifying_are_still_shown_as_new(
+    pair: tuple[list[Instance], Any],
+) -> None:
+    """Listing conversations and a verification waiting for its next step open what is waiting
+    (they must: the steps arrive there) but hand nothing over: the next ``receive`` shows
+    those messages as new. Before, both marked them read without showing them."""
+    async with talking(pair[0]) as (a, b, alice1, bob1):
+
+        async def waiting(count: int) -> None:
+            async def there() -> bool:
+                return len(await b.rows(E2EEMessage)) == count
+
+            await eventually(there, what=f"{count} message(s) waiting for bob")
+
+        await alice1.send(handle(b, "bob"), "before the listing")
+        await waiting(1)
+        await bob1.fetch()
+        assert [(c["messages"], c["unread"]) for c in bob1.conversations()] == [(1, 1)]
+        await alice1.send(handle(b, "bob"), "before the verification")
+        await waiting(1)
+        verified = await asyncio.gather(
+            alice1.verify_sas(handle(b, "bob"), yes, within=30),
+            bob1.verify_sas(handle(a, "alice"), yes, within=30),
+        )
+        assert verified == [True, True]
+        assert [m.content for m in await bob1.receive()] == ["before the listing", "before the verification"]
+        assert [(c["messages"], c["unread"]) for c in bob1.conversations()] == [(2, 0)]
+        assert await bob1.receive() == []
+
+
+async def test_a_broken_call_then_a_crash_in_approve_revoke_or_report_leaves_it_done_once(
+    pair: tuple[list[Instance], Any], tmp_path: Path
+) -> None:
+    """Failure injection over approving and revoking a device and reporting a message: every
+    HTTP call of each is broken in turn (its request lost, or its answer lost after the server
+    acted), the device crashes and restarts from its store, and the member runs the same
+    command again. It must then be done exactly once: an approval or revocation that landed is
+    reported as done already, a report is filed once; and the two members still talk."""
+    async with talking(pair[0]) as (a, b, alice1, bob1):
+        chaos = Chaos(tmp_path, alice1, bob1, handle(b, "bob"), handle(a, "alice"))
+        await chaos.exchange("start")
+        broken = 0
+
+        async def new_device() -> DmClient:
+            newcomer, setup = await device(a, "alice")
+            assert setup.state == "pending"
+            return newcomer
+
+        async def can_read(newcomer: DmClient, text: str) -> None:
+            await chaos.clients["alice"].send(chaos.handles["bob"], text)
+            assert text in [m.content for m in await receive_until(newcomer)]
+
+        for lost in ("request", "answer"):
+            number = 1
+            while True:  # approving: every call broken in turn, then approved again
+                newcomer = await new_device()
+                device_id = newcomer.device.device_id
+                reached = await chaos.break_call("alice", lambda c, d=device_id: c.approve(d), number, lost)
+                again = await chaos.clients["alice"].approve(device_id)
+                states = {d["device_id"]: d["state"] for d in (await chaos.clients["alice"].devices())["devices"]}
+                assert states[device_id] == "active"
+                await can_read(newcomer, f"to the approved device, {lost} {number}")
+                await chaos.clients["alice"].revoke(device_id)
+                await newcomer.close()
+                if not reached:
+                    assert again is False  # approved by the unbroken run
+                    break
+                broken += 1
+                await chaos.exchange(f"approve, call {number}, {lost} lost")
+                number += 1
+            number = 1
+            while True:  # revoking
+                newcomer = await new_device()
+                device_id = newcomer.device.device_id
+                assert await chaos.clients["alice"].approve(device_id)
+                reached = await chaos.break_call("alice", lambda c, d=device_id: c.revoke(d), number, lost)
+                again = await chaos.clients["alice"].revoke(device_id)
+                states = {d["device_id"]: d["state"] for d in (await chaos.clients["alice"].devices())["devices"]}
+                assert states[device_id] == "revoked"
+                await chaos.clients["alice"].send(chaos.handles["bob"], f"after revoking, {lost} {number}")
+                with pytest.raises(DmError, match="401"):
+                    await newcomer.receive()
+                await newcomer.close()
+                if not reached:
+                    assert again is False
+                    break
+                broken += 1
+                await chaos.exchange(f"revoke, call {number}, {lost} lost")
+                number += 1
+            # Reporting: one call; with the answer lost, the second run gets the first report.
+            reported = next(i["id"] for i in chaos.clients["bob"].profile.history if i["direction"] == "in")
+            comment = f"reported, {lost} lost"
+
+            async def report(client: DmClient, comment: str = comment, reported: str = reported) -> None:
+                await client.report([reported], comment=comment, forward=False)
+
+            assert await chaos.break_call("bob", report, 1, lost)
+            broken += 1
+            filed = await chaos.clients["bob"].report([reported], comment=comment, forward=False)
+            rows = await b.rows(Report, Report.comment == comment)
+            assert [str(r.id) for r in rows] == [filed["id"]]
+            await chaos.exchange(f"report, {lost} lost")
+        assert broken == 10  # approve and revoke make two calls each, report one; each broken both ways
+        for client in chaos.clients.values():
+            await client.close()
+
+
+@pytest.mark.parametrize("pair", ["sqlite"], indirect=True)  # the client's logic; the server's database plays no part
+@pytest.mark.parametrize(
+    ("call", "number"),
+    [("step", 1), ("step", 2), ("step", 3), ("ack", 1)],
+    ids=["commitment", "key", "mac", "first-ack"],
+)
+@pytest.mark.parametrize("lost", ["request", "answer"])
+@pytest.mark.timeout(240)
+async def test_a_verification_broken_by_a_crash_succeeds_when_both_run_it_again(
+    pair: tuple[list[Instance], Any], tmp_path: Path, call: str, number: int, lost: str
+) -> None:
+    """Alice's device crashes in the middle of an SAS verification: posting her commitment,
+    key or MAC, or acknowledging the steps it opened (request or answer lost). Bob's side gives
+    up or finishes; then both run it again and both end verified. Steps the crash left behind
+    (delivered again, or from the abandoned attempt) are neither mistaken for the new
+    attempt's nor counted as undecryptable."""
+
+    def counts(method: str, path: str) -> bool:
+        if call == "ack":
+            return path.endswith("/messages/ack")
+        return method == "POST" and path.endswith("/e2ee/messages")
+
+    async with talking(pair[0]) as (a, b, alice1, bob1):
+        chaos = Chaos(tmp_path, alice1, bob1, handle(b, "bob"), handle(a, "alice"))
+        await chaos.exchange("start")
+
+        async def alice_verifies(client: DmClient) -> None:
+            await client.verify_sas(chaos.handles["bob"], yes, within=30)
+
+        reached, bob_first = await asyncio.gather(
+            chaos.break_call("alice", alice_verifies, number, lost, counts),
+            chaos.clients["bob"].verify_sas(chaos.handles["alice"], yes, within=8),
+            return_exceptions=True,
+        )
+        assert reached is True
+        assert bob_first is True or isinstance(bob_first, DmError), bob_first
+        again = await asyncio.gather(
+            chaos.clients["alice"].verify_sas(chaos.handles["bob"], yes, within=30),
+            chaos.clients["bob"].verify_sas(chaos.handles["alice"], yes, within=30),
+        )
+        assert again == [True, True]
+        await chaos.exchange("after")  # also: nothing undecryptable on either side
         for client in chaos.clients.values():
             await client.close()

@@ -217,6 +217,14 @@ async def test_report__verified_locally_and_by_the_senders_server(pair: list[Ins
         item.update(original)
         answer = await bob1.report([abusive.id], comment="please look", forward=True)
         assert answer["forwarded"] is True
+        # The same report again (an answer lost, a second press) files nothing new.
+        assert await bob1.report([abusive.id], comment="please look", forward=True) == answer
+        (filed,) = await b.rows(Report, Report.category == "e2ee_message")
+        assert str(filed.id) == answer["id"] and filed.forward_requested
+        assert filed.forwarded_to == [a.domain] and filed.forwarded_at is not None
+        # Another comment is another report (and so is another choice of messages).
+        other = await bob1.report([abusive.id], comment="more context", forward=False)
+        assert other["id"] != answer["id"] and other["forwarded"] is False
         shown = await b.api("GET", f"/api/v1/hearthside/e2ee/reports/{answer['id']}", moderator_b)
         assert [(m["content"], m["verified"]) for m in shown["messages"]] == [("something abusive", True)]
         # Only what was revealed: the harmless message is not in the report.

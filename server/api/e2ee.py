@@ -66,7 +66,7 @@ from server.entities import account_uri, acct, iso
 from server.errors import ApiError, BadRequest, Forbidden, NotFound, Unprocessable
 from server.federation import FEDERATION, Federation, host_of
 from server.ids import new_id
-from server.models import Account, E2EEDevice, E2EEMessage, PlaintextMessage
+from server.models import Account, E2EEDevice, E2EEMessage, E2EEReportMessage, PlaintextMessage, Report
 from server.remote_actors import ActorUnavailable, account_by_uri, local_account_by_uri, resolve_actor, resolve_handle
 from server.transport import FetchError
 from server.web import (
@@ -833,8 +833,6 @@ async def report_messages(request: web.Request) -> web.Response:
     senders = {revealed.message.sender for revealed, *_ in parsed}
     if len(senders) != 1:
         raise Unprocessable("messages: report messages of one sender at a time")
-    from server.models import Report
-
     moment = now()
     async with request.app[SESSIONS]() as session:
         me = await _viewer_account(session, viewer)
@@ -850,6 +848,13 @@ async def report_messages(request: web.Request) -> web.Response:
         )
         if sender is None:
             raise Unprocessable("messages: the sender is unknown here")
+        again = await _same_open_report(session, me.id, sender.id, comment, {r.object_id for r, *_ in parsed})
+        if again is not None:
+            # The same report sent again (its answer was lost, or the member pressed twice):
+            # the moderators get one report, the member the same answer.
+            log.info("e2ee report %s filed again; kept once", again.id)
+            forwarded = again.forwarded_at is not None
+            return json_response({"id": str(again.id), "messages": len(parsed), "forwarded": forwarded})
         report = Report(
             id=new_id(),
             reporter_account_id=me.id,
@@ -860,6 +865,7 @@ async def report_messages(request: web.Request) -> web.Response:
             category="e2ee_message",
             state="open",
             created_at=moment,
+            forward_requested=forward,
         )
         session.add(report)
         await session.flush()
@@ -876,12 +882,39 @@ async def report_messages(request: web.Request) -> web.Response:
                 stamped = [{**revealed.to_json(), "stamp": sender_stamps[i]} for i, (revealed, *_) in enumerate(parsed)]
                 await queue_flag(session, config, [sender_uri], comment, [inbox], extra={"e2ee:revealed": stamped})
                 forwarded = True
+                report.forwarded_at, report.forwarded_to = moment, [sender.domain]
         from server.reports import notify_staff_of_report
 
         await notify_staff_of_report(session, report)  # like every other report (docs/moderation.md)
         await session.commit()
     log.info("e2ee report %s filed (%s messages)", report.id, len(parsed))
     return json_response({"id": str(report.id), "messages": len(parsed), "forwarded": forwarded}, status=201)
+
+
+async def _same_open_report(
+    session: AsyncSession, reporter_id: int, target_id: int, comment: str, object_ids: set[str]
+) -> Report | None:
+    """An open report by ``reporter_id`` about ``target_id`` with this comment revealing
+    exactly these messages, or None."""
+    candidates = select(Report.id).where(
+        Report.reporter_account_id == reporter_id,
+        Report.target_account_id == target_id,
+        Report.category == "e2ee_message",
+        Report.state == "open",
+        Report.comment == comment,
+    )
+    revealed: dict[int, set[str]] = {}
+    rows = await session.execute(
+        select(E2EEReportMessage.report_id, E2EEReportMessage.object_uri).where(
+            E2EEReportMessage.report_id.in_(candidates)
+        )
+    )
+    for report_id, object_uri in rows:
+        revealed.setdefault(report_id, set()).add(object_uri)
+    for report_id, uris in revealed.items():
+        if uris == object_ids:
+            return await session.get(Report, report_id)
+    return None
 
 
 @routes.get(BASE + "/reports/{id}")

@@ -150,9 +150,10 @@ async def _read(client: DmClient, args: argparse.Namespace) -> int:
 
 
 async def _conversations(client: DmClient, args: argparse.Namespace) -> int:
-    await client.receive()
+    await client.fetch()  # new messages stay unread for `read`
     for entry in client.conversations():
-        _emit(args, entry, f"{entry['peer']}  {entry['messages']} message(s), last {entry['last']}")
+        unread = f", {entry['unread']} unread" if entry["unread"] else ""
+        _emit(args, entry, f"{entry['peer']}  {entry['messages']} message(s){unread}, last {entry['last']}")
     return 0
 
 
@@ -193,10 +194,10 @@ async def _verify_sas(client: DmClient, args: argparse.Namespace) -> int:
 
 async def _devices(client: DmClient, args: argparse.Namespace) -> int:
     action = args.device_action
-    if action == "approve":
-        await client.approve(args.device_id)
-    elif action == "revoke":
-        await client.revoke(args.device_id)
+    if action == "approve" and not await client.approve(args.device_id):
+        print(f"{args.device_id} was already approved.", file=sys.stderr)
+    elif action == "revoke" and not await client.revoke(args.device_id):
+        print(f"{args.device_id} was already revoked.", file=sys.stderr)
     listing = await client.devices()
     for device in listing["devices"]:
         mark = " (this device)" if device["current"] else ""

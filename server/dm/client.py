@@ -88,6 +88,7 @@ class Control:
     sender: str
     sender_device: str
     body: dict[str, Any]
+    created: int  # unix seconds, as the sender's device wrote it
 
 
 def _registration(state: DeviceState) -> dict[str, Any]:
@@ -297,18 +298,14 @@ class DmClient:
     async def devices(self) -> dict[str, Any]:
         return dict(await self._call("GET", "/api/v1/hearthside/e2ee/devices"))
 
-    async def _publish_own(self, keep: list[str] | None = None, add: str | None = None) -> dict[str, Any]:
-        listing = await self.devices()
+    async def _publish_own(
+        self, listing: dict[str, Any], keep: list[str] | None = None, add: str | None = None
+    ) -> dict[str, Any]:
         state = self.device
-        if listing.get("device_list"):
-            state.accept_device_list(self.profile.actor, listing["device_list"])
         current = state.pinned(self.profile.actor)
         entries = {d.device_id: d for d in (current.devices if current else ())}
         if add is not None:
-            registered = {d["device_id"]: d for d in listing["devices"]}
-            device = registered.get(add)
-            if device is None or device["state"] != "pending":
-                raise DmError(f"{add} is not a pending device of yours")
+            device = {d["device_id"]: d for d in listing["devices"]}[add]
             entries[add] = DeviceEntry(add, device["identity_key"], device["fingerprint_key"])
         if keep is not None:
             entries = {k: v for k, v in entries.items() if k in keep}
@@ -319,24 +316,47 @@ class DmClient:
         state.pin_own_list(signed)  # only now: a list the server refused must not stay pinned here
         return dict(answer)
 
-    async def approve(self, device_id: str) -> None:
-        """Add a pending device of the member to the signed list (needs the master key here)."""
-        await self._publish_own(add=device_id)
-
-    async def revoke(self, device_id: str) -> None:
-        """Remove a device: it can read nothing sent from now on, and the server deletes its
-        token, keys and waiting messages."""
+    async def _own_listing(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """The server's view of our devices, its signed list checked and pinned here, and each
+        device's state by id."""
         listing = await self.devices()
-        states = {d["device_id"]: d["state"] for d in listing["devices"]}
+        if listing.get("device_list"):
+            self.device.accept_device_list(self.profile.actor, listing["device_list"])
+        return listing, {d["device_id"]: d["state"] for d in listing.get("devices", [])}
+
+    async def approve(self, device_id: str) -> bool:
+        """Add a pending device of the member to the signed list (needs the master key here).
+        False if it is already approved (in the signed list): an approval whose answer was
+        lost is done, and doing it again changes nothing."""
+        listing, states = await self._own_listing()
+        if states.get(device_id) == "active" and self._in_own_list(device_id):
+            return False
+        if states.get(device_id) != "pending":
+            raise DmError(f"{device_id} is not a pending device of yours")
+        await self._publish_own(listing, add=device_id)
+        return True
+
+    async def revoke(self, device_id: str) -> bool:
+        """Remove a device: it can read nothing sent from now on, and the server deletes its
+        token, keys and waiting messages. False if it is already revoked (a revocation whose
+        answer was lost is done)."""
+        listing, states = await self._own_listing()
         if states.get(device_id) == "pending":
             await self._call("DELETE", f"/api/v1/hearthside/e2ee/devices/{device_id}")
-            return
+            return True
+        if states.get(device_id) == "revoked":
+            return False
         if states.get(device_id) != "active":
             raise DmError(f"{device_id} is not an active or pending device of yours")
         if device_id == self.device.device_id:
             raise DmError("revoke this device from another one (or use `hearthside dm logout`)")
         current = [d["device_id"] for d in listing["devices"] if d["state"] == "active" and d["device_id"] != device_id]
-        await self._publish_own(keep=current)
+        await self._publish_own(listing, keep=current)
+        return True
+
+    def _in_own_list(self, device_id: str) -> bool:
+        own = self.device.pinned(self.profile.actor)
+        return own is not None and own.device(device_id) is not None
 
     # ------------------------------------------------------------------ contacts
 
@@ -452,24 +472,48 @@ class DmClient:
         return before - len(self.profile.history)
 
     async def receive(self) -> list[Incoming]:
-        """Fetch, decrypt, keep and acknowledge everything waiting for this device."""
+        """Fetch, decrypt, keep and acknowledge everything waiting for this device; returns
+        what the member has not been shown yet (this time, or opened before a crash or while a
+        verification was waiting for its next step)."""
+        await self.fetch()
+        return self._hand_over()
+
+    async def fetch(self) -> None:
+        """Open, keep and acknowledge everything waiting; top up one-time keys. What was opened
+        stays unread in the history until :meth:`receive` hands it over (so listing
+        conversations, or a verification polling for its next step, shows nothing as read).
+
+        A ciphertext this device already opened is never opened again: the second attempt
+        would fail as a replay (the ratchet step is spent). That happens when the device died
+        between opening a page and the server taking its acknowledgement; such ciphertexts are
+        recognised by their object id, in the history (messages) or in
+        ``Profile.unacknowledged`` (everything opened, kept with the profile before the
+        acknowledgement: verification steps and refused ciphertexts too), and acknowledged
+        again without being counted twice."""
         state = self.device
         self.purge_expired()
-        received: list[Incoming] = []
         while True:
             page = await self._call("GET", "/api/v1/hearthside/e2ee/messages", params={"limit": "100"})
             rows = page.get("messages", [])
             if not rows:
+                # Everything opened so far was acknowledged: nothing can come back.
+                self.profile.unacknowledged = []
                 break
             done: list[str] = []
-            kept = {item.get("object_id") for item in self.profile.history}
+            seen = {item.get("object_id") for item in self.profile.history}
+            seen.update(self.profile.unacknowledged)
             for row in rows:
                 done.append(row["id"])
-                if row.get("object_id") in kept:
-                    continue  # opened and kept before a crash stopped its acknowledgement
+                object_id = row.get("object_id")
+                if object_id in seen:
+                    continue  # opened before a crash stopped its acknowledgement
                 await self._open(row)
+                if isinstance(object_id, str):
+                    self.profile.unacknowledged.append(object_id)
             self._persist()
             await self._call("POST", "/api/v1/hearthside/e2ee/messages/ack", json_body={"ids": done})
+            acknowledged = {row.get("object_id") for row in rows}
+            self.profile.unacknowledged = [o for o in self.profile.unacknowledged if o not in acknowledged]
         count = await self._call("GET", "/api/v1/hearthside/e2ee/keys/count")
         if int(count.get("one_time_key_count", 0)) < REPLENISH_BELOW:
             keys = state.new_one_time_keys(ONE_TIME_KEYS - int(count.get("one_time_key_count", 0)))
@@ -480,8 +524,11 @@ class DmClient:
             await self._call(
                 "POST", "/api/v1/hearthside/e2ee/keys/upload", json_body={"one_time_keys": [k.to_json() for k in keys]}
             )
-        # What was opened and not yet handed to the member, this time or before a crash (kept,
-        # marked unread, in the history): handed over once, in the order received.
+
+    def _hand_over(self) -> list[Incoming]:
+        """What was opened and not yet handed to the member (kept, marked unread, in the
+        history): handed over once, in the order received."""
+        received: list[Incoming] = []
         for item in self.profile.history:
             if item.pop("unread", False):
                 message = item["message"]
@@ -519,7 +566,7 @@ class DmClient:
         if message.body.get("type") != "Note":
             # An in-band protocol step (key verification): never shown, never kept as history.
             if not own:
-                self._control.append(Control(sender, sender_device, dict(message.body)))
+                self._control.append(Control(sender, sender_device, dict(message.body), message.created_at))
             return
         self.profile.history.append(
             {
@@ -543,11 +590,12 @@ class DmClient:
     # ------------------------------------------------------------------ history and trust
 
     def conversations(self) -> list[dict[str, Any]]:
-        """One entry per contact: last message time and count (newest first)."""
+        """One entry per contact: last message time, count and how many not yet read (newest first)."""
         peers: dict[str, dict[str, Any]] = {}
         for item in self.profile.history:
-            entry = peers.setdefault(item["peer"], {"peer": item["peer"], "messages": 0, "last": ""})
+            entry = peers.setdefault(item["peer"], {"peer": item["peer"], "messages": 0, "unread": 0, "last": ""})
             entry["messages"] += 1
+            entry["unread"] += bool(item.get("unread"))
             entry["last"] = max(entry["last"], item["message"]["created"])
         return sorted(peers.values(), key=lambda e: e["last"], reverse=True)
 
@@ -596,22 +644,56 @@ class DmClient:
         message = new_control_message(sender=self.profile.actor, recipient=actor, body=body, now=_now())
         await self._deliver(actor, message, shown_as=actor)
 
-    async def _wait_control(self, actor: str, kind: str, txn: str | None, *, within: float) -> Control:
-        deadline = asyncio.get_running_loop().time() + within
+    async def _wait_control(
+        self,
+        actor: str,
+        kinds: tuple[str, ...],
+        *,
+        ours: str,
+        current: Control | None,
+        deadline: float,
+        since: int,
+    ) -> Control:
+        """The next verification step from ``actor`` of one of ``kinds`` in this attempt: ours
+        is transaction ``ours``, theirs the one their commitment ``current`` started (None
+        until it is known).
+
+        A key or MAC counts when it carries their transaction and answers ours (``for``); a
+        commitment when it is another than ``current`` and not older (the newest wins: they
+        started over). Anything else stays queued, unused (a step of an attempt whose
+        commitment is still to be read, or of one that ended: a crash or a timeout leaves such
+        steps behind), until it is older than ``since`` (unix seconds), when no attempt it
+        belongs to can still be running. Their cancellation of their attempt ends this one."""
+        theirs = current.body.get("txn") if current is not None else None
+        loop = asyncio.get_running_loop()
         while True:
-            for item in self._control:
-                if item.sender == actor and item.body.get("type") == "SasCancel":
-                    raise DmError("the other side cancelled the verification")
-                if (
-                    item.sender == actor
-                    and item.body.get("type") == kind
-                    and (txn is None or item.body.get("txn") == txn)
-                ):
+            commits: list[Control] = []
+            found: Control | None = None
+            for item in list(self._control):
+                if item.sender != actor:
+                    continue
+                if item.created < since:
                     self._control.remove(item)
-                    return item
-            if asyncio.get_running_loop().time() >= deadline:
+                    continue
+                step, txn = item.body.get("type"), item.body.get("txn")
+                if step == "SasCommit":
+                    if step in kinds and txn != theirs and (current is None or item.created >= current.created):
+                        commits.append(item)
+                elif txn != theirs:
+                    continue
+                elif step == "SasCancel":
+                    self._control.remove(item)
+                    raise DmError("the other side cancelled the verification")
+                elif step in kinds and item.body.get("for") == ours and found is None:
+                    found = item
+            if commits:  # they started over: before any step of the attempt they left
+                found = max(commits, key=lambda c: c.created)
+            if found is not None:
+                self._control.remove(found)
+                return found
+            if loop.time() >= deadline:
                 raise DmError("the other side did not answer in time; both must run the verification together")
-            await self.receive()
+            await self.fetch()  # messages opened meanwhile stay unread for the next `receive`
             await asyncio.sleep(SAS_POLL_SECONDS)
 
     async def verify_sas(
@@ -626,7 +708,12 @@ class DmClient:
         numbers, and after both members confirm they match, exchange MACs over their master
         keys (vodozemac SAS; commit-then-reveal as Matrix does, so a man in the middle cannot
         choose keys that make the emoji agree). True marks the contact verified; False means
-        the member said they differ (the other side is told)."""
+        the member said they differ (the other side is told).
+
+        Each key and MAC names the attempt it answers, so steps left over from an attempt that
+        ended (one side crashed or gave up) are never mistaken for this one's; a side that
+        starts over while the other still waits sends a new commitment, and the waiting side
+        answers it again."""
         actor = await self._pin(ref)
         theirs = self.device.pinned(actor)
         mine = self.device.pinned(self.profile.actor)
@@ -634,12 +721,31 @@ class DmClient:
             raise DmError("set up this device first")
         sas = SasSession.create()
         txn = str(uuid.uuid4())
-        commitment = _sas_commitment(sas.public_key, txn)
-        await self._send_control(actor, {"type": "SasCommit", "txn": txn, "commitment": commitment})
-        their_commit = await self._wait_control(actor, "SasCommit", None, within=within)
-        their_txn = str(their_commit.body.get("txn", ""))
-        await self._send_control(actor, {"type": "SasKey", "txn": txn, "key": sas.public_key})
-        their_key_msg = await self._wait_control(actor, "SasKey", their_txn, within=within)
+        commit = {"type": "SasCommit", "txn": txn, "commitment": _sas_commitment(sas.public_key, txn)}
+        deadline = asyncio.get_running_loop().time() + within
+        # The other side started at most `within` ago, or its attempt has ended.
+        since = int(_now().timestamp() - within)
+        await self._send_control(actor, commit)
+        their_commit = await self._wait_control(
+            actor, ("SasCommit",), ours=txn, current=None, deadline=deadline, since=since
+        )
+        while True:
+            their_txn = str(their_commit.body.get("txn", ""))
+            await self._send_control(actor, {"type": "SasKey", "txn": txn, "for": their_txn, "key": sas.public_key})
+            step = await self._wait_control(
+                actor,
+                ("SasKey", "SasCommit"),
+                ours=txn,
+                current=their_commit,
+                deadline=deadline,
+                since=since,
+            )
+            if step.body.get("type") == "SasKey":
+                their_key_msg = step
+                break
+            # A newer commitment: they started over and need ours again (then our key).
+            their_commit = step
+            await self._send_control(actor, commit)
         their_key = str(their_key_msg.body.get("key", ""))
         if not hmac.compare_digest(_sas_commitment(their_key, their_txn), str(their_commit.body.get("commitment", ""))):
             await self._send_control(actor, {"type": "SasCancel", "txn": txn, "reason": "commitment"})
@@ -659,8 +765,10 @@ class DmClient:
             await self._send_control(actor, {"type": "SasCancel", "txn": txn, "reason": "mismatch"})
             return False
         mac = established.calculate_mac(mine.master_key, f"{info}|MAC|{self.profile.actor}")
-        await self._send_control(actor, {"type": "SasMac", "txn": txn, "mac": mac})
-        their_mac = await self._wait_control(actor, "SasMac", their_txn, within=within)
+        await self._send_control(actor, {"type": "SasMac", "txn": txn, "for": their_txn, "mac": mac})
+        their_mac = await self._wait_control(
+            actor, ("SasMac",), ours=txn, current=their_commit, deadline=deadline, since=since
+        )
         try:
             established.verify_mac(theirs.master_key, f"{info}|MAC|{actor}", str(their_mac.body.get("mac", "")))
         except CryptoError:

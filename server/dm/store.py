@@ -38,6 +38,9 @@ class Profile:
     device: DeviceState | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     undecryptable: int = 0
+    # Object ids of ciphertexts opened and not yet known to be acknowledged (see
+    # ``DmClient.fetch``); empty whenever the inbox was last seen empty.
+    unacknowledged: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,6 +52,7 @@ class Profile:
             "device": self.device.to_json() if self.device is not None else None,
             "history": self.history,
             "undecryptable": self.undecryptable,
+            "unacknowledged": self.unacknowledged,
         }
 
     @classmethod
@@ -62,6 +66,7 @@ class Profile:
             device=DeviceState.from_json(device) if device else None,
             history=list(data.get("history", [])),
             undecryptable=int(data.get("undecryptable", 0)),
+            unacknowledged=[str(o) for o in data.get("unacknowledged", [])],
         )
 
 
