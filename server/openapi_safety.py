@@ -30,7 +30,7 @@ HELPLINE = _object(
 )
 SUPPORT = _object(
     {
-        "kind": {"type": "string", "enum": ["signpost", "post_hidden"]},
+        "kind": {"type": "string", "enum": ["signpost", "post_hidden", "supporter"]},
         "level": {"type": "string", "enum": ["low", "high"]},
         "language": TEXT,
         "country": NTEXT,
@@ -104,6 +104,32 @@ def paths() -> dict[str, Any]:
                 "myHelplines", "Helplines for your country and language", tag=TAG, scope="read:accounts",
                 parameters=[{"name": "language", "in": "query", "schema": TEXT}],
                 response=_object({"country": NTEXT, "helplines": _list(HELPLINE), "directory_url": NTEXT}),
+                errors=("401", "403"),
+            )
+        },
+        m + "/support_kit": {
+            "get": _operation(
+                "mySupportKit", "What your device needs to show support panels for encrypted messages", tag=TAG,
+                scope="read:accounts",
+                description="The panels for each message language (en, ru, fr) and level, for a message you "
+                "send ('sent', kind signpost) and one you receive ('received', kind supporter), with your "
+                "country's helplines; and the instance's crisis_additions and crisis_exclusions. Your device "
+                "reads your encrypted messages with the same detector and shows a panel itself: the server "
+                "never sees the messages, nor learns when a panel is shown.",
+                response=_object(
+                    {
+                        "country": NTEXT,
+                        "crisis_additions": {"type": "object"},
+                        "crisis_exclusions": {"type": "object"},
+                        "panels": {
+                            "type": "object",
+                            "additionalProperties": {
+                                "type": "object",
+                                "additionalProperties": _object({"sent": SUPPORT, "received": SUPPORT}),
+                            },
+                        },
+                    }
+                ),
                 errors=("401", "403"),
             )
         },

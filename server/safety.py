@@ -133,6 +133,24 @@ _CONCERN_RECEIVED = {
 }
 
 
+# For a member who receives a message that may indicate the sender is in crisis (shown on the
+# member's own device by `hearthside dm`: the server never sees the message).
+_SUPPORTER = {
+    "en": "Someone you are talking with may be going through something very hard. You don't have to handle it "
+    "alone: you can gently ask how they are and share these services with them, which are free and "
+    "confidential. If you think they are in immediate danger, contact your local emergency number. Only you "
+    "can see this message.",
+    "ru": "Возможно, вашему собеседнику сейчас очень тяжело. Вам не нужно справляться с этим в одиночку: можно "
+    "бережно спросить, как он, и поделиться с ним этими службами, они бесплатны и конфиденциальны. Если вы "
+    "думаете, что ему угрожает непосредственная опасность, позвоните в местную экстренную службу. Это "
+    "сообщение видите только вы.",
+    "fr": "Une personne avec qui vous échangez traverse peut-être quelque chose de très difficile. Vous n'avez pas "
+    "à gérer cela seul·e : vous pouvez lui demander doucement comment elle va et lui indiquer ces services, "
+    "gratuits et confidentiels. Si vous pensez qu'elle est en danger immédiat, appelez le numéro d'urgence "
+    "local. Vous seul·e voyez ce message.",
+}
+
+
 def message_language(language: str | None) -> str:
     base = (language or "").split("-")[0].lower()
     return base if base in MESSAGE_LANGUAGES else "en"
@@ -356,6 +374,28 @@ def support_panel(
         "emergency": _EMERGENCY[lang] if level == "high" or kind == "post_hidden" else None,
         "helplines": [h.member_view() for h in select_helplines(config, language, country)],
         "directory_url": directory,
+    }
+
+
+def support_kit(config: Config, country: str | None) -> dict[str, Any]:
+    """What a member's own device needs to signpost encrypted messages without the server
+    seeing them (docs/safety.md "Encrypted messages"): the panels for each message language
+    and level, for the member writing and for a member receiving, and the instance's own
+    lexicon changes so that the device reads messages as the instance reads posts. The same
+    for every request of a member: fetching it says nothing about any message."""
+    safety = config.values["safety"]
+    panels: dict[str, Any] = {}
+    for lang in MESSAGE_LANGUAGES:
+        panels[lang] = {}
+        for level in ("low", "high"):
+            own = support_panel(config, kind="signpost", level=level, language=lang, country=country)
+            received = {**own, "kind": "supporter", "message": _SUPPORTER[lang]}
+            panels[lang][level] = {"sent": own, "received": received}
+    return {
+        "country": country,
+        "crisis_additions": safety.get("crisis_additions") or {},
+        "crisis_exclusions": safety.get("crisis_exclusions") or {},
+        "panels": panels,
     }
 
 

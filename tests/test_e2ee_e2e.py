@@ -851,3 +851,90 @@ async def test_a_verification_broken_by_a_crash_succeeds_when_both_run_it_again(
         await chaos.exchange("after")  # also: nothing undecryptable on either side
         for client in chaos.clients.values():
             await client.close()
+
+
+async def test_support_panels_are_chosen_on_the_device_and_change_nothing_a_server_sees(
+    pair: tuple[list[Instance], Any],
+) -> None:
+    """A message that may show someone is struggling gets a support panel on the member's own
+    device (docs/safety.md "Encrypted messages"): the writer sees the signpost a post would
+    get, the reader the supporter's panel, each with their own helplines. The devices make the
+    same requests whatever the message says (the kit is fetched once, before any message),
+    and a member who turns the panels off sees none."""
+    from test_crisis_queue import CRISIS
+
+    async with talking(pair[0]) as (_a, b, alice1, bob1):
+        await b.api("PATCH", "/api/v1/hearthside/safety/settings", b.users["bob"], json={"country": "FR"})
+        calls: dict[str, list[tuple[str, str]]] = {"alice": [], "bob": []}
+        for name, client in (("alice", alice1), ("bob", bob1)):
+            real = client._call
+
+            async def recorded(method: str, path: str, _real: Any = real, _name: str = name, **kw: Any) -> Any:
+                calls[_name].append((method, path))
+                return await _real(method, path, **kw)
+
+            client._call = recorded  # type: ignore[method-assign]
+        bob_handle = handle(b, "bob")
+        sends = []
+        for text in ("see you at the group tomorrow", "the weather was nice today", CRISIS["en"], CRISIS["fr"]):
+            before = len(calls["alice"])
+            await alice1.send(bob_handle, text)
+            sends.append(calls["alice"][before:])
+        kit_fetches = [c for c in calls["alice"] if c[1].endswith("/safety/support_kit")]
+        assert kit_fetches == [("GET", "/api/v1/hearthside/safety/support_kit")]
+        assert kit_fetches[0] in sends[0]
+        assert sends[1] == sends[2] == sends[3]  # a crisis message costs no request of its own
+        assert [(p["kind"], p["language"]) for p in alice1.support] == [("signpost", "en"), ("signpost", "fr")]
+        assert alice1.support[0]["message"].startswith("It sounds like")
+
+        got = await receive_until(bob1, 4)
+        panels = {m.content: m.support for m in got}
+        assert panels["see you at the group tomorrow"] is None and panels["the weather was nice today"] is None
+        for lang in ("en", "fr"):
+            panel = panels[CRISIS[lang]]
+            assert panel is not None and (panel["kind"], panel["language"]) == ("supporter", lang)
+            assert [h["phone"] for h in panel["helplines"]] == ["3114"]  # bob's country, not alice's
+        assert len(bob1.support) == 2
+        assert [c for c in calls["bob"] if "safety" in c[1]] == [("GET", "/api/v1/hearthside/safety/support_kit")]
+
+        bob1.profile.support_panels = False
+        await alice1.send(bob_handle, CRISIS["en"])
+        (again,) = await receive_until(bob1)
+        assert again.support is None and len(bob1.support) == 2
+
+
+async def test_hearthside_dm_support__shown_after_send_and_read_and_turned_off(
+    pair: tuple[list[Instance], Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_crisis_queue import CRISIS
+
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    (a, b), _pg = pair
+    gina = await a.user("gina")
+    hal = await b.user("hal")
+    await mutual_follow(a, gina, b, hal)
+    profiles = {"gina": tmp_path / "gina", "hal": tmp_path / "hal"}
+    for name, inst, user in (("gina", a, gina), ("hal", b, hal)):
+        await dm(profiles[name], "login", inst.base_url, name, "--password-stdin", stdin=user.password + "\n")
+        await dm(profiles[name], "setup")
+    sent = await dm(profiles["gina"], "send", handle(b, "hal"), CRISIS["en"])
+    assert "It sounds like things might be really hard" in sent and "support off" in sent
+    assert "It sounds like" not in await dm(profiles["gina"], "send", handle(b, "hal"), "hello again")
+
+    async def read_all() -> str:
+        out: list[str] = []
+
+        async def arrived() -> bool:
+            out.append(await dm(profiles["hal"], "read"))
+            return "hello again" in "".join(out)
+
+        await eventually(arrived, what="hal's messages")
+        return "".join(out)
+
+    shown = await read_all()
+    assert "Someone you are talking with may be going through something very hard" in shown
+    assert json.loads(await dm(profiles["hal"], "--json", "support", "off")) == {"support_panels": False}
+    assert json.loads(await dm(profiles["hal"], "--json", "support"))["support_panels"] is False
+    await dm(profiles["gina"], "send", handle(b, "hal"), CRISIS["en"] + ", again")
+    await dm(profiles["gina"], "send", handle(b, "hal"), "hello again")
+    assert "Someone you are talking with" not in await read_all()

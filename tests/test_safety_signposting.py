@@ -136,6 +136,39 @@ async def test_signposting__unknown_country_points_to_the_directory(client: Any,
     assert mine == {"country": None, "helplines": [], "directory_url": "https://findahelpline.com"}
 
 
+async def test_support_kit__the_panels_a_device_needs_and_the_instance_lexicon(
+    aiohttp_client: Any, config: Config, engine: Any, make_user: Any
+) -> None:
+    """GET /api/v1/hearthside/safety/support_kit: for encrypted messages, which no server sees,
+    the member's device shows the panels itself (docs/safety.md). The kit has, for every
+    message language and level, the panel for a message sent (as a post's) and for one
+    received (the supporter's), with the member's helplines, and the instance's lexicon
+    changes; it is the same on every request (its fetching says nothing about a message)."""
+    changes = with_overrides(
+        config, safety={"crisis_additions": {"en": ["intent: walk into the sea"]}, "crisis_exclusions": {}}
+    )
+    client = await aiohttp_client(create_app(changes, engine=engine))
+    member = await make_user("member")
+    await call(client, "PATCH", SETTINGS, member, json={"country": "FR"})
+    kit = await call(client, "GET", "/api/v1/hearthside/safety/support_kit", member)
+    assert kit == await call(client, "GET", "/api/v1/hearthside/safety/support_kit", member)
+    assert kit["country"] == "FR" and kit["crisis_additions"] == {"en": ["intent: walk into the sea"]}
+    assert sorted(kit["panels"]) == ["en", "fr", "ru"]
+    for lang, levels in kit["panels"].items():
+        assert sorted(levels) == ["high", "low"]
+        for level, both in levels.items():
+            sent, received = both["sent"], both["received"]
+            assert (sent["kind"], received["kind"]) == ("signpost", "supporter")
+            assert sent["message"].startswith(MESSAGE_START[lang]) and received["message"] != sent["message"]
+            assert sent["language"] == lang and sent["level"] == level
+            assert [h["phone"] for h in sent["helplines"]] == [h["phone"] for h in received["helplines"]] == ["3114"]
+            assert (sent["emergency"] is not None) == (level == "high")
+    # As a post would: the draft check gives the same panel the kit holds for its level.
+    drafted = (await call(client, "POST", CHECK, member, json={"text": CRISIS["fr"]}))["support"]
+    assert drafted == kit["panels"]["fr"][drafted["level"]]["sent"]
+    assert (await client.get("/api/v1/hearthside/safety/support_kit")).status == 401
+
+
 # ---------------------------------------------------------------------------- the directory (§6.c test 33)
 
 

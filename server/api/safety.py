@@ -61,6 +61,17 @@ async def my_helplines(request: web.Request) -> web.Response:
     return json_response({"country": country, "helplines": panel["helplines"], "directory_url": panel["directory_url"]})
 
 
+@routes.get(MEMBER + "/support_kit")
+async def my_support_kit(request: web.Request) -> web.Response:
+    """Everything a member's device needs to show support panels for encrypted messages by
+    itself: the server never sees those messages, nor learns when a panel is shown."""
+    viewer = await require_user(request, "read:accounts")
+    config = request.app[CONFIG]
+    async with request.app[SESSIONS]() as session:
+        country = await safety.member_country(session, config, viewer.require_account())
+    return json_response(safety.support_kit(config, country))
+
+
 @routes.get(MEMBER + "/settings")
 async def show_settings(request: web.Request) -> web.Response:
     viewer = await require_user(request, "read:accounts")

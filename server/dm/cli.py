@@ -109,6 +109,45 @@ async def _send(client: DmClient, args: argparse.Namespace) -> int:
     expires = _duration(args.expires) if args.expires else None
     message_id = await client.send(args.to, text.rstrip("\n"), expires_in=expires)
     _emit(args, {"id": message_id, "to": args.to}, f"Sent ({message_id}).")
+    _show_support(args, client.support)
+    return 0
+
+
+def _show_support(args: argparse.Namespace, panels: list[dict[str, Any]]) -> None:
+    """Support panels this device chose to show (docs/safety.md "Encrypted messages"): each
+    kind once per command. Only on this screen; nothing about them is sent anywhere."""
+    shown: set[str] = set()
+    for panel in panels:
+        if panel["kind"] in shown:
+            continue
+        shown.add(panel["kind"])
+        lines = ["", panel["message"]]
+        if panel.get("emergency"):
+            lines.append(panel["emergency"])
+        for line in panel.get("helplines", []):
+            ways = ", ".join(f"{way} {line[way]}" for way in ("phone", "sms", "chat", "url") if line.get(way))
+            hours = f" ({line['hours']})" if line.get("hours") else ""
+            lines.append(f"  {line['name']}: {ways}{hours}")
+        if not panel.get("helplines") and panel.get("directory_url"):
+            lines.append(f"  Find a service near you: {panel['directory_url']}")
+        lines.append("(`hearthside dm support off` stops these notes.)")
+        _emit(args, {"support": panel}, "\n".join(lines))
+
+
+async def _support(client: DmClient, args: argparse.Namespace) -> int:
+    if args.switch is not None:
+        client.profile.support_panels = args.switch == "on"
+        if not client.profile.support_panels:
+            client.profile.support_kit = client.profile.support_kit_at = None
+    on = client.profile.support_panels
+    _emit(
+        args,
+        {"support_panels": on},
+        "Support notes are on: when a message you send or receive may show someone is struggling, this device "
+        "shows helplines (it reads the message here; nothing is sent anywhere)."
+        if on
+        else "Support notes are off.",
+    )
     return 0
 
 
@@ -141,6 +180,7 @@ async def _read(client: DmClient, args: argparse.Namespace) -> int:
         items = [item for item in client.profile.history if item["id"] in ids]
     for item in items:
         _emit(args, {k: item[k] for k in ("id", "direction", "peer", "message")}, _line(item))
+    _show_support(args, client.support)
     failed = client.profile.undecryptable - before
     if failed:
         print(f"notice: {failed} message(s) could not be decrypted or failed a check and were dropped", file=sys.stderr)
@@ -270,6 +310,10 @@ def add_parser(sub: Any) -> None:
         a = actions.add_parser(name)
         a.add_argument("device_id")
     devices.set_defaults(fn=_with_client(_devices))
+
+    p = commands.add_parser("support", help="support notes shown on this device when a message may show distress")
+    p.add_argument("switch", nargs="?", choices=("on", "off"), help="turn them on or off (default: show the setting)")
+    p.set_defaults(fn=_with_client(_support))
 
     p = commands.add_parser("report", help="reveal received messages to your moderators")
     p.add_argument("message_ids", nargs="+", help="ids shown by `read --all`")

@@ -18,7 +18,10 @@ sees public keys and ciphertext only. :class:`DmClient` wraps one :class:`~serve
   history with its franking opening, acknowledges (the server deletes the ciphertext), and
   tops up one-time keys;
 * ``revoke`` publishes a list without a device (which makes the server delete its token, keys
-  and waiting messages); ``report`` reveals chosen messages to the member's own moderators.
+  and waiting messages); ``report`` reveals chosen messages to the member's own moderators;
+* ``support_for`` reads a message sent or received with the instance's crisis detector, here
+  on the device, and picks the support panel to show from the kit the server gives every
+  member alike (docs/safety.md "Encrypted messages"): no server learns about it.
 
 A new device sees no history: messages sent before it joined were never encrypted to it.
 """
@@ -49,6 +52,7 @@ from server.dm.store import Profile
 log = logging.getLogger(__name__)
 
 SCOPES = "read write crypto"
+SUPPORT_KIT_MAX_AGE = timedelta(hours=24)
 ONE_TIME_KEYS = 50
 REPLENISH_BELOW = 20
 _DEVICE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -79,6 +83,8 @@ class Incoming:
     content: str
     created: str
     own_copy: bool  # sent by one of the member's other devices
+    # A support panel this device chose to show with the message (see ``DmClient.support``).
+    support: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +126,9 @@ class DmClient:
         self._own_session = session is None
         self._persist_hook = persist
         self.notices: list[str] = []
+        # Support panels to show the member (see ``support_for``): for what they sent, as the
+        # ``send`` that made it returns; for what they received, on each ``Incoming``.
+        self.support: list[dict[str, Any]] = []
         self._control: list[Control] = []
 
     def _persist(self) -> None:
@@ -410,6 +419,7 @@ class DmClient:
         ciphertext (the server cannot change it) and every device deletes it when it passes,
         though a recipient can always have copied it first."""
         actor = await self._pin(to)
+        await self._refresh_support_kit()
         try:
             message = new_message(
                 sender=self.profile.actor, recipient=actor, content=text, now=_now(), expires_in=expires_in
@@ -431,6 +441,9 @@ class DmClient:
                 "stamped_at": answer.get("stamped_at"),
             }
         )
+        panel = self.support_for(text, sent=True)
+        if panel is not None:
+            self.support.append(panel)
         return message.id
 
     async def _deliver(self, actor: str, message: PlainMessage, *, shown_as: str) -> tuple[Outgoing, dict[str, Any]]:
@@ -492,6 +505,7 @@ class DmClient:
         again without being counted twice."""
         state = self.device
         self.purge_expired()
+        await self._refresh_support_kit()
         while True:
             page = await self._call("GET", "/api/v1/hearthside/e2ee/messages", params={"limit": "100"})
             rows = page.get("messages", [])
@@ -534,8 +548,49 @@ class DmClient:
                 message = item["message"]
                 own = item["direction"] == "out"
                 content = message["body"].get("content", "")
-                received.append(Incoming(item["id"], message["from"], message["to"], content, item["stamped_at"], own))
+                panel = None if own else self.support_for(content, sent=False)
+                received.append(
+                    Incoming(item["id"], message["from"], message["to"], content, item["stamped_at"], own, panel)
+                )
+                if panel is not None:
+                    self.support.append(panel)
         return received
+
+    # ------------------------------------------------------------------ support panels
+
+    async def _refresh_support_kit(self) -> None:
+        """Fetch the support kit when this device has none or it is a day old. Called at the
+        start of every send and fetch, before any message is read, so when it is fetched
+        depends on time alone and says nothing about what was written."""
+        if not self.profile.support_panels:
+            return
+        fetched = self.profile.support_kit_at
+        if fetched is not None and _now() - datetime.fromisoformat(fetched) < SUPPORT_KIT_MAX_AGE:
+            return
+        try:
+            kit = await self._call("GET", "/api/v1/hearthside/safety/support_kit")
+        except (TimeoutError, DmError, aiohttp.ClientError) as exc:
+            log.info("the support kit could not be fetched: %s", type(exc).__name__)
+            return  # the old kit (if any) stays; tried again next time
+        self.profile.support_kit, self.profile.support_kit_at = dict(kit), _now().isoformat()
+
+    def support_for(self, text: str, *, sent: bool) -> dict[str, Any] | None:
+        """The panel to show the member with ``text`` (a message they sent, or received), or
+        None: the instance's crisis detector (moderation/crisis.py, with the instance's own
+        additions and exclusions from the kit), run here on the device. Whatever it finds
+        stays here: nothing is sent, stored or logged (docs/safety.md "Encrypted messages")."""
+        kit = self.profile.support_kit
+        if not self.profile.support_panels or not kit or not text:
+            return None
+        found = _detector(kit).detect(text)
+        if not found.crisis or found.level not in ("low", "high"):
+            return None
+        panels = kit.get("panels", {})
+        language = found.lang if found.lang in panels else "en"
+        try:
+            return dict(panels[language][found.level]["sent" if sent else "received"])
+        except (KeyError, TypeError):
+            return None
 
     async def _open(self, row: dict[str, Any]) -> None:
         """Decrypt and check one ciphertext; a message is kept in the history, marked unread
@@ -778,6 +833,27 @@ class DmClient:
 
 
 SAS_POLL_SECONDS = 0.5
+
+_DETECTORS: dict[str, Any] = {}
+
+
+def _detector(kit: dict[str, Any]) -> Any:
+    """The crisis detector for a kit's lexicon changes (built once per process: ~0.1-0.3 s)."""
+    from moderation.crisis import Detector  # late: only a device with a kit needs it
+
+    additions, exclusions = kit.get("crisis_additions") or None, kit.get("crisis_exclusions") or None
+    key = repr((additions, exclusions))
+    found = _DETECTORS.get(key)
+    if found is None:
+        try:
+            found = Detector(additions=additions, exclusions=exclusions) if additions or exclusions else None
+        except (ValueError, TypeError) as exc:  # a kit this version cannot read: the shipped lexicon
+            log.info("the instance's lexicon changes could not be used: %s", type(exc).__name__)
+            found = None
+        found = found or Detector.default()
+        _DETECTORS.clear()
+        _DETECTORS[key] = found
+    return found
 
 
 def _sas_commitment(key: str, txn: str) -> str:

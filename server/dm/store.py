@@ -41,6 +41,11 @@ class Profile:
     # Object ids of ciphertexts opened and not yet known to be acknowledged (see
     # ``DmClient.fetch``); empty whenever the inbox was last seen empty.
     unacknowledged: list[str] = field(default_factory=list)
+    # On-device support panels (``DmClient.support``): the member's switch, and the kit the
+    # server gives every member alike (panels, helplines) with when it was fetched.
+    support_panels: bool = True
+    support_kit: dict[str, Any] | None = None
+    support_kit_at: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -53,6 +58,9 @@ class Profile:
             "history": self.history,
             "undecryptable": self.undecryptable,
             "unacknowledged": self.unacknowledged,
+            "support_panels": self.support_panels,
+            "support_kit": self.support_kit,
+            "support_kit_at": self.support_kit_at,
         }
 
     @classmethod
@@ -67,6 +75,9 @@ class Profile:
             history=list(data.get("history", [])),
             undecryptable=int(data.get("undecryptable", 0)),
             unacknowledged=[str(o) for o in data.get("unacknowledged", [])],
+            support_panels=bool(data.get("support_panels", True)),
+            support_kit=data.get("support_kit"),
+            support_kit_at=data.get("support_kit_at"),
         )
 
 
