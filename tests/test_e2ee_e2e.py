@@ -938,3 +938,57 @@ async def test_hearthside_dm_support__shown_after_send_and_read_and_turned_off(
     await dm(profiles["gina"], "send", handle(b, "hal"), CRISIS["en"] + ", again")
     await dm(profiles["gina"], "send", handle(b, "hal"), "hello again")
     assert "Someone you are talking with" not in await read_all()
+
+
+async def test_hearthside_dm_block__neither_can_message_the_other_until_unblocked(
+    pair: tuple[list[Instance], Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocking from the messaging tool, as a member facing harassment would: the blocked
+    contact's messages are refused by the servers, and the member cannot write to them
+    either; unblocking (with an open message policy, since a block ends follows) lets them
+    talk again. Only an exact match of the name is blocked, never a search's nearest hit."""
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    async with talking(pair[0]) as (a, b, alice1, bob1):
+        await b.user("bobby")  # a similar name on the same server: must never be the one blocked
+        profile = tmp_path / "alice-cli"
+        alice_user = a.users["alice"]
+        await dm(profile, "login", a.base_url, "alice", "--password-stdin", stdin=alice_user.password + "\n")
+        await dm(profile, "setup")
+        await alice1.approve(Store(profile, PASSPHRASE).load().device.device_id)  # type: ignore[union-attr]
+        code, _out, err = await run_dm(profile, "block", handle(b, "bob") + "x")
+        assert code == 2 and "was not found" in err
+        blocked = json.loads(await dm(profile, "--json", "block", handle(b, "bob")))
+        assert blocked == {"contact": handle(b, "bob"), "blocked": True}
+        # Refused by bob's own server once alice's Block reached it, by alice's before that.
+        with pytest.raises(DmError, match="403 you cannot message this account|their server refused: they may have"):
+            await bob1.send(handle(a, "alice"), "you can't block me")
+        with pytest.raises(DmError, match="403 you cannot message this account"):
+            await alice1.send(handle(b, "bob"), "nor can I write to you")
+        relationships = await a.api(
+            "GET",
+            "/api/v1/accounts/relationships",
+            alice_user,
+            params={"id[]": (await resolve(a, alice_user, "bobby@" + b.domain))["id"]},
+        )
+        assert relationships[0]["blocking"] is False
+        code, _out, err = await run_dm(profile, "block", "--undo", handle(b, "bobby"))
+        assert code == 2 and "not in your block list" in err
+        await dm(profile, "block", "--undo", handle(b, "bob"))
+        await a.api(
+            "PATCH",
+            "/api/v1/hearthside/e2ee/settings",
+            None,
+            json={"dm_policy": "everyone"},
+            headers={"Authorization": f"Bearer {alice1.profile.token}"},
+        )
+
+        async def sent() -> bool:  # once alice's Undo of the Block reached bob's server
+            try:
+                await bob1.send(handle(a, "alice"), "thank you for unblocking me")
+            except DmError as exc:
+                assert "403" in str(exc)
+                return False
+            return True
+
+        await eventually(sent, what="bob's server taking the unblock")
+        assert "thank you for unblocking me" in [m.content for m in await receive_until(alice1)]

@@ -134,6 +134,21 @@ def _show_support(args: argparse.Namespace, panels: list[dict[str, Any]]) -> Non
         _emit(args, {"support": panel}, "\n".join(lines))
 
 
+async def _block(client: DmClient, args: argparse.Namespace) -> int:
+    if args.undo:
+        await client.unblock(args.contact)
+        _emit(args, {"contact": args.contact, "blocked": False}, f"Unblocked {args.contact}.")
+    else:
+        await client.block(args.contact)
+        _emit(
+            args,
+            {"contact": args.contact, "blocked": True},
+            f"Blocked {args.contact}: neither of you can message the other now. To show your moderators what "
+            "they sent, use `hearthside dm report`.",
+        )
+    return 0
+
+
 async def _support(client: DmClient, args: argparse.Namespace) -> int:
     if args.switch is not None:
         client.profile.support_panels = args.switch == "on"
@@ -310,6 +325,11 @@ def add_parser(sub: Any) -> None:
         a = actions.add_parser(name)
         a.add_argument("device_id")
     devices.set_defaults(fn=_with_client(_devices))
+
+    p = commands.add_parser("block", help="block a contact: neither of you can message the other")
+    p.add_argument("contact", help="name@server or an actor URL")
+    p.add_argument("--undo", action="store_true", help="unblock them")
+    p.set_defaults(fn=_with_client(_block))
 
     p = commands.add_parser("support", help="support notes shown on this device when a message may show distress")
     p.add_argument("switch", nargs="?", choices=("on", "off"), help="turn them on or off (default: show the setting)")

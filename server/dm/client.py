@@ -38,6 +38,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -389,12 +390,56 @@ class DmClient:
             self.notices.append(f"The safety number with {ref} changed (a new master key). Compare it if you can.")
         return str(actor)
 
+    async def account_id(self, ref: str) -> str:
+        """The server's account id of ``ref`` (``name@host`` or an actor URL), found through
+        search; only an exact match counts (a search's first hit may be someone else)."""
+        wanted = ref.removeprefix("@").lower()
+        own_domain = (urlsplit(self.profile.actor).hostname or "").lower()
+        found = await self._call(
+            "GET", "/api/v2/search", params={"q": ref, "resolve": "true", "type": "accounts", "limit": "5"}
+        )
+        for account in found.get("accounts", []):
+            if wanted in _names(account, own_domain):
+                return str(account["id"])
+        raise DmError(f"{ref} was not found (give name@server or their profile's URL)")
+
+    async def block(self, ref: str) -> None:
+        """Block ``ref``: from now on neither can message the other (the servers refuse it both
+        ways) and follows between them end, as any block does."""
+        await self._call("POST", f"/api/v1/accounts/{await self.account_id(ref)}/block")
+
+    async def unblock(self, ref: str) -> None:
+        """Unblock ``ref``, found in the member's block list (search leaves blocked accounts out)."""
+        wanted = ref.removeprefix("@").lower()
+        own_domain = (urlsplit(self.profile.actor).hostname or "").lower()
+        base = self.profile.server.rstrip("/")
+        url: str | None = base + "/api/v1/blocks?limit=80"
+        headers = {"Authorization": f"Bearer {self.profile.token}"}
+        while url is not None:
+            async with self._http().get(url, headers=headers) as resp:
+                page = await resp.json(content_type=None)
+                if resp.status >= 400 or not isinstance(page, list):
+                    raise DmError(f"GET /api/v1/blocks: {resp.status} {resp.reason}")
+                following = resp.links.get("next")
+            for account in page:
+                if wanted in _names(account, own_domain):
+                    await self._call("POST", f"/api/v1/accounts/{account['id']}/unblock")
+                    return
+            url = str(following["url"]) if following and page else None
+            if url is not None and not url.startswith(base + "/"):
+                url = None  # a Link to anywhere but our own server is not followed
+        raise DmError(f"{ref} is not in your block list")
+
     async def _refresh_own(self) -> None:
         listing = await self.devices()
         if listing.get("device_list"):
             self.device.accept_device_list(self.profile.actor, listing["device_list"])
 
-    async def _open_sessions(self, targets: list[Target]) -> None:
+    async def _open_sessions(self, targets: list[Target]) -> set[str]:
+        """Claim keys and start sessions where none exist; returns why claims failed (the
+        server's codes, e.g. ``no_keys``, or ``http_403`` from a recipient's server that
+        refused us)."""
+        failed: set[str] = set()
         missing = self.device.missing_sessions(targets)
         by_actor: dict[str, list[Target]] = {}
         for target in missing:
@@ -405,6 +450,7 @@ class DmClient:
                 "/api/v1/hearthside/e2ee/keys/claim",
                 json_body={"actor": actor, "device_ids": [t.device.device_id for t in wanted]},
             )
+            failed.update(str(reason) for reason in answer.get("failures", {}).values())
             for target in wanted:
                 key = answer.get("keys", {}).get(target.device.device_id)
                 if key is None:
@@ -412,6 +458,7 @@ class DmClient:
                 self.device.start_session(
                     target, ClaimedKey(key["key_id"], key["key"], key["signature"], bool(key.get("fallback")))
                 )
+        return failed
 
     async def send(self, to: str, text: str, *, expires_in: timedelta | None = None) -> str:
         """Encrypt ``text`` for every device of ``to`` and every other device of ours; returns
@@ -455,10 +502,16 @@ class DmClient:
         if own is None or own.device(state.device_id) is None:
             raise DmError("this device is not approved yet: approve it from your first device")
         targets = state.targets(actor)
-        await self._open_sessions(targets)
+        failed = await self._open_sessions(targets)
         reachable = [t for t in targets if not state.missing_sessions([t])]
         if not any(t.actor == actor for t in reachable):
-            raise DmError(f"none of the devices of {shown_as} could be reached (no keys left)")
+            if "http_403" in failed:
+                why = "their server refused: they may have blocked you, or accept messages only from people they know"
+            elif failed <= {"no_keys"}:
+                why = "no keys left"
+            else:
+                why = ", ".join(sorted(failed))
+            raise DmError(f"none of the devices of {shown_as} could be reached ({why})")
         outgoing = state.encrypt(message, reachable)
         self._persist()
         answer = await self._call(
@@ -833,6 +886,15 @@ class DmClient:
 
 
 SAS_POLL_SECONDS = 0.5
+
+
+def _names(account: dict[str, Any], own_domain: str) -> set[str]:
+    """Every way a member may name this Mastodon Account entity: acct, name@domain, actor URI
+    and profile URL (lower case)."""
+    acct = str(account.get("acct", "")).lower()
+    full = acct if "@" in acct else f"{acct}@{own_domain}"
+    return {acct, full, str(account.get("uri", "")).lower(), str(account.get("url", "")).lower()}
+
 
 _DETECTORS: dict[str, Any] = {}
 
