@@ -960,7 +960,7 @@ async def test_hearthside_dm_block__neither_can_message_the_other_until_unblocke
         blocked = json.loads(await dm(profile, "--json", "block", handle(b, "bob")))
         assert blocked == {"contact": handle(b, "bob"), "blocked": True}
         # Refused by bob's own server once alice's Block reached it, by alice's before that.
-        with pytest.raises(DmError, match="403 you cannot message this account|their server refused: they may have"):
+        with pytest.raises(DmError, match=r"403 you cannot message this account|their server refused: they may have"):
             await bob1.send(handle(a, "alice"), "you can't block me")
         with pytest.raises(DmError, match="403 you cannot message this account"):
             await alice1.send(handle(b, "bob"), "nor can I write to you")
@@ -992,3 +992,104 @@ async def test_hearthside_dm_block__neither_can_message_the_other_until_unblocke
 
         await eventually(sent, what="bob's server taking the unblock")
         assert "thank you for unblocking me" in [m.content for m in await receive_until(alice1)]
+
+
+async def test_deleting_a_message_for_everyone__only_its_author_within_a_day_and_still_reportable(
+    pair: tuple[list[Instance], Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``delete --everyone``: the message leaves the recipient's view (unread: never shown;
+    read: shown as deleted) and the author's other device drops it. Only its author can do it
+    (each device checks the Delete came from the message's sender) and only within 24 hours;
+    the recipient can still report it for a week, then it is gone from their device."""
+    from datetime import UTC, datetime, timedelta
+
+    from crypto.envelope import new_control_message
+
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    async with talking(pair[0]) as (a, b, alice1, bob1):
+        alice2, _ = await device(a, "alice")
+        await alice1.approve(alice2.device.device_id)
+        bob_handle, bob_actor = handle(b, "bob"), b.actor("bob")
+        seen_id = await alice1.send(bob_handle, "something I regret")
+        assert [m.content for m in await receive_until(bob1)] == ["something I regret"]
+        assert [m.content for m in await receive_until(alice2)] == ["something I regret"]
+        unseen_id = await alice1.send(bob_handle, "something I regret at once")
+
+        async def waiting() -> bool:
+            return len(await b.rows(E2EEMessage)) == 1
+
+        await eventually(waiting, what="the second message waiting for bob")
+        # Bob cannot delete alice's message (on her devices or his own).
+        forged = new_control_message(
+            sender=bob_actor, recipient=a.actor("alice"), body={"type": "Delete", "id": seen_id}, now=datetime.now(UTC)
+        )
+        await bob1._deliver(a.actor("alice"), forged, shown_as="alice")
+        # Nor can alice, once the day has passed (her device refuses; a forged late Delete is ignored).
+        late = new_control_message(
+            sender=a.actor("alice"),
+            recipient=bob_actor,
+            body={"type": "Delete", "id": seen_id},
+            now=datetime.now(UTC) + timedelta(hours=25),
+        )
+        await alice1._deliver(bob_actor, late, shown_as=bob_handle)
+
+        async def both_there() -> bool:  # the unseen message and the late Delete
+            return len(await b.rows(E2EEMessage)) == 2
+
+        await eventually(both_there, what="the late Delete waiting for bob")
+        assert [m.content for m in await bob1.receive()] == ["something I regret at once"]
+        assert not any(i.get("deleted_at") for i in bob1.profile.history)
+        await receive_until(alice2)  # her own copy of the unseen one; bob's forged Delete did nothing
+        await alice1.receive()
+        for client in (alice1, alice2):
+            assert {seen_id, unseen_id} <= {i["id"] for i in client.profile.history}
+            assert not any(i.get("deleted_at") for i in client.profile.history)
+        bob1.profile.history[-1]["unread"] = True  # as if bob had not read it yet
+        await alice1.delete_for_everyone(unseen_id)
+        await alice1.delete_for_everyone(seen_id)
+        assert [i["id"] for i in alice1.profile.history] == []
+
+        async def all_there() -> bool:  # the two Deletes
+            return len(await b.rows(E2EEMessage)) == 2
+
+        await eventually(all_there, what="everything alice sent, waiting for bob")
+        assert await bob1.receive() == []  # the unseen one is never shown
+        deleted = {i["id"]: i for i in bob1.profile.history}
+        assert set(deleted) == {seen_id, unseen_id} and all(i.get("deleted_at") for i in deleted.values())
+        await alice2.receive()
+        assert [i["id"] for i in alice2.profile.history] == []
+        await alice1.receive()
+        assert alice1.profile.undecryptable == bob1.profile.undecryptable == alice2.profile.undecryptable == 0
+        # Alice still sees hers (bob's forged Delete was for a message that is not his).
+        # Bob can still report what was deleted, for a week.
+        report = await bob1.report([seen_id], comment="sent then deleted", forward=False)
+        shown = await b.api(
+            "GET",
+            f"/api/v1/hearthside/e2ee/reports/{report['id']}",
+            await b.user("modb", role="moderator", scopes="read write admin:read admin:write"),
+        )
+        assert [m["content"] for m in shown["messages"]] == ["something I regret"]
+        assert bob1.purge_expired(datetime.now(UTC) + timedelta(days=6)) == 0
+        assert bob1.purge_expired(datetime.now(UTC) + timedelta(days=8)) == 2
+        await alice2.close()
+
+        # The commands: a message shown as deleted, the 24-hour limit named.
+        store = Store(tmp_path / "bob", PASSPHRASE)
+        again_id = await alice1.send(bob_handle, "once more")
+        await receive_until(bob1)
+        await alice1.delete_for_everyone(again_id)
+        await bob1.fetch()
+        store.save(bob1.profile)
+        out = await dm(tmp_path / "bob", "read", "--all")
+        assert "(deleted by the sender)" in out and "once more" not in out
+        listed = [json.loads(line) for line in (await dm(tmp_path / "bob", "--json", "read", "--all")).splitlines()]
+        assert [(m["id"], m["message"]["body"]["content"]) for m in listed] == [(again_id, "")]
+        alice_store = Store(tmp_path / "alice", PASSPHRASE)
+        old_id = await alice1.send(bob_handle, "an old message")
+        old = next(i for i in alice1.profile.history if i["id"] == old_id)
+        old["message"]["created"] = "2000-01-01T00:00:00Z"
+        alice_store.save(alice1.profile)
+        code, _out, err = await run_dm(tmp_path / "alice", "delete", "--everyone", old_id)
+        assert code == 2 and "within 24 hours" in err
+        assert "Deleted" in await dm(tmp_path / "alice", "delete", old_id)
+        assert old_id not in json.dumps(Store(tmp_path / "alice", PASSPHRASE).load().history)

@@ -134,6 +134,20 @@ def _show_support(args: argparse.Namespace, panels: list[dict[str, Any]]) -> Non
         _emit(args, {"support": panel}, "\n".join(lines))
 
 
+async def _delete(client: DmClient, args: argparse.Namespace) -> int:
+    if args.everyone:
+        await client.delete_for_everyone(args.message_id)
+        text = (
+            f"Deleted {args.message_id} from every device it went to. (The recipient can still report it to "
+            "their moderators for a week; they no longer see it.)"
+        )
+    else:
+        client.delete(args.message_id)
+        text = f"Deleted {args.message_id} from this device."
+    _emit(args, {"id": args.message_id, "everyone": args.everyone}, text)
+    return 0
+
+
 async def _block(client: DmClient, args: argparse.Namespace) -> int:
     if args.undo:
         await client.unblock(args.contact)
@@ -179,7 +193,17 @@ def _line(item: dict[str, Any]) -> str:
     message = item["message"]
     arrow = "->" if item["direction"] == "out" else "<-"
     peer = message["to"] if item["direction"] == "out" else message["from"]
-    return f"{message['created']} {arrow} {peer}: {message['body'].get('content', '')}  [{item['id']}]"
+    content = "(deleted by the sender)" if item.get("deleted_at") else message["body"].get("content", "")
+    return f"{message['created']} {arrow} {peer}: {content}  [{item['id']}]"
+
+
+def _shown(item: dict[str, Any]) -> dict[str, Any]:
+    """A history item as `read --json` prints it (a message its sender deleted: no text)."""
+    data = {k: item[k] for k in ("id", "direction", "peer", "message")}
+    if item.get("deleted_at"):
+        data["message"] = {**item["message"], "body": {"type": "Note", "content": ""}}
+        data["deleted_at"] = item["deleted_at"]
+    return data
 
 
 async def _read(client: DmClient, args: argparse.Namespace) -> int:
@@ -194,7 +218,7 @@ async def _read(client: DmClient, args: argparse.Namespace) -> int:
         ids = {m.id for m in fresh}
         items = [item for item in client.profile.history if item["id"] in ids]
     for item in items:
-        _emit(args, {k: item[k] for k in ("id", "direction", "peer", "message")}, _line(item))
+        _emit(args, _shown(item), _line(item))
     _show_support(args, client.support)
     failed = client.profile.undecryptable - before
     if failed:
@@ -325,6 +349,13 @@ def add_parser(sub: Any) -> None:
         a = actions.add_parser(name)
         a.add_argument("device_id")
     devices.set_defaults(fn=_with_client(_devices))
+
+    p = commands.add_parser("delete", help="delete a message from this device, or one you sent from every device")
+    p.add_argument("message_id", help="as `read --all` shows it")
+    p.add_argument(
+        "--everyone", action="store_true", help="a message you sent in the last 24 hours: from every device it went to"
+    )
+    p.set_defaults(fn=_with_client(_delete))
 
     p = commands.add_parser("block", help="block a contact: neither of you can message the other")
     p.add_argument("contact", help="name@server or an actor URL")

@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from crypto.devicelist import DeviceEntry, MasterKey
-from crypto.encoding import b64decode, b64encode, utc_time
+from crypto.encoding import b64decode, b64encode, parse_utc_time, utc_time
 from crypto.envelope import PlainMessage, new_control_message, new_message
 from crypto.errors import CryptoError, MasterKeyChangedError
 from crypto.messaging import ClaimedKey, DeviceState, Outgoing, Target
@@ -54,6 +54,11 @@ log = logging.getLogger(__name__)
 
 SCOPES = "read write crypto"
 SUPPORT_KIT_MAX_AGE = timedelta(hours=24)
+# Deleting a sent message for everyone: within a day of sending (as Signal), and the recipient
+# can still report what was deleted for a week, unseen (a deleted message is no way around a
+# report); then it is gone from their device.
+DELETE_FOR_EVERYONE_WITHIN = timedelta(hours=24)
+REPORTABLE_AFTER_DELETION = timedelta(days=7)
 ONE_TIME_KEYS = 50
 REPLENISH_BELOW = 20
 _DEVICE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -529,13 +534,63 @@ class DmClient:
         return outgoing, dict(answer)
 
     def purge_expired(self, now: datetime | None = None) -> int:
-        """Delete disappearing messages whose time has passed from this device's history."""
+        """Delete disappearing messages whose time has passed from this device's history, and
+        messages their sender deleted once they can no longer be reported."""
         moment = utc_time(now or _now())
         before = len(self.profile.history)
         self.profile.history = [
-            item for item in self.profile.history if not (item["message"].get("expires") or "9") <= moment
+            item
+            for item in self.profile.history
+            if not (item["message"].get("expires") or "9") <= moment and not (item.get("purge_at") or "9") <= moment
         ]
         return before - len(self.profile.history)
+
+    def delete(self, message_id: str) -> None:
+        """Delete a message from this device's history (no other device is told)."""
+        kept = [item for item in self.profile.history if item["id"] != message_id]
+        if len(kept) == len(self.profile.history):
+            raise DmError(f"no message {message_id} on this device (see `hearthside dm read --all`)")
+        self.profile.history = kept
+
+    async def delete_for_everyone(self, message_id: str) -> None:
+        """Delete a message this member sent, within a day of sending, from every device it
+        went to: the recipient's and the member's own. The request travels encrypted like a
+        message and only the sender can make it (each device checks it came from the author).
+        The recipient's devices no longer show it; they keep it, unseen, for a week so that it
+        can still be reported, then drop it."""
+        item = next((i for i in self.profile.history if i["id"] == message_id), None)
+        if item is None or item["direction"] != "out":
+            raise DmError(f"{message_id} is not a message you sent (see `hearthside dm read --all`)")
+        created = parse_utc_time(item["message"]["created"], field="created")
+        if _now() - created > DELETE_FOR_EVERYONE_WITHIN:
+            raise DmError(
+                "a message can be deleted for everyone within 24 hours of sending; "
+                f"`hearthside dm delete {message_id}` deletes it from this device"
+            )
+        peer = item["peer"]
+        await self._pin(peer)
+        retract = new_control_message(
+            sender=self.profile.actor, recipient=peer, body={"type": "Delete", "id": message_id}, now=_now()
+        )
+        await self._deliver(peer, retract, shown_as=peer)
+        self.delete(message_id)
+
+    def _deleted_by_sender(self, message: PlainMessage, own: bool) -> None:
+        """A ``Delete`` of an earlier message: honoured only from that message's author and
+        within the window; a recipient keeps it unseen while it can be reported."""
+        target = message.body.get("id")
+        item = next((i for i in self.profile.history if i["id"] == target), None)
+        if item is None or item["message"]["from"] != message.sender:
+            return  # not here (expired, never came) or not theirs to delete
+        created = parse_utc_time(item["message"]["created"], field="created")
+        if message.created - created > DELETE_FOR_EVERYONE_WITHIN:
+            return
+        if own:  # the member deleted it from another of their devices
+            self.delete(str(target))
+            return
+        item.pop("unread", None)
+        item["deleted_at"] = utc_time(_now())
+        item["purge_at"] = utc_time(_now() + REPORTABLE_AFTER_DELETION)
 
     async def receive(self) -> list[Incoming]:
         """Fetch, decrypt, keep and acknowledge everything waiting for this device; returns
@@ -671,6 +726,9 @@ class DmClient:
         message = envelope.message
         own = message.sender == self.profile.actor
         peer = message.recipient if own else message.sender
+        if message.body.get("type") == "Delete":
+            self._deleted_by_sender(message, own)
+            return
         if message.body.get("type") != "Note":
             # An in-band protocol step (key verification): never shown, never kept as history.
             if not own:
