@@ -1093,3 +1093,70 @@ async def test_deleting_a_message_for_everyone__only_its_author_within_a_day_and
         assert code == 2 and "within 24 hours" in err
         assert "Deleted" in await dm(tmp_path / "alice", "delete", old_id)
         assert old_id not in json.dumps(Store(tmp_path / "alice", PASSPHRASE).load().history)
+
+
+async def test_a_conversation_timer_reaches_both_sides_and_every_device(
+    pair: tuple[list[Instance], Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Disappearing messages for a whole conversation (Signal's timer): set by either member,
+    it travels encrypted to the other's devices and the setter's others; from then on both
+    sides' messages carry it, and every device deletes them when it passes. An older change
+    arriving late does not undo a newer one; either side can turn it off."""
+    from datetime import UTC, datetime, timedelta
+
+    from crypto.envelope import new_control_message
+
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    async with talking(pair[0]) as (a, b, alice1, bob1):
+        alice2, _ = await device(a, "alice")
+        await alice1.approve(alice2.device.device_id)
+        alice_actor, bob_actor = a.actor("alice"), b.actor("bob")
+        assert await alice1.set_timer(handle(b, "bob"), timedelta(hours=1)) == bob_actor
+        # A change made before it, delivered after it, is ignored.
+        stale = new_control_message(
+            sender=alice_actor,
+            recipient=bob_actor,
+            body={"type": "Timer", "seconds": 0},
+            now=datetime.now(UTC) - timedelta(minutes=10),
+        )
+        await alice1._deliver(bob_actor, stale, shown_as="bob")
+
+        async def both_there() -> bool:
+            return len(await b.rows(E2EEMessage)) == 2
+
+        await eventually(both_there, what="the timer changes waiting for bob")
+        await bob1.receive()
+        assert bob1.timer(alice_actor) == timedelta(hours=1)
+        assert any("disappear 1 hour after sending" in n for n in bob1.notices)
+        await alice2.receive()
+        assert alice2.timer(bob_actor) == timedelta(hours=1)
+
+        await bob1.send(handle(a, "alice"), "this one disappears")
+        (got,) = await receive_until(alice1)
+        item = next(i for i in alice1.profile.history if i["id"] == got.id)
+        created = datetime.fromisoformat(item["message"]["created"].replace("Z", "+00:00"))
+        assert item["message"]["expires"] == (created + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert alice1.purge_expired(datetime.now(UTC) + timedelta(minutes=59)) == 0
+        assert alice1.purge_expired(datetime.now(UTC) + timedelta(minutes=61)) == 1
+        assert [c["timer_seconds"] for c in bob1.conversations()] == [3600]
+
+        await bob1.set_timer(handle(a, "alice"), None)
+
+        async def turned_off() -> bool:
+            for client in (alice1, alice2):
+                await client.receive()
+            return alice1.timer(bob_actor) is None and alice2.timer(bob_actor) is None
+
+        await eventually(turned_off, what="bob's 'off' on both of alice's devices")
+        await alice1.send(handle(b, "bob"), "this one stays")
+        (kept,) = await receive_until(bob1)
+        assert next(i for i in bob1.profile.history if i["id"] == kept.id)["message"]["expires"] is None
+        with pytest.raises(DmError, match="between 1 second and 365 days"):
+            await alice1.set_timer(handle(b, "bob"), timedelta(days=400))
+        await alice2.close()
+
+        Store(tmp_path / "alice", PASSPHRASE).save(alice1.profile)
+        code, _out, err = await run_dm(tmp_path / "alice", "timer", handle(b, "bob"), "2x")
+        assert code == 2 and "timer: give a duration" in err
+        said = json.loads(await dm(tmp_path / "alice", "--json", "timer", handle(b, "bob"), "8h"))
+        assert said["timer_seconds"] == 8 * 3600

@@ -134,6 +134,20 @@ def _show_support(args: argparse.Namespace, panels: list[dict[str, Any]]) -> Non
         _emit(args, {"support": panel}, "\n".join(lines))
 
 
+async def _timer(client: DmClient, args: argparse.Namespace) -> int:
+    after = None if args.duration == "off" else _duration(args.duration, option="timer")
+    actor = await client.set_timer(args.contact, after)
+    seconds = int(after.total_seconds()) if after is not None else None
+    _emit(
+        args,
+        {"contact": args.contact, "actor": actor, "timer_seconds": seconds},
+        f"Messages with {args.contact} now disappear {args.duration} after sending, for both of you."
+        if after is not None
+        else f"Disappearing messages are off with {args.contact}.",
+    )
+    return 0
+
+
 async def _delete(client: DmClient, args: argparse.Namespace) -> int:
     if args.everyone:
         await client.delete_for_everyone(args.message_id)
@@ -180,12 +194,12 @@ async def _support(client: DmClient, args: argparse.Namespace) -> int:
     return 0
 
 
-def _duration(text: str) -> timedelta:
+def _duration(text: str, *, option: str = "--expires") -> timedelta:
     """``30s``, ``10m``, ``2h``, ``7d``."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     number, unit = text[:-1], text[-1:]
     if unit not in units or not number.isdigit() or int(number) <= 0:
-        raise DmError(f"--expires: give a duration such as 30s, 10m, 2h or 7d, not {text!r}")
+        raise DmError(f"{option}: give a duration such as 30s, 10m, 2h or 7d, not {text!r}")
     return timedelta(seconds=int(number) * units[unit])
 
 
@@ -232,7 +246,8 @@ async def _conversations(client: DmClient, args: argparse.Namespace) -> int:
     await client.fetch()  # new messages stay unread for `read`
     for entry in client.conversations():
         unread = f", {entry['unread']} unread" if entry["unread"] else ""
-        _emit(args, entry, f"{entry['peer']}  {entry['messages']} message(s){unread}, last {entry['last']}")
+        timer = f", disappearing after {entry['timer_seconds']} s" if entry["timer_seconds"] else ""
+        _emit(args, entry, f"{entry['peer']}  {entry['messages']} message(s){unread}{timer}, last {entry['last']}")
     return 0
 
 
@@ -349,6 +364,11 @@ def add_parser(sub: Any) -> None:
         a = actions.add_parser(name)
         a.add_argument("device_id")
     devices.set_defaults(fn=_with_client(_devices))
+
+    p = commands.add_parser("timer", help="disappearing messages for a whole conversation, for both sides")
+    p.add_argument("contact", help="name@server or an actor URL")
+    p.add_argument("duration", help="e.g. 30s, 10m, 8h, 7d, or off")
+    p.set_defaults(fn=_with_client(_timer))
 
     p = commands.add_parser("delete", help="delete a message from this device, or one you sent from every device")
     p.add_argument("message_id", help="as `read --all` shows it")

@@ -59,6 +59,7 @@ SUPPORT_KIT_MAX_AGE = timedelta(hours=24)
 # report); then it is gone from their device.
 DELETE_FOR_EVERYONE_WITHIN = timedelta(hours=24)
 REPORTABLE_AFTER_DELETION = timedelta(days=7)
+MAX_TIMER = timedelta(days=365)
 ONE_TIME_KEYS = 50
 REPLENISH_BELOW = 20
 _DEVICE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -472,6 +473,8 @@ class DmClient:
         though a recipient can always have copied it first."""
         actor = await self._pin(to)
         await self._refresh_support_kit()
+        if expires_in is None:
+            expires_in = self.timer(actor)
         try:
             message = new_message(
                 sender=self.profile.actor, recipient=actor, content=text, now=_now(), expires_in=expires_in
@@ -574,6 +577,43 @@ class DmClient:
         )
         await self._deliver(peer, retract, shown_as=peer)
         self.delete(message_id)
+
+    def timer(self, actor: str) -> timedelta | None:
+        """The conversation's disappearing-message timer, or None (off)."""
+        seconds = self.profile.timers.get(actor, [0, 0])[0]
+        return timedelta(seconds=seconds) if seconds else None
+
+    async def set_timer(self, ref: str, after: timedelta | None) -> str:
+        """Make messages in the conversation with ``ref`` disappear ``after`` sending (None:
+        off), for both: the setting travels, encrypted, to their devices and our others, whose
+        messages then carry it too (as Signal's disappearing messages). Returns their actor."""
+        if after is not None and not timedelta(seconds=1) <= after <= MAX_TIMER:
+            raise DmError("a disappearing-message timer is between 1 second and 365 days")
+        actor = await self._pin(ref)
+        seconds = int(after.total_seconds()) if after is not None else 0
+        moment = _now()
+        change = new_control_message(
+            sender=self.profile.actor, recipient=actor, body={"type": "Timer", "seconds": seconds}, now=moment
+        )
+        await self._deliver(actor, change, shown_as=ref)
+        self.profile.timers[actor] = [seconds, int(moment.timestamp())]
+        return actor
+
+    def _timer_changed(self, message: PlainMessage, own: bool) -> None:
+        """A ``Timer`` from the other side (or from one of our devices): the newest wins."""
+        seconds = message.body.get("seconds")
+        if not isinstance(seconds, int) or isinstance(seconds, bool) or not 0 <= seconds <= MAX_TIMER.total_seconds():
+            return
+        peer = message.recipient if own else message.sender
+        if self.profile.timers.get(peer, [0, 0])[1] > message.created_at:
+            return  # an older change arriving late
+        self.profile.timers[peer] = [seconds, message.created_at]
+        who = "You" if own else peer
+        self.notices.append(
+            f"{who} turned disappearing messages off with {peer}."
+            if not seconds
+            else f"{who} set messages with {peer} to disappear {_spoken(seconds)} after sending."
+        )
 
     def _deleted_by_sender(self, message: PlainMessage, own: bool) -> None:
         """A ``Delete`` of an earlier message: honoured only from that message's author and
@@ -729,6 +769,9 @@ class DmClient:
         if message.body.get("type") == "Delete":
             self._deleted_by_sender(message, own)
             return
+        if message.body.get("type") == "Timer":
+            self._timer_changed(message, own)
+            return
         if message.body.get("type") != "Note":
             # An in-band protocol step (key verification): never shown, never kept as history.
             if not own:
@@ -759,7 +802,16 @@ class DmClient:
         """One entry per contact: last message time, count and how many not yet read (newest first)."""
         peers: dict[str, dict[str, Any]] = {}
         for item in self.profile.history:
-            entry = peers.setdefault(item["peer"], {"peer": item["peer"], "messages": 0, "unread": 0, "last": ""})
+            entry = peers.setdefault(
+                item["peer"],
+                {
+                    "peer": item["peer"],
+                    "messages": 0,
+                    "unread": 0,
+                    "last": "",
+                    "timer_seconds": self.profile.timers.get(item["peer"], [0, 0])[0] or None,
+                },
+            )
             entry["messages"] += 1
             entry["unread"] += bool(item.get("unread"))
             entry["last"] = max(entry["last"], item["message"]["created"])
@@ -944,6 +996,16 @@ class DmClient:
 
 
 SAS_POLL_SECONDS = 0.5
+
+
+def _spoken(seconds: int) -> str:
+    """``90`` -> "1 minute 30 seconds"-like text, largest units first (days to seconds)."""
+    parts = []
+    for size, name in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {name}{'s' if count != 1 else ''}")
+    return " ".join(parts)
 
 
 def _names(account: dict[str, Any], own_domain: str) -> set[str]:

@@ -44,6 +44,9 @@ class Profile:
     # On-device support panels (``DmClient.support``): the member's switch, and the kit the
     # server gives every member alike (panels, helplines) with when it was fetched.
     support_panels: bool = True
+    # Disappearing-message timers per conversation (peer actor -> [seconds, set at (unix)]),
+    # kept in step with the peer's and our other devices (``DmClient.set_timer``).
+    timers: dict[str, list[int]] = field(default_factory=dict)
     support_kit: dict[str, Any] | None = None
     support_kit_at: str | None = None
 
@@ -59,6 +62,7 @@ class Profile:
             "undecryptable": self.undecryptable,
             "unacknowledged": self.unacknowledged,
             "support_panels": self.support_panels,
+            "timers": self.timers,
             "support_kit": self.support_kit,
             "support_kit_at": self.support_kit_at,
         }
@@ -76,6 +80,7 @@ class Profile:
             undecryptable=int(data.get("undecryptable", 0)),
             unacknowledged=[str(o) for o in data.get("unacknowledged", [])],
             support_panels=bool(data.get("support_panels", True)),
+            timers={str(k): [int(v[0]), int(v[1])] for k, v in dict(data.get("timers", {})).items()},
             support_kit=data.get("support_kit"),
             support_kit_at=data.get("support_kit_at"),
         )
