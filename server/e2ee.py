@@ -111,6 +111,17 @@ async def _share_a_group(session: AsyncSession, a: int, b: int) -> bool:
     return found is not None
 
 
+async def knows(session: AsyncSession, recipient_id: int, sender_id: int | None) -> bool:
+    """Whether ``recipient`` knows the sender of a message: it is themselves, someone they
+    follow, or someone sharing a group with them (clients show other senders' messages as
+    message requests)."""
+    if sender_id is None:
+        return False
+    if sender_id == recipient_id:
+        return True
+    return await _follows(session, recipient_id, sender_id) or await _share_a_group(session, recipient_id, sender_id)
+
+
 async def refusal(session: AsyncSession, sender: Account, recipient: Account) -> str | None:
     """Why ``sender`` may not message ``recipient`` (a reason code), or None when they may."""
     if recipient.deleted_at is not None or recipient.suspended_at is not None or recipient.is_group:

@@ -493,7 +493,17 @@ SCHEMAS: dict[str, Any] = {
         {
             "id": ID,
             "object_id": {"type": "string"},
-            "sender": _object({"actor": {"type": "string"}, "device_id": DEVICE_ID}),
+            "sender": _object(
+                {
+                    "actor": {"type": "string"},
+                    "device_id": DEVICE_ID,
+                    "known": {
+                        "type": "boolean",
+                        "description": "You follow the sender, share a group with them, or are them: clients show "
+                        "messages from anyone else as message requests",
+                    },
+                }
+            ),
             "recipient_actor": {"type": "string"},
             "type": {"type": "integer", "enum": [0, 1]},
             "body": {**BASE64, "description": "The Olm ciphertext for this device"},

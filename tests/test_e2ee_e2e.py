@@ -838,7 +838,7 @@ async def test_a_verification_broken_by_a_crash_succeeds_when_both_run_it_again(
 
         reached, bob_first = await asyncio.gather(
             chaos.break_call("alice", alice_verifies, number, lost, counts),
-            chaos.clients["bob"].verify_sas(chaos.handles["alice"], yes, within=8),
+            chaos.clients["bob"].verify_sas(chaos.handles["alice"], yes, within=4),
             return_exceptions=True,
         )
         assert reached is True
@@ -991,7 +991,14 @@ async def test_hearthside_dm_block__neither_can_message_the_other_until_unblocke
             return True
 
         await eventually(sent, what="bob's server taking the unblock")
-        assert "thank you for unblocking me" in [m.content for m in await receive_until(alice1)]
+
+        async def requested() -> bool:  # the block ended their follows: bob is a stranger now
+            await alice1.fetch()
+            return bool(alice1.requests())
+
+        await eventually(requested, what="bob's message request")
+        await alice1.accept(handle(b, "bob"))
+        assert "thank you for unblocking me" in [m.content for m in await alice1.receive()]
 
 
 async def test_deleting_a_message_for_everyone__only_its_author_within_a_day_and_still_reportable(
@@ -1160,3 +1167,100 @@ async def test_a_conversation_timer_reaches_both_sides_and_every_device(
         assert code == 2 and "timer: give a duration" in err
         said = json.loads(await dm(tmp_path / "alice", "--json", "timer", handle(b, "bob"), "8h"))
         assert said["timer_seconds"] == 8 * 3600
+
+
+async def test_messages_from_strangers_wait_as_message_requests(
+    pair: tuple[list[Instance], Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member open to messages from everyone sees those from people they don't know (no
+    follow, no shared group, never written to) only as message requests, until they accept
+    them; declined requests are deleted unseen. Contacts' messages, and replies from someone
+    the member wrote to first, arrive as usual. The server says who is known (``known``)."""
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    async with talking(pair[0]) as (a, b, alice1, bob1):
+        await b.api(
+            "PATCH",
+            "/api/v1/hearthside/e2ee/settings",
+            None,
+            json={"dm_policy": "everyone"},
+            headers={"Authorization": f"Bearer {bob1.profile.token}"},
+        )
+        for name in ("carol", "dave", "erin"):
+            await a.user(name)
+        carol1, _ = await device(a, "carol")
+        dave1, _ = await device(a, "dave")
+        erin1, _ = await device(a, "erin")
+        bob_handle = handle(b, "bob")
+        async with carol1, dave1, erin1:
+            await a.api(  # erin is open to everyone too: bob may write to her first
+                "PATCH",
+                "/api/v1/hearthside/e2ee/settings",
+                None,
+                json={"dm_policy": "everyone"},
+                headers={"Authorization": f"Bearer {erin1.profile.token}"},
+            )
+            await bob1.send(handle(a, "erin"), "hello erin, I wrote first")
+
+            async def requested() -> bool:  # bob is a stranger to erin, too
+                await erin1.fetch()
+                return bool(erin1.requests())
+
+            await eventually(requested, what="bob's request to erin")
+            assert await erin1.accept(handle(b, "bob")) == 1
+            assert [m.content for m in await erin1.receive()] == ["hello erin, I wrote first"]
+            await carol1.send(bob_handle, "hi, we haven't met")
+            await dave1.send(bob_handle, "you don't know me")
+            await erin1.send(bob_handle, "hello bob")
+            await alice1.send(bob_handle, "from a contact")
+
+            async def waiting() -> bool:
+                return len(await b.rows(E2EEMessage)) == 4
+
+            await eventually(waiting, what="four messages for bob")
+            inbox = await b.api(
+                "GET",
+                "/api/v1/hearthside/e2ee/messages",
+                None,
+                headers={"Authorization": f"Bearer {bob1.profile.token}"},
+            )
+            known = {m["sender"]["actor"]: m["sender"]["known"] for m in inbox["messages"]}
+            assert known == {
+                a.actor("carol"): False,
+                a.actor("dave"): False,
+                a.actor("erin"): False,
+                a.actor("alice"): True,
+            }
+            shown = await bob1.receive()
+            assert sorted(m.content for m in shown) == ["from a contact", "hello bob"]
+            assert [(r["peer"], [i["message"]["body"]["content"] for i in r["messages"]]) for r in bob1.requests()] == [
+                (a.actor("carol"), ["hi, we haven't met"]),
+                (a.actor("dave"), ["you don't know me"]),
+            ]
+            assert a.actor("carol") not in [c["peer"] for c in bob1.conversations()]
+
+            assert await bob1.accept(handle(a, "carol")) == 1
+            assert [m.content for m in await bob1.receive()] == ["hi, we haven't met"]
+            await carol1.send(bob_handle, "thanks for accepting")
+            assert [m.content for m in await receive_until(bob1)] == ["thanks for accepting"]
+
+            assert await bob1.decline(a.actor("dave")) == 1
+            assert bob1.requests() == [] and "you don't know me" not in json.dumps(bob1.profile.history)
+            await dave1.send(bob_handle, "still me")
+
+            async def one_waiting() -> bool:
+                return len(await b.rows(E2EEMessage)) == 1
+
+            await eventually(one_waiting, what="dave's second message")
+            assert await bob1.receive() == [] and [r["peer"] for r in bob1.requests()] == [a.actor("dave")]
+            with pytest.raises(DmError, match="no message requests from"):
+                await bob1.accept(handle(a, "erin"))
+
+            # The commands: the notice on read, the list, accepting.
+            store = Store(tmp_path / "bob", PASSPHRASE)
+            store.save(bob1.profile)
+            code, _out, err = await run_dm(tmp_path / "bob", "read")
+            assert code == 0 and "message requests from 1 sender(s)" in err
+            listed = await dm(tmp_path / "bob", "requests")
+            assert "still me" in listed and a.actor("dave") in listed
+            assert "Accepted" in await dm(tmp_path / "bob", "requests", "accept", handle(a, "dave"))
+            assert "still me" in await dm(tmp_path / "bob", "read")

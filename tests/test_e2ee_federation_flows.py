@@ -168,7 +168,7 @@ async def test_policy__a_stranger_cannot_reach_a_member(pair: list[Instance], mo
     try:
         with pytest.raises(DmError):
             await mallory1.send(handle(a, "alice"), "let me in")
-        # Alice opens up to everyone: now mallory's message arrives.
+        # Alice opens up to everyone: now mallory's message arrives, as a message request.
         await a.api(
             "PATCH",
             "/api/v1/hearthside/e2ee/settings",
@@ -177,7 +177,15 @@ async def test_policy__a_stranger_cannot_reach_a_member(pair: list[Instance], mo
             headers={"Authorization": f"Bearer {alice1.profile.token}"},
         )
         await mallory1.send(handle(a, "alice"), "hello from a stranger")
-        assert [m.content for m in await receive_until(alice1)] == ["hello from a stranger"]
+
+        async def requested() -> bool:
+            await alice1.fetch()
+            return bool(alice1.requests())
+
+        await eventually(requested, what="mallory's message request")
+        assert await alice1.receive() == []
+        assert await alice1.accept(handle(b, "mallory")) == 1
+        assert [m.content for m in await alice1.receive()] == ["hello from a stranger"]
     finally:
         await alice1.close()
         await mallory1.close()

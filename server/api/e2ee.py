@@ -703,11 +703,11 @@ async def send_message(request: web.Request) -> web.Response:
     return json_response({"id": object_uri, "stamped_at": utc_time(moment), "stamp": stamp_value}, status=202)
 
 
-def _render_message(row: E2EEMessage) -> dict[str, Any]:
+def _render_message(row: E2EEMessage, known: bool) -> dict[str, Any]:
     return {
         "id": str(row.id),
         "object_id": row.object_uri,
-        "sender": {"actor": row.sender_actor, "device_id": row.sender_device},
+        "sender": {"actor": row.sender_actor, "device_id": row.sender_device, "known": known},
         "recipient_actor": row.recipient_actor,
         "type": row.message_type,
         "body": row.body,
@@ -729,13 +729,20 @@ async def device_inbox(request: web.Request) -> web.Response:
         raise BadRequest("limit: must be an integer") from None
     async with request.app[SESSIONS]() as session:
         device = await _current_device(session, viewer, active=False)
-        rows = await session.scalars(
-            select(E2EEMessage)
-            .where(E2EEMessage.device_pk == device.id, E2EEMessage.expires_at > now())
-            .order_by(E2EEMessage.id)
-            .limit(limit)
+        rows = list(
+            await session.scalars(
+                select(E2EEMessage)
+                .where(E2EEMessage.device_pk == device.id, E2EEMessage.expires_at > now())
+                .order_by(E2EEMessage.id)
+                .limit(limit)
+            )
         )
-        return json_response({"messages": [_render_message(r) for r in rows]})
+        config = request.app[CONFIG]
+        known: dict[str, bool] = {}
+        for uri in {r.sender_actor for r in rows}:
+            sender = await local_account_by_uri(session, config.base_url, uri) or await account_by_uri(session, uri)
+            known[uri] = await e2ee.knows(session, device.account_id, sender.id if sender else None)
+        return json_response({"messages": [_render_message(r, known[r.sender_actor]) for r in rows]})
 
 
 @routes.post(BASE + "/messages/ack")

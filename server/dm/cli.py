@@ -134,6 +134,32 @@ def _show_support(args: argparse.Namespace, panels: list[dict[str, Any]]) -> Non
         _emit(args, {"support": panel}, "\n".join(lines))
 
 
+async def _requests(client: DmClient, args: argparse.Namespace) -> int:
+    if args.request_action == "accept":
+        count = await client.accept(args.contact)
+        _emit(args, {"contact": args.contact, "accepted": count}, f"Accepted {args.contact}: `read` shows {count}.")
+        return 0
+    if args.request_action == "delete":
+        count = await client.decline(args.contact)
+        _emit(
+            args,
+            {"contact": args.contact, "deleted": count},
+            f"Deleted {count} request(s) from {args.contact}. (`hearthside dm block` stops them writing.)",
+        )
+        return 0
+    await client.fetch()
+    waiting = client.requests()
+    for entry in waiting:
+        lines = [f"{entry['peer']} ({len(entry['messages'])} message(s)):"]
+        lines += ["  " + _line(item) for item in entry["messages"]]
+        _emit(args, {"peer": entry["peer"], "messages": [_shown(i) for i in entry["messages"]]}, "\n".join(lines))
+    if not waiting and not args.json:
+        print("No message requests.")
+    elif not args.json:
+        print("`hearthside dm requests accept NAME` shows them as messages; `... delete NAME`, `block`, `report`.")
+    return 0
+
+
 async def _timer(client: DmClient, args: argparse.Namespace) -> int:
     after = None if args.duration == "off" else _duration(args.duration, option="timer")
     actor = await client.set_timer(args.contact, after)
@@ -234,6 +260,12 @@ async def _read(client: DmClient, args: argparse.Namespace) -> int:
     for item in items:
         _emit(args, _shown(item), _line(item))
     _show_support(args, client.support)
+    waiting = client.requests()
+    if waiting:
+        print(
+            f"notice: message requests from {len(waiting)} sender(s) you don't know: `hearthside dm requests`",
+            file=sys.stderr,
+        )
     failed = client.profile.undecryptable - before
     if failed:
         print(f"notice: {failed} message(s) could not be decrypted or failed a check and were dropped", file=sys.stderr)
@@ -364,6 +396,12 @@ def add_parser(sub: Any) -> None:
         a = actions.add_parser(name)
         a.add_argument("device_id")
     devices.set_defaults(fn=_with_client(_devices))
+
+    requests = commands.add_parser("requests", help="messages from people you don't know, waiting for you")
+    choices = requests.add_subparsers(dest="request_action")
+    for name in ("accept", "delete"):
+        choices.add_parser(name).add_argument("contact", help="name@server or an actor URL")
+    requests.set_defaults(fn=_with_client(_requests))
 
     p = commands.add_parser("timer", help="disappearing messages for a whole conversation, for both sides")
     p.add_argument("contact", help="name@server or an actor URL")

@@ -396,9 +396,9 @@ class DmClient:
             self.notices.append(f"The safety number with {ref} changed (a new master key). Compare it if you can.")
         return str(actor)
 
-    async def account_id(self, ref: str) -> str:
-        """The server's account id of ``ref`` (``name@host`` or an actor URL), found through
-        search; only an exact match counts (a search's first hit may be someone else)."""
+    async def account(self, ref: str) -> dict[str, Any]:
+        """The server's Account entity of ``ref`` (``name@host`` or an actor URL), found
+        through search; only an exact match counts (a search's first hit may be someone else)."""
         wanted = ref.removeprefix("@").lower()
         own_domain = (urlsplit(self.profile.actor).hostname or "").lower()
         found = await self._call(
@@ -406,8 +406,60 @@ class DmClient:
         )
         for account in found.get("accounts", []):
             if wanted in _names(account, own_domain):
-                return str(account["id"])
+                return dict(account)
         raise DmError(f"{ref} was not found (give name@server or their profile's URL)")
+
+    async def account_id(self, ref: str) -> str:
+        return str((await self.account(ref))["id"])
+
+    # ------------------------------------------------------------------ message requests
+
+    def _knows(self, peer: str) -> bool:
+        """Whether messages from ``peer`` go straight to the member: they accepted them, or
+        wrote to them first (the server's ``known`` covers follows and shared groups)."""
+        return peer in self.profile.accepted or any(
+            item["peer"] == peer and item["direction"] == "out" and not item.get("request")
+            for item in self.profile.history
+        )
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Message requests: senders the member does not know (see ``_open``), each with their
+        messages, oldest first. Nothing is shown to the member until they accept."""
+        senders: dict[str, dict[str, Any]] = {}
+        for item in self.profile.history:
+            if item.get("request"):
+                entry = senders.setdefault(item["peer"], {"peer": item["peer"], "messages": []})
+                entry["messages"].append(item)
+        return list(senders.values())
+
+    async def _request_peer(self, ref: str) -> str:
+        """The actor of a sender with requests waiting, named by actor URI or handle."""
+        waiting = {r["peer"] for r in self.requests()}
+        if ref in waiting:
+            return ref
+        uri = str((await self.account(ref)).get("uri", ""))
+        if uri not in waiting:
+            raise DmError(f"no message requests from {ref} (see `hearthside dm requests`)")
+        return uri
+
+    async def accept(self, ref: str) -> int:
+        """Accept ``ref``'s message requests: their messages are handed over by the next
+        ``receive`` and later ones arrive as any contact's. Returns how many were waiting."""
+        peer = await self._request_peer(ref)
+        count = 0
+        for item in self.profile.history:
+            if item["peer"] == peer and item.pop("request", False):
+                count += 1
+        if peer not in self.profile.accepted:
+            self.profile.accepted.append(peer)
+        return count
+
+    async def decline(self, ref: str) -> int:
+        """Delete ``ref``'s message requests unseen (blocking or reporting is separate)."""
+        peer = await self._request_peer(ref)
+        before = len(self.profile.history)
+        self.profile.history = [i for i in self.profile.history if not (i["peer"] == peer and i.get("request"))]
+        return before - len(self.profile.history)
 
     async def block(self, ref: str) -> None:
         """Block ``ref``: from now on neither can message the other (the servers refuse it both
@@ -692,7 +744,7 @@ class DmClient:
         history): handed over once, in the order received."""
         received: list[Incoming] = []
         for item in self.profile.history:
-            if item.pop("unread", False):
+            if not item.get("request") and item.pop("unread", False):
                 message = item["message"]
                 own = item["direction"] == "out"
                 content = message["body"].get("content", "")
@@ -794,6 +846,8 @@ class DmClient:
                 "unread": True,
             }
         )
+        if not own and not row["sender"].get("known", True) and not self._knows(peer):
+            self.profile.history[-1]["request"] = True  # from a stranger: waits for `accept`
         self.purge_expired()
 
     # ------------------------------------------------------------------ history and trust
@@ -802,6 +856,8 @@ class DmClient:
         """One entry per contact: last message time, count and how many not yet read (newest first)."""
         peers: dict[str, dict[str, Any]] = {}
         for item in self.profile.history:
+            if item.get("request"):
+                continue  # see `requests`
             entry = peers.setdefault(
                 item["peer"],
                 {

@@ -47,6 +47,8 @@ class Profile:
     # Disappearing-message timers per conversation (peer actor -> [seconds, set at (unix)]),
     # kept in step with the peer's and our other devices (``DmClient.set_timer``).
     timers: dict[str, list[int]] = field(default_factory=dict)
+    # Senders whose message requests the member accepted (``DmClient.accept``).
+    accepted: list[str] = field(default_factory=list)
     support_kit: dict[str, Any] | None = None
     support_kit_at: str | None = None
 
@@ -63,6 +65,7 @@ class Profile:
             "unacknowledged": self.unacknowledged,
             "support_panels": self.support_panels,
             "timers": self.timers,
+            "accepted": self.accepted,
             "support_kit": self.support_kit,
             "support_kit_at": self.support_kit_at,
         }
@@ -81,6 +84,7 @@ class Profile:
             unacknowledged=[str(o) for o in data.get("unacknowledged", [])],
             support_panels=bool(data.get("support_panels", True)),
             timers={str(k): [int(v[0]), int(v[1])] for k, v in dict(data.get("timers", {})).items()},
+            accepted=[str(a) for a in data.get("accepted", [])],
             support_kit=data.get("support_kit"),
             support_kit_at=data.get("support_kit_at"),
         )
