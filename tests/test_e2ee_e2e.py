@@ -103,6 +103,27 @@ async def receive_until(client: DmClient, count: int = 1) -> list[Incoming]:
     return got
 
 
+async def open_to_everyone(inst: Instance, client: DmClient) -> None:
+    """The member behind ``client`` accepts messages from everyone (``dm_policy``)."""
+    await inst.api(
+        "PATCH",
+        "/api/v1/hearthside/e2ee/settings",
+        None,
+        json={"dm_policy": "everyone"},
+        headers={"Authorization": f"Bearer {client.profile.token}"},
+    )
+
+
+async def request_arrives(client: DmClient) -> None:
+    """Wait until a message request (from someone the member does not know) is kept."""
+
+    async def requested() -> bool:
+        await client.fetch()
+        return bool(client.requests())
+
+    await eventually(requested, what=f"a message request for {client.profile.acct}")
+
+
 def grep_files(folder: Path, needle: bytes) -> list[Path]:
     hits = []
     for path in folder.rglob("*"):
@@ -233,6 +254,11 @@ async def dm(profile: Path, *argv: str, stdin: str = "") -> str:
     return out
 
 
+async def cli_login(profile: Path, inst: Instance, user: Any) -> None:
+    """``hearthside dm login`` as ``user`` on ``inst`` into ``profile``."""
+    await dm(profile, "login", inst.base_url, user.username, "--password-stdin", stdin=user.password + "\n")
+
+
 async def run_dm(profile: Path, *argv: str, stdin: str = "") -> tuple[int, str, str]:
     """``hearthside dm --profile PROFILE ARGV...``: (exit code, stdout, stderr)."""
 
@@ -260,7 +286,7 @@ async def test_hearthside_dm_commands__both_directions_second_device_and_revocat
     await mutual_follow(a, dave, b, erin)
     dave1, dave2, erin1 = tmp_path / "dave1", tmp_path / "dave2", tmp_path / "erin1"
     for profile, inst, user in ((dave1, a, dave), (dave2, a, dave), (erin1, b, erin)):
-        await dm(profile, "login", inst.base_url, user.username, "--password-stdin", stdin=user.password + "\n")
+        await cli_login(profile, inst, user)
     first = json.loads(await dm(dave1, "--json", "setup"))
     assert first["state"] == "active" and first["recovery_code"]
     await dm(erin1, "setup")
@@ -315,7 +341,7 @@ async def test_hearthside_dm_verify_sas__against_the_library_on_the_other_instan
     await mutual_follow(a, alice, b, frank)
     alice1, _ = await device(a, "alice")
     profile = tmp_path / "frank"
-    await dm(profile, "login", b.base_url, "frank", "--password-stdin", stdin=frank.password + "\n")
+    await cli_login(profile, b, frank)
     await dm(profile, "setup")
     shown: list[Any] = []
 
@@ -915,7 +941,7 @@ async def test_hearthside_dm_support__shown_after_send_and_read_and_turned_off(
     await mutual_follow(a, gina, b, hal)
     profiles = {"gina": tmp_path / "gina", "hal": tmp_path / "hal"}
     for name, inst, user in (("gina", a, gina), ("hal", b, hal)):
-        await dm(profiles[name], "login", inst.base_url, name, "--password-stdin", stdin=user.password + "\n")
+        await cli_login(profiles[name], inst, user)
         await dm(profiles[name], "setup")
     sent = await dm(profiles["gina"], "send", handle(b, "hal"), CRISIS["en"])
     assert "It sounds like things might be really hard" in sent and "support off" in sent
@@ -952,7 +978,7 @@ async def test_hearthside_dm_block__neither_can_message_the_other_until_unblocke
         await b.user("bobby")  # a similar name on the same server: must never be the one blocked
         profile = tmp_path / "alice-cli"
         alice_user = a.users["alice"]
-        await dm(profile, "login", a.base_url, "alice", "--password-stdin", stdin=alice_user.password + "\n")
+        await cli_login(profile, a, alice_user)
         await dm(profile, "setup")
         await alice1.approve(Store(profile, PASSPHRASE).load().device.device_id)  # type: ignore[union-attr]
         code, _out, err = await run_dm(profile, "block", handle(b, "bob") + "x")
@@ -974,13 +1000,7 @@ async def test_hearthside_dm_block__neither_can_message_the_other_until_unblocke
         code, _out, err = await run_dm(profile, "block", "--undo", handle(b, "bobby"))
         assert code == 2 and "not in your block list" in err
         await dm(profile, "block", "--undo", handle(b, "bob"))
-        await a.api(
-            "PATCH",
-            "/api/v1/hearthside/e2ee/settings",
-            None,
-            json={"dm_policy": "everyone"},
-            headers={"Authorization": f"Bearer {alice1.profile.token}"},
-        )
+        await open_to_everyone(a, alice1)
 
         async def sent() -> bool:  # once alice's Undo of the Block reached bob's server
             try:
@@ -991,12 +1011,7 @@ async def test_hearthside_dm_block__neither_can_message_the_other_until_unblocke
             return True
 
         await eventually(sent, what="bob's server taking the unblock")
-
-        async def requested() -> bool:  # the block ended their follows: bob is a stranger now
-            await alice1.fetch()
-            return bool(alice1.requests())
-
-        await eventually(requested, what="bob's message request")
+        await request_arrives(alice1)  # the block ended their follows: bob is a stranger now
         await alice1.accept(handle(b, "bob"))
         assert "thank you for unblocking me" in [m.content for m in await alice1.receive()]
 
@@ -1178,13 +1193,7 @@ async def test_messages_from_strangers_wait_as_message_requests(
     the member wrote to first, arrive as usual. The server says who is known (``known``)."""
     monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
     async with talking(pair[0]) as (a, b, alice1, bob1):
-        await b.api(
-            "PATCH",
-            "/api/v1/hearthside/e2ee/settings",
-            None,
-            json={"dm_policy": "everyone"},
-            headers={"Authorization": f"Bearer {bob1.profile.token}"},
-        )
+        await open_to_everyone(b, bob1)
         for name in ("carol", "dave", "erin"):
             await a.user(name)
         carol1, _ = await device(a, "carol")
@@ -1192,20 +1201,9 @@ async def test_messages_from_strangers_wait_as_message_requests(
         erin1, _ = await device(a, "erin")
         bob_handle = handle(b, "bob")
         async with carol1, dave1, erin1:
-            await a.api(  # erin is open to everyone too: bob may write to her first
-                "PATCH",
-                "/api/v1/hearthside/e2ee/settings",
-                None,
-                json={"dm_policy": "everyone"},
-                headers={"Authorization": f"Bearer {erin1.profile.token}"},
-            )
+            await open_to_everyone(a, erin1)  # so bob may write to her first
             await bob1.send(handle(a, "erin"), "hello erin, I wrote first")
-
-            async def requested() -> bool:  # bob is a stranger to erin, too
-                await erin1.fetch()
-                return bool(erin1.requests())
-
-            await eventually(requested, what="bob's request to erin")
+            await request_arrives(erin1)  # bob is a stranger to erin, too
             assert await erin1.accept(handle(b, "bob")) == 1
             assert [m.content for m in await erin1.receive()] == ["hello erin, I wrote first"]
             await carol1.send(bob_handle, "hi, we haven't met")
@@ -1264,3 +1262,41 @@ async def test_messages_from_strangers_wait_as_message_requests(
             assert "still me" in listed and a.actor("dave") in listed
             assert "Accepted" in await dm(tmp_path / "bob", "requests", "accept", handle(a, "dave"))
             assert "still me" in await dm(tmp_path / "bob", "read")
+
+
+async def test_hearthside_dm_logout__revokes_this_device_or_forgets_it_here(
+    pair: tuple[list[Instance], Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``logout`` on a device holding the master key (with another device left) revokes it
+    and deletes its store; a device without the master key cannot revoke itself and says how,
+    and ``--forget-here`` deletes its store anyway. Either way the login's token is revoked."""
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    (a, _b), _pg = pair
+    kim = await a.user("kim")
+    first, second, third = tmp_path / "kim1", tmp_path / "kim2", tmp_path / "kim3"
+    for profile in (first, second, third):
+        await cli_login(profile, a, kim)
+    await dm(first, "setup")
+    ids = {}
+    for profile in (second, third):
+        ids[profile] = json.loads(await dm(profile, "--json", "setup"))["device_id"]
+        await dm(first, "devices", "approve", ids[profile])
+    tokens = {p: Store(p, PASSPHRASE).load().token for p in (first, second, third)}
+
+    async def token_works(profile: Path) -> bool:
+        headers = {"Authorization": f"Bearer {tokens[profile]}"}
+        answer = await a.api("GET", "/api/v1/hearthside/e2ee/devices", None, expect=None, headers=headers)
+        return isinstance(answer, dict) and "devices" in answer
+
+    code, _out, err = await run_dm(second, "logout")
+    assert code == 2 and f"devices revoke {ids[second]}" in err and Store(second, PASSPHRASE).exists()
+    said = json.loads(await dm(second, "--json", "logout", "--forget-here"))
+    assert said == {"device_id": ids[second], "revoked": False, "store_deleted": True}
+    assert not Store(second, PASSPHRASE).exists() and not await token_works(second)
+
+    first_id = Store(first, PASSPHRASE).load().device.device_id  # type: ignore[union-attr]
+    assert json.loads(await dm(first, "--json", "logout"))["revoked"] is True
+    assert not Store(first, PASSPHRASE).exists() and not await token_works(first)
+    states = {d.device_id: d.state for d in await a.rows(E2EEDevice)}
+    assert states[first_id] == "revoked" and states[ids[third]] == "active"
+    assert await token_works(third)

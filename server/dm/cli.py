@@ -85,6 +85,43 @@ def cmd_login(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_logout(args: argparse.Namespace) -> int:
+    """Revoke this device and delete its store; ``--forget-here``: delete the store even when
+    this device cannot revoke itself (it stays listed until revoked from another device)."""
+    store = _store(args)
+    profile = store.load()
+    device_id = profile.device.device_id if profile.device is not None else None
+
+    async def go() -> str | None:
+        async with DmClient(profile, persist=store.save) as client:
+            problem = None
+            if profile.device is not None:
+                try:
+                    await client.revoke_self()
+                except DmError as exc:
+                    if not args.forget_here:
+                        raise
+                    problem = str(exc)
+            await client.revoke_token()  # the server forgets this login too
+        return problem
+
+    problem = asyncio.run(go())
+    store.path.unlink()
+    if device_id is None:
+        text = "Logged out: nothing was set up here; the login is revoked and its store deleted."
+    elif problem is None:
+        text = f"Logged out: this device ({device_id}) is revoked and its keys and messages here are deleted."
+        if profile.device is not None and profile.device.master is not None:
+            text += " Your master key was here: keep your recovery code, you need it to approve new devices."
+    else:
+        text = (
+            f"This device's keys and messages here are deleted, but it could not revoke itself ({problem}). Until "
+            f"you do, {device_id} stays in your device list."
+        )
+    _emit(args, {"device_id": device_id, "revoked": problem is None, "store_deleted": True}, text)
+    return 0
+
+
 async def _setup(client: DmClient, args: argparse.Namespace) -> int:
     result = await client.setup(recovery_code=args.recovery_code, new_identity=args.new_identity)
     data = {"device_id": result.device_id, "state": result.state, "recovery_code": result.recovery_code}
@@ -353,6 +390,14 @@ def add_parser(sub: Any) -> None:
     p.add_argument("username")
     p.add_argument("--password-stdin", action="store_true")
     p.set_defaults(fn=cmd_login)
+
+    p = commands.add_parser("logout", help="revoke this device and delete its keys and messages here")
+    p.add_argument(
+        "--forget-here",
+        action="store_true",
+        help="delete them here even if this device cannot revoke itself (no master key, or your only device)",
+    )
+    p.set_defaults(fn=cmd_logout)
 
     p = commands.add_parser("setup", help="set up this device's keys")
     p.add_argument("--recovery-code", help="join with your recovery code instead of approval from another device")

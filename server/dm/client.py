@@ -218,7 +218,29 @@ class DmClient:
         finally:
             if own:
                 await http.close()
-        return Profile(server=base, token=token["access_token"], actor=listing["actor"], acct=listing["acct"])
+        return Profile(
+            server=base,
+            token=token["access_token"],
+            actor=listing["actor"],
+            acct=listing["acct"],
+            client_id=app["client_id"],
+            client_secret=app["client_secret"],
+        )
+
+    async def revoke_token(self) -> bool:
+        """Revoke this profile's access token at the server (RFC 7009). False when the profile
+        predates keeping its app's credentials."""
+        if not self.profile.client_id or not self.profile.client_secret:
+            return False
+        data = {
+            "token": self.profile.token,
+            "client_id": self.profile.client_id,
+            "client_secret": self.profile.client_secret,
+        }
+        async with self._http().post(self.profile.server.rstrip("/") + "/oauth/revoke", data=data) as resp:
+            if resp.status >= 400:
+                raise DmError(f"the server did not revoke the token ({resp.status})")
+        return True
 
     # ------------------------------------------------------------------ devices
 
@@ -365,10 +387,28 @@ class DmClient:
         if states.get(device_id) != "active":
             raise DmError(f"{device_id} is not an active or pending device of yours")
         if device_id == self.device.device_id:
-            raise DmError("revoke this device from another one (or use `hearthside dm logout`)")
+            raise DmError("revoke this device from another one (or use `hearthside dm logout` here)")
         current = [d["device_id"] for d in listing["devices"] if d["state"] == "active" and d["device_id"] != device_id]
         await self._publish_own(listing, keep=current)
         return True
+
+    async def revoke_self(self) -> None:
+        """Revoke this device (``hearthside dm logout``): it signs a list without itself, so it
+        needs the master key and another active device to leave the member with."""
+        state = self.device
+        listing, states = await self._own_listing()
+        others = [d for d, st in states.items() if st == "active" and d != state.device_id]
+        if state.master is None:
+            raise DmError(
+                "only a device holding your master key can revoke this one: run "
+                f"`hearthside dm devices revoke {state.device_id}` there"
+            )
+        if not others:
+            raise DmError(
+                "this is your only device: revoking it would leave you none. Set up another device first "
+                "(with your recovery code, or approved from here)"
+            )
+        await self._publish_own(listing, keep=others)
 
     def _in_own_list(self, device_id: str) -> bool:
         own = self.device.pinned(self.profile.actor)

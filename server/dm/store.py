@@ -49,6 +49,9 @@ class Profile:
     timers: dict[str, list[int]] = field(default_factory=dict)
     # Senders whose message requests the member accepted (``DmClient.accept``).
     accepted: list[str] = field(default_factory=list)
+    # The OAuth app the token belongs to, so ``logout`` can revoke the token (RFC 7009).
+    client_id: str | None = None
+    client_secret: str | None = None
     support_kit: dict[str, Any] | None = None
     support_kit_at: str | None = None
 
@@ -66,6 +69,8 @@ class Profile:
             "support_panels": self.support_panels,
             "timers": self.timers,
             "accepted": self.accepted,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
             "support_kit": self.support_kit,
             "support_kit_at": self.support_kit_at,
         }
@@ -85,6 +90,8 @@ class Profile:
             support_panels=bool(data.get("support_panels", True)),
             timers={str(k): [int(v[0]), int(v[1])] for k, v in dict(data.get("timers", {})).items()},
             accepted=[str(a) for a in data.get("accepted", [])],
+            client_id=data.get("client_id"),
+            client_secret=data.get("client_secret"),
             support_kit=data.get("support_kit"),
             support_kit_at=data.get("support_kit_at"),
         )
