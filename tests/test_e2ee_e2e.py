@@ -1300,3 +1300,31 @@ async def test_hearthside_dm_logout__revokes_this_device_or_forgets_it_here(
     states = {d.device_id: d.state for d in await a.rows(E2EEDevice)}
     assert states[first_id] == "revoked" and states[ids[third]] == "active"
     assert await token_works(third)
+
+
+async def test_a_concern_from_the_messaging_tool_reaches_responders_and_never_the_messages(
+    pair: tuple[list[Instance], Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worried about someone they talk with, a member tells their instance's trained
+    responders: a concern item naming who (and the member's comment), nothing from the
+    encrypted conversation, nothing sent to the person. Only for members of the same instance
+    (concerns are local); the refusal says so."""
+    from server.models import CrisisItem
+
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    async with talking(pair[0]) as (a, b, alice1, _bob1):
+        carol = await a.user("carol")
+        carol1, _ = await device(a, "carol")
+        async with carol1:
+            await open_to_everyone(a, alice1)
+            await carol1.send(handle(a, "alice"), "a private message that stays private")
+            answer = await alice1.concern(handle(a, "carol"), "she seemed very low tonight")
+            assert answer["message"].startswith("Thank you for looking out for them")
+            (item,) = await a.rows(CrisisItem, CrisisItem.kind == "concern")
+            assert item.account_id == carol.account_id and item.comment == "she seemed very low tonight"
+            assert "stays private" not in json.dumps([str(v) for v in vars(item).values()])
+            with pytest.raises(DmError, match="members of this instance only"):
+                await alice1.concern(handle(b, "bob"))
+            Store(tmp_path / "alice", PASSPHRASE).save(alice1.profile)
+            code, _out, err = await run_dm(tmp_path / "alice", "concern", handle(a, "carol"))
+            assert code == 2 and "429" in err  # one concern a day about the same member

@@ -167,6 +167,11 @@ def _show_support(args: argparse.Namespace, panels: list[dict[str, Any]]) -> Non
             lines.append(f"  {line['name']}: {ways}{hours}")
         if not panel.get("helplines") and panel.get("directory_url"):
             lines.append(f"  Find a service near you: {panel['directory_url']}")
+        if panel["kind"] == "supporter":
+            lines.append(
+                "If they are on your server and you are worried for their safety, `hearthside dm concern NAME` tells "
+                "its trained responders (who, never what was said)."
+            )
         lines.append("(`hearthside dm support off` stops these notes.)")
         _emit(args, {"support": panel}, "\n".join(lines))
 
@@ -237,6 +242,12 @@ async def _block(client: DmClient, args: argparse.Namespace) -> int:
             f"Blocked {args.contact}: neither of you can message the other now. To show your moderators what "
             "they sent, use `hearthside dm report`.",
         )
+    return 0
+
+
+async def _concern(client: DmClient, args: argparse.Namespace) -> int:
+    answer = await client.concern(args.contact, args.comment or "")
+    _emit(args, answer, answer.get("message") or "Sent to your instance's trained responders.")
     return 0
 
 
@@ -464,6 +475,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("contact", help="name@server or an actor URL")
     p.add_argument("--undo", action="store_true", help="unblock them")
     p.set_defaults(fn=_with_client(_block))
+
+    p = commands.add_parser(
+        "concern", help="worried about someone on your server? tell its trained responders (never what was said)"
+    )
+    p.add_argument("contact", help="name@server or an actor URL (a member of your own server)")
+    p.add_argument("--comment", help="what worries you (optional; do not paste their messages unless you mean to)")
+    p.set_defaults(fn=_with_client(_concern))
 
     p = commands.add_parser("support", help="support notes shown on this device when a message may show distress")
     p.add_argument("switch", nargs="?", choices=("on", "off"), help="turn them on or off (default: show the setting)")

@@ -440,7 +440,7 @@ class DmClient:
         """The server's Account entity of ``ref`` (``name@host`` or an actor URL), found
         through search; only an exact match counts (a search's first hit may be someone else)."""
         wanted = ref.removeprefix("@").lower()
-        own_domain = (urlsplit(self.profile.actor).hostname or "").lower()
+        own_domain = urlsplit(self.profile.actor).netloc.lower()
         found = await self._call(
             "GET", "/api/v2/search", params={"q": ref, "resolve": "true", "type": "accounts", "limit": "5"}
         )
@@ -506,10 +506,18 @@ class DmClient:
         ways) and follows between them end, as any block does."""
         await self._call("POST", f"/api/v1/accounts/{await self.account_id(ref)}/block")
 
+    async def concern(self, ref: str, comment: str = "") -> dict[str, Any]:
+        """Tell this instance's trained responders the member is worried about ``ref`` (a member
+        of the same instance): they learn who, and the comment, never any message; nothing
+        is sent to ``ref`` (docs/safety.md "Concern reports")."""
+        account_id = await self.account_id(ref)
+        body = {"account_id": account_id, "comment": comment}
+        return dict(await self._call("POST", "/api/v1/hearthside/concerns", json_body=body))
+
     async def unblock(self, ref: str) -> None:
         """Unblock ``ref``, found in the member's block list (search leaves blocked accounts out)."""
         wanted = ref.removeprefix("@").lower()
-        own_domain = (urlsplit(self.profile.actor).hostname or "").lower()
+        own_domain = urlsplit(self.profile.actor).netloc.lower()
         base = self.profile.server.rstrip("/")
         url: str | None = base + "/api/v1/blocks?limit=80"
         headers = {"Authorization": f"Bearer {self.profile.token}"}
