@@ -1328,3 +1328,27 @@ async def test_a_concern_from_the_messaging_tool_reaches_responders_and_never_th
             Store(tmp_path / "alice", PASSPHRASE).save(alice1.profile)
             code, _out, err = await run_dm(tmp_path / "alice", "concern", handle(a, "carol"))
             assert code == 2 and "429" in err  # one concern a day about the same member
+
+
+@pytest.mark.parametrize("pair", ["sqlite"], indirect=True)  # the client's logic only
+async def test_sas_verification_with_a_contact_whose_clock_runs_behind(pair: tuple[list[Instance], Any]) -> None:
+    """The steps carry the sender's clock; a contact whose clock is 7 minutes behind is still
+    taken as the current attempt (commitments older than the attempt window minus 10 minutes
+    of clock skew are the ones dropped as left over)."""
+    from datetime import UTC, datetime, timedelta
+
+    from crypto.envelope import new_control_message
+
+    async with talking(pair[0]) as (a, b, alice1, bob1):
+
+        async def behind(actor: str, body: dict[str, Any]) -> None:
+            late = datetime.now(UTC) - timedelta(minutes=7)
+            message = new_control_message(sender=bob1.profile.actor, recipient=actor, body=body, now=late)
+            await bob1._deliver(actor, message, shown_as=actor)
+
+        bob1._send_control = behind  # type: ignore[method-assign]
+        verified = await asyncio.gather(
+            alice1.verify_sas(handle(b, "bob"), yes, within=20),
+            bob1.verify_sas(handle(a, "alice"), yes, within=20),
+        )
+        assert verified == [True, True]

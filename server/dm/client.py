@@ -1045,8 +1045,9 @@ class DmClient:
         txn = str(uuid.uuid4())
         commit = {"type": "SasCommit", "txn": txn, "commitment": _sas_commitment(sas.public_key, txn)}
         deadline = asyncio.get_running_loop().time() + within
-        # The other side started at most `within` ago, or its attempt has ended.
-        since = int(_now().timestamp() - within)
+        # The other side started at most `within` ago, or its attempt has ended; their clock
+        # may run behind ours by up to SAS_CLOCK_SKEW (the newest commitment wins anyway).
+        since = int(_now().timestamp() - within - SAS_CLOCK_SKEW.total_seconds())
         await self._send_control(actor, commit)
         their_commit = await self._wait_control(
             actor, ("SasCommit",), ours=txn, current=None, deadline=deadline, since=since
@@ -1100,6 +1101,7 @@ class DmClient:
 
 
 SAS_POLL_SECONDS = 0.5
+SAS_CLOCK_SKEW = timedelta(minutes=10)
 
 
 def _spoken(seconds: int) -> str:
