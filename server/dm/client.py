@@ -21,9 +21,17 @@ sees public keys and ciphertext only. :class:`DmClient` wraps one :class:`~serve
   and waiting messages); ``report`` reveals chosen messages to the member's own moderators;
 * ``support_for`` reads a message sent or received with the instance's crisis detector, here
   on the device, and picks the support panel to show from the kit the server gives every
-  member alike (docs/safety.md "Encrypted messages"): no server learns about it.
+  member alike (docs/safety.md "Encrypted messages"): no server learns about it;
+* in-band control messages, encrypted like messages and never shown as text: SAS
+  verification steps (``verify_sas``), ``Delete`` (``delete_for_everyone``, honoured only
+  from the message's author within a day) and ``Timer`` (``set_timer``, a conversation's
+  disappearing-message time);
+* messages from senders the member does not know wait as requests (``requests``, ``accept``,
+  ``decline``); ``block``, ``concern`` and ``revoke_self``/``revoke_token`` (logout) call the
+  server's ordinary endpoints.
 
 A new device sees no history: messages sent before it joined were never encrypted to it.
+docs/e2ee.md says what survives a crash ("The client's store, and crashes").
 """
 
 from __future__ import annotations
