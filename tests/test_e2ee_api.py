@@ -1018,13 +1018,16 @@ async def test_send__lands_once_in_each_device_inbox_franked_and_stamped(
     for device in [*bob.listed, laptop]:
         (row,) = await inbox(device)
         assert row["object_id"] == sent["id"]
-        assert row["sender"] == {"actor": alice.actor, "device_id": phone.device_id}
+        # known: bob does not follow alice (a message request for his devices); her own copy is known
+        assert row["sender"] == {"actor": alice.actor, "device_id": phone.device_id, "known": device is laptop}
         assert row["recipient_actor"] == bob.actor
         assert b64decode(row["body"], field="body") == f"for {device.device_id}".encode()
         assert row["franking_tag"] == b64encode(tag)
         assert row["stamp"] == row["sender_stamp"] == sent["stamp"]
         assert row["stamped_at"] == sent["stamped_at"]
     assert await inbox(phone) == []
+    await follow(client, bob, alice)  # now alice is someone bob knows
+    assert [r["sender"]["known"] for d in bob.listed for r in await inbox(d)] == [True, True]
     # A stamp for other parties or another object does not verify.
     from crypto.errors import FrankingError
 
