@@ -1352,3 +1352,23 @@ async def test_sas_verification_with_a_contact_whose_clock_runs_behind(pair: tup
             bob1.verify_sas(handle(a, "alice"), yes, within=20),
         )
         assert verified == [True, True]
+
+
+def test_queued_verification_steps_are_bounded() -> None:
+    """Steps nobody waits for (a long-lived client, a contact flooding them) do not pile up:
+    older than an hour plus the clock-skew allowance they go, and at most 100 stay, newest."""
+    from datetime import UTC, datetime, timedelta
+
+    from server.dm.client import MAX_QUEUED_CONTROL, Control
+    from server.dm.store import Profile
+
+    client = DmClient(Profile(server="http://127.0.0.1:9", token="t", actor="https://a.example/users/x", acct="x"))
+    now = int(datetime.now(UTC).timestamp())
+    stale = now - int(timedelta(hours=1, minutes=11).total_seconds())
+    client._queue_control(Control("https://b.example/users/y", "D1", {"type": "SasCommit", "txn": "old"}, stale))
+    for i in range(150):
+        client._queue_control(Control("https://b.example/users/y", "D1", {"type": "SasKey", "txn": str(i)}, now))
+        if i == 0:
+            assert [c.body["txn"] for c in client._control] == ["0"]  # the stale one went
+    assert len(client._control) == MAX_QUEUED_CONTROL == 100
+    assert [c.body["txn"] for c in client._control] == [str(i) for i in range(50, 150)]

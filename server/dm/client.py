@@ -883,7 +883,7 @@ class DmClient:
         if message.body.get("type") != "Note":
             # An in-band protocol step (key verification): never shown, never kept as history.
             if not own:
-                self._control.append(Control(sender, sender_device, dict(message.body), message.created_at))
+                self._queue_control(Control(sender, sender_device, dict(message.body), message.created_at))
             return
         self.profile.history.append(
             {
@@ -973,6 +973,14 @@ class DmClient:
     async def _send_control(self, actor: str, body: dict[str, Any]) -> None:
         message = new_control_message(sender=self.profile.actor, recipient=actor, body=body, now=_now())
         await self._deliver(actor, message, shown_as=actor)
+
+    def _queue_control(self, item: Control) -> None:
+        """Keep a verification step for the attempt that may want it. Bounded: a long-lived
+        client (or a contact sending steps nobody waits for) must not grow without end, so
+        steps older than an hour (plus clock skew) go, and at most MAX_QUEUED_CONTROL stay."""
+        oldest = int(_now().timestamp() - SAS_STEP_LIFETIME.total_seconds() - SAS_CLOCK_SKEW.total_seconds())
+        self._control = [c for c in self._control if c.created >= oldest][-(MAX_QUEUED_CONTROL - 1) :]
+        self._control.append(item)
 
     async def _wait_control(
         self,
@@ -1110,6 +1118,8 @@ class DmClient:
 
 SAS_POLL_SECONDS = 0.5
 SAS_CLOCK_SKEW = timedelta(minutes=10)
+SAS_STEP_LIFETIME = timedelta(hours=1)
+MAX_QUEUED_CONTROL = 100
 
 
 def _spoken(seconds: int) -> str:
