@@ -1372,3 +1372,19 @@ def test_queued_verification_steps_are_bounded() -> None:
             assert [c.body["txn"] for c in client._control] == ["0"]  # the stale one went
     assert len(client._control) == MAX_QUEUED_CONTROL == 100
     assert [c.body["txn"] for c in client._control] == [str(i) for i in range(50, 150)]
+
+
+async def test_hearthside_dm_report_block__files_the_report_then_blocks_the_sender(
+    pair: tuple[list[Instance], Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    async with talking(pair[0]) as (a, b, alice1, bob1):
+        await bob1.send(handle(a, "alice"), "something hurtful")
+        (got,) = await receive_until(alice1)
+        Store(tmp_path / "alice", PASSPHRASE).save(alice1.profile)
+        answer = json.loads(await dm(tmp_path / "alice", "--json", "report", got.id, "--block", "--comment", "hurt"))
+        assert answer["blocked"] == b.actor("bob") and answer["messages"] == 1
+        (report,) = await a.rows(Report, Report.category == "e2ee_message")
+        assert str(report.id) == answer["id"]
+        blocked = await a.api("GET", "/api/v1/blocks", a.users["alice"])
+        assert [account["uri"] for account in blocked] == [b.actor("bob")]

@@ -381,12 +381,15 @@ async def _devices(client: DmClient, args: argparse.Namespace) -> int:
 
 async def _report(client: DmClient, args: argparse.Namespace) -> int:
     answer = await client.report(args.message_ids, comment=args.comment or "", forward=args.forward)
-    _emit(
-        args,
-        answer,
-        f"Reported {answer['messages']} message(s) to your moderators (report {answer['id']})"
-        + (", and forwarded to the sender's server." if answer.get("forwarded") else "."),
+    text = f"Reported {answer['messages']} message(s) to your moderators (report {answer['id']})" + (
+        ", and forwarded to the sender's server." if answer.get("forwarded") else "."
     )
+    if args.block:
+        sender = next(i["peer"] for i in client.profile.history if i["id"] in args.message_ids)
+        await client.block(sender)  # after the report: what was revealed is filed first
+        answer = {**answer, "blocked": sender}
+        text += f" Blocked {sender}: neither of you can message the other now."
+    _emit(args, answer, text)
     return 0
 
 
@@ -495,6 +498,7 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="also send the revealed messages to the sender's server (it will learn that you reported them)",
     )
+    p.add_argument("--block", action="store_true", help="and block the sender")
     p.set_defaults(fn=_with_client(_report))
 
 
