@@ -1388,3 +1388,69 @@ async def test_hearthside_dm_report_block__files_the_report_then_blocks_the_send
         assert str(report.id) == answer["id"]
         blocked = await a.api("GET", "/api/v1/blocks", a.users["alice"])
         assert [account["uri"] for account in blocked] == [b.actor("bob")]
+
+
+async def test_editing_a_message__shown_in_its_place_only_by_its_author_and_the_first_text_reportable(
+    pair: tuple[list[Instance], Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``edit``: the corrected text travels as a new franked message naming the one it
+    replaces; every device shows it in its place, marked edited. Only the author's edit of
+    their own message within a day replaces anything (anyone else's shows as a message of its
+    own); the recipient can still report the first text for a week."""
+    from datetime import UTC, datetime, timedelta
+
+    from crypto.envelope import new_message
+
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    async with talking(pair[0]) as (a, b, alice1, bob1):
+        alice2, _ = await device(a, "alice")
+        await alice1.approve(alice2.device.device_id)
+        bob_handle = handle(b, "bob")
+        first = await alice1.send(bob_handle, "see you at 6")
+        assert [m.content for m in await receive_until(bob1)] == ["see you at 6"]
+        await receive_until(alice2)
+        # Bob's "edit" of alice's message replaces nothing anywhere.
+        forged = new_message(
+            sender=b.actor("bob"),
+            recipient=a.actor("alice"),
+            content="see you never",
+            now=datetime.now(UTC),
+            extra={"edit_of": first},
+        )
+        await bob1._deliver(a.actor("alice"), forged, shown_as="alice")
+        shown = await receive_until(alice1)
+        assert [(m.content, m.edits) for m in shown] == [("see you never", None)]
+        second = await alice1.edit(first, "see you at 7")
+        (corrected,) = await receive_until(bob1)
+        assert (corrected.id, corrected.content, corrected.edits) == (second, "see you at 7", first)
+        for client in (alice2,):
+            got = await receive_until(client, 2)
+            assert ("see you at 7", first) in [(m.content, m.edits) for m in got]
+        assert [c["messages"] for c in bob1.conversations()] == [1]
+        assert "see you at 6" not in json.dumps([i for i in alice1.profile.history])
+        # The first text stays reportable on bob's device for a week.
+        report = await bob1.report([first], comment="the first version", forward=False)
+        assert report["messages"] == 1
+        assert bob1.purge_expired(datetime.now(UTC) + timedelta(days=8)) == 1
+        # An edit made more than a day after the message replaces nothing either.
+        late = new_message(
+            sender=a.actor("alice"),
+            recipient=b.actor("bob"),
+            content="a late correction",
+            now=datetime.now(UTC) + timedelta(hours=25),
+            extra={"edit_of": second},
+        )
+        await alice1._deliver(b.actor("bob"), late, shown_as=bob_handle)
+        (late_shown,) = await receive_until(bob1)
+        assert (late_shown.content, late_shown.edits) == ("a late correction", None)
+        with pytest.raises(DmError, match="not a message you sent"):
+            await alice1.edit(first, "again")  # already replaced: edit the new one
+        old = next(i for i in alice1.profile.history if i["id"] == second)
+        old["message"]["created"] = "2000-01-01T00:00:00Z"
+        with pytest.raises(DmError, match="within 24 hours"):
+            await alice1.edit(second, "too late")
+        await alice2.close()
+
+        Store(tmp_path / "bob", PASSPHRASE).save(bob1.profile)
+        out = await dm(tmp_path / "bob", "read", "--all")
+        assert "see you at 7 (edited)" in out and "see you at 6" not in out and "a late correction" in out

@@ -216,6 +216,14 @@ async def _timer(client: DmClient, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _edit(client: DmClient, args: argparse.Namespace) -> int:
+    text = args.text if args.text not in (None, "-") else sys.stdin.read()
+    new_id = await client.edit(args.message_id, text.rstrip("\n"))
+    _emit(args, {"id": new_id, "edits": args.message_id}, f"Edited ({new_id} replaces {args.message_id}).")
+    _show_support(args, client.support)
+    return 0
+
+
 async def _delete(client: DmClient, args: argparse.Namespace) -> int:
     if args.everyone:
         await client.delete_for_everyone(args.message_id)
@@ -282,12 +290,15 @@ def _line(item: dict[str, Any]) -> str:
     arrow = "->" if item["direction"] == "out" else "<-"
     peer = message["to"] if item["direction"] == "out" else message["from"]
     content = "(deleted by the sender)" if item.get("deleted_at") else message["body"].get("content", "")
-    return f"{message['created']} {arrow} {peer}: {content}  [{item['id']}]"
+    edited = " (edited)" if item.get("edits") else ""
+    return f"{message['created']} {arrow} {peer}: {content}{edited}  [{item['id']}]"
 
 
 def _shown(item: dict[str, Any]) -> dict[str, Any]:
     """A history item as `read --json` prints it (a message its sender deleted: no text)."""
     data = {k: item[k] for k in ("id", "direction", "peer", "message")}
+    if item.get("edits"):
+        data["edits"] = item["edits"]
     if item.get("deleted_at"):
         data["message"] = {**item["message"], "body": {"type": "Note", "content": ""}}
         data["deleted_at"] = item["deleted_at"]
@@ -302,6 +313,8 @@ async def _read(client: DmClient, args: argparse.Namespace) -> int:
         if args.with_:
             actor = await client.resolve(args.with_)
             items = client.history_with(actor)
+        # Requests wait in `requests`; a message corrected by an edit shows once, as edited.
+        items = [i for i in items if not i.get("request") and not i.get("replaced_by")]
     else:
         ids = {m.id for m in fresh}
         items = [item for item in client.profile.history if item["id"] in ids]
@@ -466,6 +479,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("contact", help="name@server or an actor URL")
     p.add_argument("duration", help="e.g. 30s, 10m, 8h, 7d, or off")
     p.set_defaults(fn=_with_client(_timer))
+
+    p = commands.add_parser("edit", help="correct a message you sent in the last 24 hours, on every device")
+    p.add_argument("message_id", help="as `read --all` shows it")
+    p.add_argument("text", nargs="?", help="the corrected message (default: standard input)")
+    p.set_defaults(fn=_with_client(_edit))
 
     p = commands.add_parser("delete", help="delete a message from this device, or one you sent from every device")
     p.add_argument("message_id", help="as `read --all` shows it")

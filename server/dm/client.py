@@ -68,6 +68,7 @@ SUPPORT_KIT_MAX_AGE = timedelta(hours=24)
 DELETE_FOR_EVERYONE_WITHIN = timedelta(hours=24)
 REPORTABLE_AFTER_DELETION = timedelta(days=7)
 MAX_TIMER = timedelta(days=365)
+EDIT_WITHIN = timedelta(hours=24)
 ONE_TIME_KEYS = 50
 REPLENISH_BELOW = 20
 _DEVICE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -100,6 +101,7 @@ class Incoming:
     own_copy: bool  # sent by one of the member's other devices
     # A support panel this device chose to show with the message (see ``DmClient.support``).
     support: dict[str, Any] | None = None
+    edits: str | None = None  # the id of the message this one corrects (shown in its place)
 
 
 @dataclass(frozen=True, slots=True)
@@ -574,27 +576,32 @@ class DmClient:
                 )
         return failed
 
-    async def send(self, to: str, text: str, *, expires_in: timedelta | None = None) -> str:
+    async def send(
+        self, to: str, text: str, *, expires_in: timedelta | None = None, extra: dict[str, Any] | None = None
+    ) -> str:
         """Encrypt ``text`` for every device of ``to`` and every other device of ours; returns
         the message id. ``expires_in``: a disappearing message; the timer travels inside the
         ciphertext (the server cannot change it) and every device deletes it when it passes,
-        though a recipient can always have copied it first."""
+        though a recipient can always have copied it first. ``extra``: more body fields (an
+        edit's ``edit_of``)."""
         actor = await self._pin(to)
         await self._refresh_support_kit()
         if expires_in is None:
             expires_in = self.timer(actor)
         try:
             message = new_message(
-                sender=self.profile.actor, recipient=actor, content=text, now=_now(), expires_in=expires_in
+                sender=self.profile.actor, recipient=actor, content=text, now=_now(), expires_in=expires_in, extra=extra
             )
         except CryptoError as exc:
             raise DmError(str(exc)) from None
         outgoing, answer = await self._deliver(actor, message, shown_as=to)
+        edits = self._supersede(message, own=True)
         self.profile.history.append(
             {
                 "id": message.id,
                 "direction": "out",
                 "peer": actor,
+                "edits": edits,
                 "message": message.to_json(),
                 "message_bytes": b64encode(message.encoded),
                 "object_id": answer["id"],
@@ -685,6 +692,42 @@ class DmClient:
         )
         await self._deliver(peer, retract, shown_as=peer)
         self.delete(message_id)
+
+    async def edit(self, message_id: str, text: str) -> str:
+        """Correct a message this member sent, within a day of sending: the new text goes as a
+        new message naming the one it replaces (``edit_of``), franked like any other, to every
+        device the first went to. Devices show the new text, marked edited, in its place; the
+        recipient's keep the first text unseen for a week so that it can still be reported."""
+        item = next((i for i in self.profile.history if i["id"] == message_id), None)
+        if item is None or item["direction"] != "out" or item.get("replaced_by") or item.get("deleted_at"):
+            raise DmError(f"{message_id} is not a message you sent (see `hearthside dm read --all`)")
+        created = parse_utc_time(item["message"]["created"], field="created")
+        if _now() - created > EDIT_WITHIN:
+            raise DmError("a message can be edited within 24 hours of sending; send a new one instead")
+        return await self.send(item["peer"], text, extra={"edit_of": message_id})
+
+    def _supersede(self, message: PlainMessage, *, own: bool) -> str | None:
+        """An edit (``edit_of``) of an earlier message: that message is replaced when it is the
+        same author's, from within the window. The member's own devices drop the first text; a
+        recipient's keep it unseen while it can be reported. Returns the replaced message's id,
+        or None when nothing was replaced (the edit is then shown as a message of its own)."""
+        target = message.body.get("edit_of")
+        if not isinstance(target, str):
+            return None
+        item = next((i for i in self.profile.history if i["id"] == target), None)
+        if item is None or item["message"]["from"] != message.sender or item.get("deleted_at"):
+            return None
+        created = parse_utc_time(item["message"]["created"], field="created")
+        if message.created - created > EDIT_WITHIN:
+            return None
+        item.pop("unread", None)
+        item["replaced_by"] = message.id
+        if own:
+            item.pop("message_bytes", None)  # no copy of the first text kept by its author
+            item["message"] = {**item["message"], "body": {"type": "Note", "content": ""}}
+        else:
+            item["purge_at"] = utc_time(_now() + REPORTABLE_AFTER_DELETION)
+        return target
 
     def timer(self, actor: str) -> timedelta | None:
         """The conversation's disappearing-message timer, or None (off)."""
@@ -806,7 +849,16 @@ class DmClient:
                 content = message["body"].get("content", "")
                 panel = None if own else self.support_for(content, sent=False)
                 received.append(
-                    Incoming(item["id"], message["from"], message["to"], content, item["stamped_at"], own, panel)
+                    Incoming(
+                        item["id"],
+                        message["from"],
+                        message["to"],
+                        content,
+                        item["stamped_at"],
+                        own,
+                        panel,
+                        item.get("edits"),
+                    )
                 )
                 if panel is not None:
                     self.support.append(panel)
@@ -885,9 +937,11 @@ class DmClient:
             if not own:
                 self._queue_control(Control(sender, sender_device, dict(message.body), message.created_at))
             return
+        edits = self._supersede(message, own=own)
         self.profile.history.append(
             {
                 "id": message.id,
+                "edits": edits,
                 "direction": "out" if own else "in",
                 "peer": peer,
                 "message": message.to_json(),
@@ -912,8 +966,8 @@ class DmClient:
         """One entry per contact: last message time, count and how many not yet read (newest first)."""
         peers: dict[str, dict[str, Any]] = {}
         for item in self.profile.history:
-            if item.get("request"):
-                continue  # see `requests`
+            if item.get("request") or item.get("replaced_by"):
+                continue  # see `requests`; an edited message counts once
             entry = peers.setdefault(
                 item["peer"],
                 {
