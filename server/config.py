@@ -377,6 +377,28 @@ SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
             "messages_per_minute": KeySpec(
                 int, 60, "Encrypted messages one member may send per minute (all recipients together).", _positive
             ),
+            "max_attachment_bytes": KeySpec(
+                int,
+                10_485_760,
+                "Largest encrypted attachment one upload may hold, in bytes (the file is up to about 12 % "
+                "smaller: padding, nonce and tag).",
+                _positive,
+            ),
+            "attachment_ttl_days": KeySpec(
+                int, 30, "Encrypted attachments are deleted this many days after their upload.", _positive
+            ),
+            "attachment_quota_bytes": KeySpec(
+                int,
+                268_435_456,
+                "Most bytes of encrypted attachments one member may have stored at once.",
+                _positive,
+            ),
+            "attachments_per_minute": KeySpec(
+                int,
+                30,
+                "Attachment uploads, and attachment fetches from other servers, one member may make per minute (each).",
+                _positive,
+            ),
             "accept_plaintext_dms": KeySpec(
                 bool,
                 False,

@@ -30,6 +30,7 @@ even start a session.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import secrets
 from collections.abc import Iterable, Sequence
@@ -53,6 +54,7 @@ from server.ids import new_id
 from server.models import (
     Account,
     Block,
+    E2EEAttachment,
     E2EEDevice,
     E2EEIdentity,
     E2EEMessage,
@@ -581,7 +583,62 @@ async def prune(session: AsyncSession, config: Config, at: datetime) -> int:
         "rowcount",
         0,
     )
-    return int(gone or 0) + int(sent or 0)
+    attachments = getattr(
+        await session.execute(delete(E2EEAttachment).where(E2EEAttachment.expires_at <= at)), "rowcount", 0
+    )
+    return int(gone or 0) + int(sent or 0) + int(attachments or 0)
+
+
+# ---------------------------------------------------------------------------- attachments
+
+ATTACHMENT_PATH = "/e2ee/attachments/"
+_TOKEN_BYTES = 32
+
+
+def attachment_token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+
+
+async def store_attachment(
+    session: AsyncSession, config: Config, account_id: int, data: bytes, at: datetime
+) -> tuple[E2EEAttachment, str]:
+    """Keep an uploaded attachment ciphertext; returns the row and its URL. 422 when the
+    member's stored attachments would pass ``[e2ee] attachment_quota_bytes``; the caller
+    checked the size and commits."""
+    quota = int(config.get("e2ee", "attachment_quota_bytes"))
+    stored = await session.scalar(
+        select(func.coalesce(func.sum(E2EEAttachment.size), 0)).where(
+            E2EEAttachment.account_id == account_id, E2EEAttachment.expires_at > at
+        )
+    )
+    if int(stored or 0) + len(data) > quota:
+        raise Unprocessable(
+            f"attachment: your stored attachments would pass this server's limit of {quota} bytes; "
+            "older ones are deleted after [e2ee] attachment_ttl_days"
+        )
+    token = secrets.token_urlsafe(_TOKEN_BYTES)
+    row = E2EEAttachment(
+        id=new_id(),
+        token_digest=attachment_token_digest(token),
+        account_id=account_id,
+        data=data,
+        size=len(data),
+        created_at=at,
+        expires_at=at + timedelta(days=int(config.get("e2ee", "attachment_ttl_days"))),
+    )
+    session.add(row)
+    return row, f"{config.base_url}{ATTACHMENT_PATH}{token}"
+
+
+async def attachment_by_token(session: AsyncSession, token: str, at: datetime) -> E2EEAttachment | None:
+    """The live attachment a URL's token names, or None."""
+    if not 20 <= len(token) <= 64:
+        return None
+    return await session.scalar(
+        select(E2EEAttachment).where(
+            E2EEAttachment.token_digest == attachment_token_digest(token), E2EEAttachment.expires_at > at
+        )
+    )
 
 
 # ---------------------------------------------------------------------------- rate limits
@@ -596,6 +653,10 @@ CLAIMS = RateLimit("e2ee-claim", "too many key claims; try again in a minute", r
 # Messages sent per account (all recipients together): a flood of private messages is
 # harassment the recipient cannot even show to moderators without reporting each one.
 SENDS = RateLimit("e2ee-send", "too many messages; wait a minute", retry_after=60)
+# Attachment uploads, and fetches of other servers' attachments, per account: storage and
+# outgoing requests are what a flood would cost the instance.
+UPLOADS = RateLimit("e2ee-upload", "too many attachments; wait a minute", retry_after=60)
+FETCHES = RateLimit("e2ee-attachment-fetch", "too many attachment downloads; wait a minute", retry_after=60)
 
 
 # ---------------------------------------------------------------------------- retention worker
@@ -737,6 +798,7 @@ async def forget_member(session: AsyncSession, account_id: int, at: datetime) ->
     await revoke_devices(session, await devices_of(session, account_id, states=("pending", "active")), at)
     await session.execute(delete(E2EEIdentity).where(E2EEIdentity.account_id == account_id))
     await session.execute(delete(PlaintextMessage).where(PlaintextMessage.recipient_account_id == account_id))
+    await session.execute(delete(E2EEAttachment).where(E2EEAttachment.account_id == account_id))
 
 
 def keep_revealed(

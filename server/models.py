@@ -29,6 +29,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -782,6 +783,23 @@ class E2EEReportMessage(Base):
     sealed: Mapped[str] = mapped_column(Text)
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
+
+
+class E2EEAttachment(Base):
+    """An attachment's ciphertext (crypto/attachments.py), uploaded by the sending member's
+    device. Only its sender and whoever holds the URL's token can fetch it, and it opens only
+    with the key inside the encrypted message. The token is stored as its SHA-256 digest, so a
+    database dump does not hand out working URLs."""
+
+    __tablename__ = "e2ee_attachments"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = _fk("accounts.id", index=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class PlaintextMessage(Base):

@@ -27,6 +27,7 @@ from crypto.encoding import KEY_BASE64, SIGNATURE_BASE64
 
 OAUTH = "OAuth2"
 JSON = "application/json"
+BINARY = "application/octet-stream"
 FORM = "application/x-www-form-urlencoded"
 
 SCOPE_DESCRIPTIONS = {
@@ -520,6 +521,16 @@ SCHEMAS: dict[str, Any] = {
         {"ids": {"type": "array", "maxItems": 1000, "items": ID, "description": "DeviceInboxMessage ids"}}
     ),
     "Acknowledged": _object({"deleted": {"type": "integer", "minimum": 0}}),
+    "E2EEAttachmentStored": _object(
+        {
+            "id": ID,
+            "url": {"type": "string", "description": "Put it in the message with the key, digest and size"},
+            "size": {"type": "integer", "minimum": 0},
+            "expires_at": DATETIME,
+        },
+        description="An attachment's ciphertext kept by this server until expires_at ([e2ee] attachment_ttl_days).",
+    ),
+    "E2EEAttachmentDeleted": _object({"id": ID, "deleted": {"type": "boolean"}}),
     "RevealedMessage": _object(
         {
             "message": {
@@ -614,7 +625,7 @@ _ERRORS = {
     "404": "No such record, or not visible to the viewer",
     "409": "Conflicts with the stored state (a taken id, an old version)",
     "413": "The request body is too large",
-    "415": "The request body must be application/json",
+    "415": "The request body has the wrong media type (application/json; an attachment's is application/octet-stream)",
     "422": "Validation failed; the message names the field",
     "429": "Too many attempts; retry after the Retry-After header's seconds",
     "502": "Another instance could not be reached or answered wrongly",
@@ -682,6 +693,15 @@ def _operation(
     if paginated:
         ok["headers"] = {"Link": {"$ref": "#/components/headers/Link"}}
     op["responses"] = {status: ok, **{code: {"$ref": f"#/components/responses/E{code}"} for code in errors}}
+    return op
+
+
+def _binary_answer(op: dict[str, Any]) -> dict[str, Any]:
+    """``op`` answering bytes (application/octet-stream) on success."""
+    op["responses"]["200"] = {
+        "description": "The bytes",
+        "content": {BINARY: {"schema": {"type": "string", "format": "binary"}}},
+    }
     return op
 
 
@@ -1281,6 +1301,59 @@ def _e2ee_paths() -> dict[str, Any]:
                 body=_json_body(_ref("Acknowledge")),
                 response=_ref("Acknowledged"),
                 errors=("400", "401", "403", "415", "422"),
+            ),
+        },
+        e + "/attachments": {
+            "post": _operation(
+                "uploadE2EEAttachment",
+                "Store an encrypted attachment",
+                tag=t,
+                scope=scope,
+                description="The body is the attachment's ciphertext as the device made it (crypto/attachments.py): "
+                "the key only ever travels inside the encrypted message. At most [e2ee] max_attachment_bytes "
+                "(413), at least 40 bytes (422), within the member's [e2ee] attachment_quota_bytes (422) and "
+                "[e2ee] attachments_per_minute (429)." + needs_device,
+                body={
+                    "required": True,
+                    "content": {BINARY: {"schema": {"type": "string", "format": "binary", "minLength": 40}}},
+                },
+                response=_ref("E2EEAttachmentStored"),
+                errors=("401", "403", "413", "415", "422", "429"),
+                status="201",
+            ),
+        },
+        e + "/attachments/fetch": {
+            "get": _binary_answer(
+                _operation(
+                    "fetchE2EEAttachment",
+                    "An attachment's ciphertext, from this server or the sender's",
+                    tag=t,
+                    scope=scope,
+                    description="An attachment URL from a message (https://server/e2ee/attachments/TOKEN, nothing "
+                    "else: 422): this server's own, or fetched from the sender's server on your behalf, so it never "
+                    "sees your address. The bytes are as stored; your device checks the digest and decrypts."
+                    + needs_device,
+                    parameters=[
+                        {
+                            "name": "url",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "string", "maxLength": 2048},
+                            "description": "The attachment's URL, as the message gives it",
+                        }
+                    ],
+                    errors=("401", "403", "404", "422", "429", "502"),
+                )
+            ),
+        },
+        e + "/attachments/{id}": {
+            "delete": _operation(
+                "deleteE2EEAttachment",
+                "Delete an attachment you uploaded",
+                tag=t,
+                scope=scope,
+                parameters=[_path_param("id", "The attachment's id, as the upload answered")],
+                response=_ref("E2EEAttachmentDeleted"),
             ),
         },
         e + "/reports": {

@@ -352,12 +352,14 @@ class Transport:
         last_modified: str | None = None,
         max_body: int | None = None,
         sign: bool = True,
+        gated: bool = False,
     ) -> Fetched:
         """GET any document as bytes (a decision feed, a CSV block list), conditionally when
         ``etag``/``last_modified`` are given (``Fetched.body`` is None on 304), with the same
         address checks, redirects, signing, decompression and body cap (``max_body``, default
-        the transport's) as :meth:`fetch_json`. Not gated by domain decisions: the operator
-        chose the URL. Raises :class:`FetchError`."""
+        the transport's) as :meth:`fetch_json`. Not gated by domain decisions unless ``gated``
+        (the operator chose a feed's URL; a member's message named an attachment's). Raises
+        :class:`FetchError`."""
         conditional = {}
         if etag:
             conditional["If-None-Match"] = etag
@@ -368,7 +370,7 @@ class Transport:
             accept=accept,
             accept_types=accept_types,
             signer=self._signer if sign else None,
-            gated=False,
+            gated=gated,
             conditional=conditional,
             max_body=max_body,
         )

@@ -1454,3 +1454,92 @@ async def test_editing_a_message__shown_in_its_place_only_by_its_author_and_the_
         Store(tmp_path / "bob", PASSPHRASE).save(bob1.profile)
         out = await dm(tmp_path / "bob", "read", "--all")
         assert "see you at 7 (edited)" in out and "see you at 6" not in out and "a late correction" in out
+
+
+async def test_attachments__sent_encrypted_fetched_through_the_readers_server_and_checked(
+    pair: tuple[list[Instance], Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file travels as ciphertext to the sender's server; the message carries its key. Bob's
+    device fetches it through his own server (alice's never sees his address), checks the
+    digest and decrypts; alice's other device can too. Neither server's files hold the file.
+    A message naming a file on another server than its sender's is not followed; bytes changed
+    on the server are caught; deleting the message for everyone deletes the upload."""
+    from datetime import UTC, datetime
+
+    from crypto.envelope import new_message
+    from server.models import E2EEAttachment
+
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    canary = b"ATTACHMENT-CANARY-" + secrets.token_hex(8).encode()
+    original = tmp_path / "drawing.png"
+    original.write_bytes(b"\x89PNG\r\n" + canary + os.urandom(3000))
+    async with talking(pair[0]) as (a, b, alice1, bob1):
+        alice2, _ = await device(a, "alice")
+        await alice1.approve(alice2.device.device_id)
+        sent = await alice1.send(handle(b, "bob"), "", files=[original])
+        (got,) = await receive_until(bob1)
+        assert got.content == "📎 drawing.png"
+        assert got.attachments == ({"name": "drawing.png", "size": original.stat().st_size, "media_type": "image/png"},)
+        (saved,) = await bob1.save_attachments(sent, tmp_path / "bob-files")
+        assert saved.name == "drawing.png" and saved.read_bytes() == original.read_bytes()
+        assert oct(saved.stat().st_mode & 0o777) == "0o600"
+        (again,) = await bob1.save_attachments(sent, tmp_path / "bob-files")
+        assert again.name == "drawing (1).png"  # never over an existing file
+        await receive_until(alice2)
+        (own,) = await alice2.save_attachments(sent, tmp_path / "alice2-files")
+        assert own.read_bytes() == original.read_bytes()
+        for inst in (a, b):  # the data folders, the SQLite files, PostgreSQL's files
+            assert grep_files(inst.config.data_dir, canary) == [], inst.domain
+            if inst.db_url.startswith("sqlite"):
+                assert grep_files(Path(inst.db_url.split("///", 1)[1]).parent, canary) == [], inst.domain
+        pg = pair[1]
+        if pg is not None:
+            async with a.engine.connect() as conn:
+                await conn.execute(text("CHECKPOINT"))
+            assert grep_files(pg.data_dir, canary) == [], "the file is in PostgreSQL's files"
+
+        # A message naming a file stored elsewhere than on its sender's server is not followed.
+        stored = (await a.rows(E2EEAttachment))[0]
+        item = next(i for i in bob1.profile.history if i["id"] == sent)
+        foreign = dict(item["message"]["body"]["attachments"][0])
+        foreign["url"] = foreign["url"].replace(a.base_url, b.base_url)
+        odd = new_message(
+            sender=a.actor("alice"),
+            recipient=b.actor("bob"),
+            content="look",
+            now=datetime.now(UTC),
+            extra={"attachments": [foreign]},
+        )
+        await alice1._deliver(b.actor("bob"), odd, shown_as="bob")
+        (looked,) = await receive_until(bob1)
+        assert looked.attachments == () and bob1.attachments(looked.id) == []
+        with pytest.raises(DmError, match="no attachments this device can fetch"):
+            await bob1.save_attachments(looked.id, tmp_path / "bob-files")
+
+        # Bytes changed on the sender's server: the digest names it.
+        async with a.session() as session:
+            row = await session.get(E2EEAttachment, stored.id)
+            row.data = row.data[:-1] + bytes([row.data[-1] ^ 1])
+            await session.commit()
+        with pytest.raises(DmError, match="digest mismatch"):
+            await bob1.save_attachments(sent, tmp_path / "bob-files")
+
+        await alice1.delete_for_everyone(sent)
+        assert await a.rows(E2EEAttachment) == []
+        await alice2.close()
+
+        # The commands: send --attach, read shows the file, save --to writes it.
+        Store(tmp_path / "alice", PASSPHRASE).save(alice1.profile)
+        Store(tmp_path / "bob", PASSPHRASE).save(bob1.profile)
+        note = tmp_path / "note.txt"
+        note.write_text("for you")
+        said = json.loads(
+            await dm(tmp_path / "alice", "--json", "send", handle(b, "bob"), "a note", "--attach", str(note))
+        )
+
+        async def shown() -> bool:
+            return "[file: note.txt, 7 bytes]" in await dm(tmp_path / "bob", "read")
+
+        await eventually(shown, what="the attachment in bob's read")
+        out = await dm(tmp_path / "bob", "save", said["id"], "--to", str(tmp_path / "cli-files"))
+        assert (tmp_path / "cli-files" / "note.txt").read_text() == "for you" and "Saved" in out

@@ -63,7 +63,7 @@ from server.auth import Viewer, forget_tokens, require_staff, require_user
 from server.config import Config
 from server.delivery import enqueue
 from server.entities import account_uri, acct, iso
-from server.errors import ApiError, BadRequest, Forbidden, NotFound, Unprocessable
+from server.errors import ApiError, BadRequest, Forbidden, NotFound, PayloadTooLarge, Unprocessable
 from server.federation import FEDERATION, Federation, host_of
 from server.ids import new_id
 from server.models import Account, E2EEDevice, E2EEMessage, E2EEReportMessage, PlaintextMessage, Report
@@ -76,6 +76,7 @@ from server.web import (
     Routes,
     json_response,
     now,
+    path_id,
     read_json_object,
     storable_text,
 )
@@ -766,6 +767,130 @@ async def acknowledge(request: web.Request) -> web.Response:
     return json_response({"deleted": gone})
 
 
+# ---------------------------------------------------------------------------- attachments
+
+ATTACHMENT_TYPE = "application/octet-stream"
+_CHUNK = 65536
+
+
+@routes.post(BASE + "/attachments")
+async def upload_attachment(request: web.Request) -> web.Response:
+    """Store an attachment's ciphertext, encrypted by the member's device (crypto/attachments.py;
+    the key travels only inside the encrypted message); answered with the URL to put in it."""
+    from crypto.attachments import OVERHEAD
+
+    viewer = await require_user(request, SCOPE)
+    config = request.app[CONFIG]
+    if request.content_type != ATTACHMENT_TYPE:
+        raise ApiError(f"attachment: the body must be {ATTACHMENT_TYPE} (the encrypted bytes)", status=415)
+    cap = int(config.get("e2ee", "max_attachment_bytes"))
+    too_large = f"attachment: larger than this server's limit of {cap} bytes"
+    if request.content_length is not None and request.content_length > cap:
+        raise PayloadTooLarge(too_large)
+    data = bytearray()  # read here, not with request.read(): its cap is the JSON API's
+    async for chunk in request.content.iter_chunked(_CHUNK):
+        data += chunk
+        if len(data) > cap:
+            raise PayloadTooLarge(too_large)
+    if len(data) < OVERHEAD:
+        raise Unprocessable(f"attachment: {len(data)} bytes cannot be an encrypted attachment (at least {OVERHEAD})")
+    moment = now()
+    async with request.app[SESSIONS]() as session:
+        await _current_device(session, viewer)
+        limit = config.get("e2ee", "attachments_per_minute")
+        await e2ee.UPLOADS.hit(session, viewer.require_account(), limit=limit, at=moment.timestamp())
+        row, url = await e2ee.store_attachment(session, config, viewer.require_account(), bytes(data), moment)
+        await session.commit()
+    log.info("e2ee attachment %s stored (%s bytes)", row.id, row.size)
+    body = {"id": str(row.id), "url": url, "size": row.size, "expires_at": iso(row.expires_at)}
+    return json_response(body, status=201)
+
+
+@routes.delete(BASE + "/attachments/{id}")
+async def delete_attachment(request: web.Request) -> web.Response:
+    """Delete an attachment this member uploaded (a message deleted for everyone)."""
+    from server.models import E2EEAttachment
+
+    viewer = await require_user(request, SCOPE)
+    attachment_id = path_id(request)
+    async with request.app[SESSIONS]() as session:
+        row = await session.get(E2EEAttachment, attachment_id)
+        if row is None or row.account_id != viewer.require_account():
+            raise NotFound("Record not found")
+        await session.delete(row)
+        await session.commit()
+    return json_response({"id": str(attachment_id), "deleted": True})
+
+
+def _attachment_url(raw: str) -> str:
+    """``raw`` if it is an attachment URL (``http(s)://host/e2ee/attachments/TOKEN``, nothing
+    more): the fetch must not become a way to make this server fetch anything else."""
+    from urllib.parse import urlsplit
+
+    problem = "url: must be an attachment URL (https://server/e2ee/attachments/TOKEN)"
+    if not raw or len(raw) > 2048:
+        raise Unprocessable(problem)
+    parts = urlsplit(raw)
+    token = parts.path.removeprefix(e2ee.ATTACHMENT_PATH)
+    if (
+        parts.scheme not in ("https", "http")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.query
+        or parts.fragment
+        or not parts.path.startswith(e2ee.ATTACHMENT_PATH)
+        or not token
+        or not all(c.isalnum() or c in "-_" for c in token)
+    ):
+        raise Unprocessable(problem)
+    return raw
+
+
+@routes.get(BASE + "/attachments/fetch")
+async def fetch_attachment(request: web.Request) -> web.Response:
+    """An attachment's ciphertext for the member's device: this server's own, or fetched from
+    the sender's server on the member's behalf (so that server never sees the member's
+    address). The bytes are served as stored; the device checks the digest and decrypts."""
+    viewer = await require_user(request, SCOPE)
+    config = request.app[CONFIG]
+    url = _attachment_url(request.query.get("url", ""))
+    moment = now()
+    own = url.startswith(config.base_url + e2ee.ATTACHMENT_PATH)
+    async with request.app[SESSIONS]() as session:
+        await _current_device(session, viewer)
+        if own:
+            row = await e2ee.attachment_by_token(
+                session, url.removeprefix(config.base_url + e2ee.ATTACHMENT_PATH), moment
+            )
+            if row is None:
+                raise NotFound("attachment: not found (expired, deleted, or never stored here)")
+            data = row.data
+        else:
+            limit = config.get("e2ee", "attachments_per_minute")
+            await e2ee.FETCHES.hit(session, viewer.require_account(), limit=limit, at=moment.timestamp())
+    if not own:
+        fed = request.app[FEDERATION]
+        if not fed.enabled:
+            raise Unprocessable("url: attachments on other servers cannot be fetched (federation is off)")
+        try:
+            fetched = await fed.transport.fetch_document(
+                url,
+                accept=ATTACHMENT_TYPE,
+                accept_types=(ATTACHMENT_TYPE,),
+                max_body=int(config.get("e2ee", "max_attachment_bytes")),
+                sign=False,
+                gated=True,
+            )
+        except FetchError as exc:
+            if exc.reason in ("not_found", "gone"):
+                raise NotFound("attachment: not found on its server (expired or deleted)") from None
+            if exc.reason.startswith("refused") or exc.reason == "bad_url":
+                raise Unprocessable(f"url: that server is not reachable from here ({exc.reason})") from None
+            raise ApiError(f"attachment: its server did not hand it over ({exc.reason})", status=502) from None
+        data = fetched.body or b""
+    return web.Response(body=data, content_type=ATTACHMENT_TYPE, headers={"Cache-Control": "no-store"})
+
+
 # ---------------------------------------------------------------------------- plaintext box
 
 
@@ -930,7 +1055,6 @@ async def show_report(request: web.Request) -> web.Response:
     franking tag and this server's stamp verified. Only what the reporter chose to reveal."""
     from server.models import Report
     from server.reports import revealed_messages
-    from server.web import path_id
 
     viewer = await require_staff(request, "admin:read:reports")
     config = request.app[CONFIG]

@@ -36,6 +36,24 @@ routes = Routes()
 MAX_CLAIM_BODY = 4096
 
 
+@routes.get(e2ee.ATTACHMENT_PATH + "{token}")
+async def attachment(request: web.Request) -> web.Response:
+    """An attachment's ciphertext, for whoever holds the URL (the capability: a 256-bit token;
+    the bytes open only with the key inside an encrypted message). Servers fetch it on their
+    members' behalf (``GET /api/v1/hearthside/e2ee/attachments/fetch``)."""
+    from server.web import now
+
+    config = request.app[CONFIG]
+    if not config.get("e2ee", "enabled"):
+        raise NotFound("Record not found")
+    async with request.app[READ_SESSIONS]() as session:
+        row = await e2ee.attachment_by_token(session, request.match_info["token"], now())
+        if row is None:
+            raise NotFound("Record not found")
+        data = row.data
+    return web.Response(body=data, content_type="application/octet-stream", headers={"Cache-Control": "no-store"})
+
+
 @routes.get(PERSON + "/devices")
 async def devices(request: web.Request) -> web.Response:
     config = request.app[CONFIG]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from crypto.errors import CryptoError, WrongPassphraseError
-from server.dm.client import DmClient, DmError
+from server.dm.client import DmClient, DmError, valid_attachments
 from server.dm.store import Store, StoreMissing
 
 DEFAULT_HOME = Path.home() / ".local" / "share" / "hearthside" / "dm"
@@ -142,9 +142,13 @@ async def _setup(client: DmClient, args: argparse.Namespace) -> int:
 
 
 async def _send(client: DmClient, args: argparse.Namespace) -> int:
-    text = args.text if args.text not in (None, "-") else sys.stdin.read()
+    if args.text is None and args.attach:
+        text = ""  # an attachment alone: the message names the files
+    else:
+        text = args.text if args.text not in (None, "-") else sys.stdin.read()
     expires = _duration(args.expires) if args.expires else None
-    message_id = await client.send(args.to, text.rstrip("\n"), expires_in=expires)
+    files = [Path(f) for f in args.attach or ()]
+    message_id = await client.send(args.to, text.rstrip("\n"), expires_in=expires, files=files)
     _emit(args, {"id": message_id, "to": args.to}, f"Sent ({message_id}).")
     _show_support(args, client.support)
     return 0
@@ -213,6 +217,13 @@ async def _timer(client: DmClient, args: argparse.Namespace) -> int:
         if after is not None
         else f"Disappearing messages are off with {args.contact}.",
     )
+    return 0
+
+
+async def _save(client: DmClient, args: argparse.Namespace) -> int:
+    paths = await client.save_attachments(args.message_id, Path(args.to or "."))
+    for path in paths:
+        _emit(args, {"id": args.message_id, "path": str(path)}, f"Saved {path}")
     return 0
 
 
@@ -291,7 +302,8 @@ def _line(item: dict[str, Any]) -> str:
     peer = message["to"] if item["direction"] == "out" else message["from"]
     content = "(deleted by the sender)" if item.get("deleted_at") else message["body"].get("content", "")
     edited = " (edited)" if item.get("edits") else ""
-    return f"{message['created']} {arrow} {peer}: {content}{edited}  [{item['id']}]"
+    files = "".join(f" [file: {a['name']}, {a['size']} bytes]" for a in valid_attachments(message))
+    return f"{message['created']} {arrow} {peer}: {content}{edited}{files}  [{item['id']}]"
 
 
 def _shown(item: dict[str, Any]) -> dict[str, Any]:
@@ -440,7 +452,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("to", help="name@server or an actor URL")
     p.add_argument("text", nargs="?", help="the message (default: standard input)")
     p.add_argument("--expires", help="disappearing message: deleted on every device after e.g. 10m, 2h, 7d")
+    p.add_argument("--attach", action="append", metavar="FILE", help="attach a file, encrypted here (repeatable)")
     p.set_defaults(fn=_with_client(_send))
+
+    p = commands.add_parser("save", help="save a message's attachments (fetched, checked and decrypted here)")
+    p.add_argument("message_id", help="as `read` shows it")
+    p.add_argument("--to", help="folder to save into (default: the current one)")
+    p.set_defaults(fn=_with_client(_save))
 
     p = commands.add_parser("read", help="fetch and show new messages")
     p.add_argument("--all", action="store_true", help="show the whole history kept on this device")

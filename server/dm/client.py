@@ -26,6 +26,8 @@ sees public keys and ciphertext only. :class:`DmClient` wraps one :class:`~serve
   verification steps (``verify_sas``), ``Delete`` (``delete_for_everyone``, honoured only
   from the message's author within a day) and ``Timer`` (``set_timer``, a conversation's
   disappearing-message time);
+* ``send(..., files=)`` encrypts each attachment here (crypto/attachments.py) and uploads the
+  ciphertext; ``save_attachments`` fetches through the member's own server, checks and decrypts;
 * messages from senders the member does not know wait as requests (``requests``, ``accept``,
   ``decline``); ``block``, ``concern`` and ``revoke_self``/``revoke_token`` (logout) call the
   server's ordinary endpoints.
@@ -40,16 +42,21 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import mimetypes
+import os
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from crypto.attachments import open_sealed as open_attachment
+from crypto.attachments import seal as seal_attachment
 from crypto.devicelist import DeviceEntry, MasterKey
 from crypto.encoding import b64decode, b64encode, parse_utc_time, utc_time
 from crypto.envelope import PlainMessage, new_control_message, new_message
@@ -68,6 +75,7 @@ SUPPORT_KIT_MAX_AGE = timedelta(hours=24)
 DELETE_FOR_EVERYONE_WITHIN = timedelta(hours=24)
 REPORTABLE_AFTER_DELETION = timedelta(days=7)
 MAX_TIMER = timedelta(days=365)
+MAX_ATTACHMENTS = 10
 EDIT_WITHIN = timedelta(hours=24)
 ONE_TIME_KEYS = 50
 REPLENISH_BELOW = 20
@@ -102,6 +110,8 @@ class Incoming:
     # A support panel this device chose to show with the message (see ``DmClient.support``).
     support: dict[str, Any] | None = None
     edits: str | None = None  # the id of the message this one corrects (shown in its place)
+    # Its attachments (name, size, media_type); ``DmClient.save_attachments`` fetches them.
+    attachments: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,11 +189,26 @@ class DmClient:
         return self._session
 
     async def _call(
-        self, method: str, path: str, *, json_body: Any = None, params: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, str] | None = None,
+        raw_body: bytes | None = None,
+        raw_answer: bool = False,
     ) -> Any:
+        """One API request: a JSON body (``json_body``) or bytes (``raw_body``, sent as
+        application/octet-stream); the JSON answer, or its bytes with ``raw_answer``."""
         url = self.profile.server.rstrip("/") + path
         headers = {"Authorization": f"Bearer {self.profile.token}"}
-        async with self._http().request(method, url, json=json_body, params=params, headers=headers) as resp:
+        if raw_body is not None:
+            headers["Content-Type"] = "application/octet-stream"
+        async with self._http().request(
+            method, url, json=json_body, data=raw_body, params=params, headers=headers
+        ) as resp:
+            if raw_answer and resp.status < 400:
+                return await resp.read()
             data = await resp.json(content_type=None) if resp.content_length != 0 else {}
             if resp.status >= 400:
                 message = data.get("error") if isinstance(data, dict) else None
@@ -577,17 +602,35 @@ class DmClient:
         return failed
 
     async def send(
-        self, to: str, text: str, *, expires_in: timedelta | None = None, extra: dict[str, Any] | None = None
+        self,
+        to: str,
+        text: str,
+        *,
+        expires_in: timedelta | None = None,
+        extra: dict[str, Any] | None = None,
+        files: Sequence[Path] = (),
     ) -> str:
         """Encrypt ``text`` for every device of ``to`` and every other device of ours; returns
         the message id. ``expires_in``: a disappearing message; the timer travels inside the
         ciphertext (the server cannot change it) and every device deletes it when it passes,
         though a recipient can always have copied it first. ``extra``: more body fields (an
-        edit's ``edit_of``)."""
+        edit's ``edit_of``). ``files``: attachments, each encrypted here under its own key and
+        uploaded as ciphertext (crypto/attachments.py); the message carries their keys."""
+        if len(files) > MAX_ATTACHMENTS:
+            raise DmError(f"at most {MAX_ATTACHMENTS} attachments per message")
         actor = await self._pin(to)
         await self._refresh_support_kit()
         if expires_in is None:
             expires_in = self.timer(actor)
+        uploads: list[str] = []
+        if files:
+            described = []
+            for path in files:
+                descriptor, upload_id = await self._upload(Path(path))
+                described.append(descriptor)
+                uploads.append(upload_id)
+            extra = {**(extra or {}), "attachments": described}
+            text = text or "📎 " + ", ".join(d["name"] for d in described)
         try:
             message = new_message(
                 sender=self.profile.actor, recipient=actor, content=text, now=_now(), expires_in=expires_in, extra=extra
@@ -602,6 +645,7 @@ class DmClient:
                 "direction": "out",
                 "peer": actor,
                 "edits": edits,
+                "uploads": uploads,
                 "message": message.to_json(),
                 "message_bytes": b64encode(message.encoded),
                 "object_id": answer["id"],
@@ -691,7 +735,61 @@ class DmClient:
             sender=self.profile.actor, recipient=peer, body={"type": "Delete", "id": message_id}, now=_now()
         )
         await self._deliver(peer, retract, shown_as=peer)
+        for upload in item.get("uploads") or ():
+            try:
+                await self._call("DELETE", f"/api/v1/hearthside/e2ee/attachments/{upload}")
+            except DmError:
+                pass  # gone already (expired): nothing left to delete
         self.delete(message_id)
+
+    async def _upload(self, path: Path) -> tuple[dict[str, Any], str]:
+        """Encrypt and upload one file; its descriptor for the message, and the upload's id."""
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except OSError as exc:
+            raise DmError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+        sealed = seal_attachment(data)
+        answer = await self._call("POST", "/api/v1/hearthside/e2ee/attachments", raw_body=sealed.ciphertext)
+        descriptor = {
+            "url": answer["url"],
+            "key": b64encode(sealed.key),
+            "digest": b64encode(sealed.digest),
+            "size": sealed.size,
+            "name": _safe_name(path.name),
+            "media_type": mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+        }
+        return descriptor, str(answer["id"])
+
+    def attachments(self, message_id: str) -> list[dict[str, Any]]:
+        """The attachments a kept message names that this device will fetch: well-formed, and
+        stored on the sender's own server (a message naming anything else is not followed)."""
+        item = next((i for i in self.profile.history if i["id"] == message_id), None)
+        if item is None:
+            raise DmError(f"no message {message_id} on this device (see `hearthside dm read --all`)")
+        return valid_attachments(item["message"])
+
+    async def save_attachments(self, message_id: str, directory: Path) -> list[Path]:
+        """Fetch (through this member's server), check and decrypt a message's attachments and
+        write them into ``directory`` (never over an existing file); returns the paths."""
+        found = self.attachments(message_id)
+        if not found:
+            raise DmError(f"message {message_id} has no attachments this device can fetch")
+        written = []
+        for descriptor in found:
+            ciphertext = await self._call(
+                "GET", "/api/v1/hearthside/e2ee/attachments/fetch", params={"url": descriptor["url"]}, raw_answer=True
+            )
+            try:
+                data = open_attachment(
+                    ciphertext,
+                    key=b64decode(descriptor["key"], field="key", size=32),
+                    digest=b64decode(descriptor["digest"], field="digest", size=32),
+                    size=descriptor["size"],
+                )
+            except (CryptoError, ValueError) as exc:
+                raise DmError(f"{descriptor['name']}: {exc}") from None
+            written.append(await asyncio.to_thread(_write_new, directory, descriptor["name"], data))
+        return written
 
     async def edit(self, message_id: str, text: str) -> str:
         """Correct a message this member sent, within a day of sending: the new text goes as a
@@ -848,6 +946,7 @@ class DmClient:
                 own = item["direction"] == "out"
                 content = message["body"].get("content", "")
                 panel = None if own else self.support_for(content, sent=False)
+                files = tuple({k: a[k] for k in ("name", "size", "media_type")} for a in valid_attachments(message))
                 received.append(
                     Incoming(
                         item["id"],
@@ -858,6 +957,7 @@ class DmClient:
                         own,
                         panel,
                         item.get("edits"),
+                        files,
                     )
                 )
                 if panel is not None:
@@ -1174,6 +1274,64 @@ SAS_POLL_SECONDS = 0.5
 SAS_CLOCK_SKEW = timedelta(minutes=10)
 SAS_STEP_LIFETIME = timedelta(hours=1)
 MAX_QUEUED_CONTROL = 100
+
+
+def _safe_name(name: str) -> str:
+    """A file name safe to show and to write: no directories, control characters or leading
+    dots; at most 200 characters; "attachment" when nothing is left."""
+    kept = "".join(c for c in name.replace("\\", "/").rsplit("/", 1)[-1] if c.isprintable() and c not in '<>:"|?*')
+    kept = kept.strip().lstrip(".")[:200]
+    return kept or "attachment"
+
+
+def _write_new(directory: Path, name: str, data: bytes) -> Path:
+    """Write ``data`` to a new file (mode 0600) named after ``name`` in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = _free_path(directory, name)
+    with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
+        handle.write(data)
+    return target
+
+
+def _free_path(directory: Path, name: str) -> Path:
+    """``directory/name``, or ``name (1)``, ``name (2)``... when taken."""
+    stem, dot, suffix = _safe_name(name).rpartition(".")
+    if not stem:
+        stem, dot, suffix = suffix, "", ""
+    for n in range(10_000):
+        candidate = directory / (f"{stem}{dot}{suffix}" if n == 0 else f"{stem} ({n}){dot}{suffix}")
+        if not candidate.exists():
+            return candidate
+    raise DmError(f"{directory}: too many files named {name}")
+
+
+def valid_attachments(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """A message's well-formed attachment descriptors whose URL is on the sender's own server
+    (where the sender's device uploads); others are ignored, never fetched."""
+    raw = message.get("body", {}).get("attachments")
+    if not isinstance(raw, list):
+        return []
+    sender_host = urlsplit(str(message.get("from", ""))).netloc.lower()
+    kept = []
+    for entry in raw[:MAX_ATTACHMENTS]:
+        if not isinstance(entry, dict):
+            continue
+        url, name, size = entry.get("url"), entry.get("name"), entry.get("size")
+        parts = urlsplit(url) if isinstance(url, str) and len(url) <= 2048 else None
+        if (
+            parts is None
+            or parts.scheme not in ("https", "http")
+            or parts.netloc.lower() != sender_host
+            or not parts.path.startswith("/e2ee/attachments/")
+            or not isinstance(name, str)
+            or not isinstance(size, int)
+            or isinstance(size, bool)
+            or size < 0
+            or not all(isinstance(entry.get(k), str) for k in ("key", "digest", "media_type"))
+        ):
+            continue
+        kept.append({**entry, "name": _safe_name(name)})
+    return kept
 
 
 def _spoken(seconds: int) -> str:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 21:39:04.369177
+Create Date: 2026-11-22 01:15:26.088067
 """
 
 from __future__ import annotations
@@ -360,6 +360,25 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("blocks", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_blocks_target_account_id"), ["target_account_id"], unique=False)
+
+    op.create_table(
+        "e2ee_attachments",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("token_digest", sa.String(length=64), nullable=False),
+        sa.Column("account_id", sa.BigInteger(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", server.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_e2ee_attachments_account_id_accounts"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_e2ee_attachments")),
+        sa.UniqueConstraint("token_digest", name=op.f("uq_e2ee_attachments_token_digest")),
+    )
+    with op.batch_alter_table("e2ee_attachments", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_e2ee_attachments_account_id"), ["account_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_e2ee_attachments_expires_at"), ["expires_at"], unique=False)
 
     op.create_table(
         "e2ee_identities",
@@ -1496,6 +1515,11 @@ def downgrade() -> None:
 
     op.drop_table("follows")
     op.drop_table("e2ee_identities")
+    with op.batch_alter_table("e2ee_attachments", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_e2ee_attachments_expires_at"))
+        batch_op.drop_index(batch_op.f("ix_e2ee_attachments_account_id"))
+
+    op.drop_table("e2ee_attachments")
     with op.batch_alter_table("blocks", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_blocks_target_account_id"))
 
