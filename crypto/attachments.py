@@ -28,7 +28,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import nacl.exceptions
 import nacl.secret
@@ -40,6 +42,10 @@ KEY_BYTES = nacl.secret.SecretBox.KEY_SIZE  # 32
 DIGEST_BYTES = 32
 OVERHEAD = nacl.secret.SecretBox.NONCE_SIZE + nacl.secret.SecretBox.MACBYTES  # 40: nonce and tag
 _LENGTH = struct.Struct(">Q")
+
+
+MAX_PER_MESSAGE = 10
+UPLOAD_PATH = "/e2ee/attachments/"  # where a Hearthside server keeps them (server/api/e2ee_ap.py)
 
 
 class AttachmentError(CryptoError):
@@ -107,3 +113,47 @@ def open_sealed(ciphertext: bytes, *, key: bytes, digest: bytes, size: int) -> b
     if padded.count(0, end) != len(padded) - end:
         raise AttachmentError("attachment: padding is not all zeros")
     return bytes(padded[_LENGTH.size : end])
+
+
+def safe_name(name: str) -> str:
+    """A file name safe to show and to write: no directories, control characters or leading
+    dots; at most 200 characters; "attachment" when nothing is left."""
+    last = name.replace("\\", "/").rsplit("/", 1)[-1]
+    kept = "".join(c for c in last if c.isprintable() and c not in '<>:"|?*').strip().lstrip(".")[:200]
+    return kept or "attachment"
+
+
+def descriptors(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The attachments a message (``PlainMessage.to_json()``) names that may be followed:
+    well-formed (URL, base64 key and digest, size, name, media type), at most
+    ``MAX_PER_MESSAGE``, and stored on the sender's own server (where the sender's device
+    uploads them). Others are left out, never fetched: a message must not make its reader's
+    server fetch from anywhere its sender chooses."""
+    body = message.get("body")
+    raw = body.get("attachments") if isinstance(body, Mapping) else None
+    if not isinstance(raw, list):
+        return []
+    sender_host = urlsplit(str(message.get("from", ""))).netloc.lower()
+    kept = []
+    for entry in raw[:MAX_PER_MESSAGE]:
+        if not isinstance(entry, Mapping):
+            continue
+        url, name, size = entry.get("url"), entry.get("name"), entry.get("size")
+        parts = urlsplit(url) if isinstance(url, str) and len(url) <= 2048 else None
+        if (
+            parts is None
+            or parts.scheme not in ("https", "http")
+            or not sender_host
+            or parts.netloc.lower() != sender_host
+            or not parts.path.startswith(UPLOAD_PATH)
+            or parts.query
+            or parts.fragment
+            or not isinstance(name, str)
+            or not isinstance(size, int)
+            or isinstance(size, bool)
+            or size < 0
+            or not all(isinstance(entry.get(k), str) for k in ("key", "digest", "media_type"))
+        ):
+            continue
+        kept.append({**entry, "name": safe_name(name), "media_type": str(entry["media_type"])[:255]})
+    return kept

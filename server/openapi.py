@@ -589,6 +589,18 @@ SCHEMAS: dict[str, Any] = {
                         "content": {"type": "string"},
                         "verified": {"type": "boolean"},
                         "error": {"type": "string"},
+                        "attachments": {
+                            "type": "array",
+                            "description": "Files the message carried: GET .../reports/{id}/attachments/{index}",
+                            "items": _object(
+                                {
+                                    "index": {"type": "integer", "minimum": 0},
+                                    "name": {"type": "string"},
+                                    "size": {"type": "integer", "minimum": 0},
+                                    "media_type": {"type": "string"},
+                                }
+                            ),
+                        },
                     },
                     required=["object_id", "verified"],
                 ),
@@ -1385,6 +1397,33 @@ def _e2ee_paths() -> dict[str, Any]:
                 description="Instance admins and moderators.",
                 parameters=[_path_param("id", "The report's id")],
                 response=_ref("E2EEReportView"),
+            ),
+        },
+        e + "/reports/{id}/attachments/{index}": {
+            "get": _binary_answer(
+                _operation(
+                    "openReportedE2EEAttachment",
+                    "A file a reported message carried, decrypted for moderators",
+                    tag=t,
+                    scope="admin:read:reports",
+                    description="Instance admins and moderators. The reporter revealed the message and with it "
+                    "the file's key; the server fetches the ciphertext (its own, or from the sender's server), "
+                    "checks its digest, decrypts it and answers it as a download (application/octet-stream, "
+                    "Content-Disposition: attachment), never to be shown inline. 404 when the report has no such "
+                    "file or it is no longer stored ([e2ee] attachment_ttl_days); 422 when the stored bytes are "
+                    "not the ones the message named. Each opening is logged (ids only).",
+                    parameters=[
+                        _path_param("id", "The report's id"),
+                        {
+                            "name": "index",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 0, "maximum": 1000},
+                            "description": "The attachment's index in the report's view",
+                        },
+                    ],
+                    errors=("401", "403", "404", "422", "502"),
+                )
             ),
         },
         "/api/v1/hearthside/plaintext_messages": {

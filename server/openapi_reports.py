@@ -109,6 +109,19 @@ ENCRYPTED_MESSAGE = _object(
             "description": "The franking tag recomputed and this server's stamp verified when the report was filed",
         },
         "error": {"const": "cannot be opened", "description": "Only when the sealed copy does not open"},
+        "attachments": {
+            "type": "array",
+            "description": "Files the message carried (only when it has some): GET "
+            "/api/v1/hearthside/e2ee/reports/{id}/attachments/{index} opens one",
+            "items": _object(
+                {
+                    "index": {"type": "integer", "minimum": 0},
+                    "name": {"type": "string"},
+                    "size": {"type": "integer", "minimum": 0},
+                    "media_type": {"type": "string"},
+                }
+            ),
+        },
     },
     required=["object_id", "verified"],
     description="A message the reporter revealed, as GET /api/v1/hearthside/e2ee/reports/{id} shows it. A "

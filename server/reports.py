@@ -43,6 +43,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crypto.attachments import descriptors as attachment_descriptors
 from crypto.encoding import b64decode
 from crypto.envelope import decode_message
 from crypto.errors import E2EEError, VerificationError
@@ -386,6 +387,7 @@ def open_revealed(key: bytes, row: E2EEReportMessage) -> dict[str, Any]:
     except (E2EEError, ValueError, KeyError, TypeError):
         return {"object_id": row.object_uri, "verified": False, "error": CANNOT_BE_OPENED}
     shown = message.to_json()
+    files = [{k: a[k] for k in ("name", "size", "media_type")} for a in attachment_descriptors(shown)]
     return {
         "object_id": row.object_uri,
         "from": shown["from"],
@@ -393,6 +395,7 @@ def open_revealed(key: bytes, row: E2EEReportMessage) -> dict[str, Any]:
         "created": shown["created"],
         "content": shown["body"].get("content", ""),
         "verified": row.verified,
+        **({"attachments": files} if files else {}),
     }
 
 
@@ -408,8 +411,34 @@ async def revealed_messages(
     key = report_key(config)
     out: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
-        out.setdefault(row.report_id, []).append(open_revealed(key, row))
+        shown = open_revealed(key, row)
+        numbered = out.setdefault(row.report_id, [])
+        first = sum(len(m.get("attachments", ())) for m in numbered)
+        for offset, file in enumerate(shown.get("attachments", ())):
+            file["index"] = first + offset  # GET .../e2ee/reports/{id}/attachments/{index}
+        numbered.append(shown)
     return out
+
+
+async def revealed_attachment(
+    session: AsyncSession, config: Config, report_id: int, index: int
+) -> dict[str, Any] | None:
+    """The ``index``-th attachment (across the report's revealed messages, in order) as its
+    message describes it, key included; None when there is no such attachment. Staff only."""
+    rows = await _revealed_rows(session, {report_id})
+    if not rows:
+        return None
+    key = report_key(config)
+    found: list[dict[str, Any]] = []
+    for row in rows:
+        kept = _unsealed(key, row)
+        try:
+            if kept is None:
+                continue
+            found += attachment_descriptors(decode_message(b64decode(kept["message"], field="message")).to_json())
+        except (E2EEError, ValueError, KeyError, TypeError):
+            continue
+    return found[index] if 0 <= index < len(found) else None
 
 
 async def render_admin_reports(

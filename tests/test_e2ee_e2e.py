@@ -1516,16 +1516,52 @@ async def test_attachments__sent_encrypted_fetched_through_the_readers_server_an
         with pytest.raises(DmError, match="no attachments this device can fetch"):
             await bob1.save_attachments(looked.id, tmp_path / "bob-files")
 
-        # Bytes changed on the sender's server: the digest names it.
+        # Deleted for everyone, the message can still be reported for a week, and bob's
+        # moderators open the file (fetched from alice's server, decrypted with the revealed key).
+        await alice1.delete_for_everyone(sent)
+
+        async def deleted() -> bool:
+            await bob1.receive()
+            return [i.get("deleted_at") is not None for i in bob1.profile.history if i["id"] == sent] == [True]
+
+        await eventually(deleted, what="alice's Delete on bob's device")
+        report = await bob1.report([sent], comment="an image I did not want", forward=False)
+        moderator = await b.user("modb", role="moderator", scopes="read write admin:read admin:write")
+        view = await b.api("GET", f"/api/v1/hearthside/e2ee/reports/{report['id']}", moderator)
+        (shown_message,) = view["messages"]
+        assert shown_message["attachments"] == [
+            {"index": 0, "name": "drawing.png", "size": original.stat().st_size, "media_type": "image/png"}
+        ]
+        path = f"/api/v1/hearthside/e2ee/reports/{report['id']}/attachments/0"
+        async with b.http.get(b.base_url + path, headers=moderator.headers) as opened:  # type: ignore[union-attr]
+            assert opened.status == 200 and await opened.read() == original.read_bytes()
+            assert opened.headers["Content-Disposition"] == "attachment; filename*=UTF-8''drawing.png"
+            assert opened.headers["X-Content-Type-Options"] == "nosniff"
+        await b.api("GET", path, b.users["bob"], expect=403)  # members may not
+        await b.api("GET", path.replace("/attachments/0", "/attachments/1"), moderator, expect=404)
+
+        # Bytes changed on the sender's server: the digest names it, to bob and to moderators.
         async with a.session() as session:
             row = await session.get(E2EEAttachment, stored.id)
             row.data = row.data[:-1] + bytes([row.data[-1] ^ 1])
             await session.commit()
         with pytest.raises(DmError, match="digest mismatch"):
             await bob1.save_attachments(sent, tmp_path / "bob-files")
+        refused = await b.api("GET", path, moderator, expect=422)
+        assert "digest mismatch" in refused["error"]
 
-        await alice1.delete_for_everyone(sent)
-        assert await a.rows(E2EEAttachment) == []
+        # A message its server refused leaves no upload behind.
+        before = len(await a.rows(E2EEAttachment))
+        real_deliver = alice1._deliver
+
+        async def refused(*args: Any, **kwargs: Any) -> Any:
+            raise DmError("POST /api/v1/hearthside/e2ee/messages: 422 refused")
+
+        alice1._deliver = refused  # type: ignore[method-assign]
+        with pytest.raises(DmError, match="422 refused"):
+            await alice1.send(handle(b, "bob"), "hi", files=[original, original])
+        alice1._deliver = real_deliver  # type: ignore[method-assign]
+        assert len(await a.rows(E2EEAttachment)) == before
         await alice2.close()
 
         # The commands: send --attach, read shows the file, save --to writes it.

@@ -218,7 +218,13 @@ async def test_document__declared_security_is_enforced(client: Any, make_user: A
     stranger = await make_user("stranger", scopes="push")
     response = await client.post(PREFIX + "groups", json={"name": "sec_group"}, headers=owner.headers)
     group_id = (await response.json())["id"]
-    values = {"id": group_id, "account_id": str(owner.account_id), "invite_id": "1", "device_id": "ABCD1234"}
+    values = {
+        "id": group_id,
+        "account_id": str(owner.account_id),
+        "invite_id": "1",
+        "device_id": "ABCD1234",
+        "index": "0",
+    }
     served = app_routes(client.app)
     checked = 0
     for method, path, op in operations(DOCUMENT):

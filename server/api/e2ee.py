@@ -855,40 +855,83 @@ async def fetch_attachment(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     url = _attachment_url(request.query.get("url", ""))
     moment = now()
-    own = url.startswith(config.base_url + e2ee.ATTACHMENT_PATH)
     async with request.app[SESSIONS]() as session:
         await _current_device(session, viewer)
-        if own:
-            row = await e2ee.attachment_by_token(
-                session, url.removeprefix(config.base_url + e2ee.ATTACHMENT_PATH), moment
-            )
-            if row is None:
-                raise NotFound("attachment: not found (expired, deleted, or never stored here)")
-            data = row.data
-        else:
+        if not url.startswith(config.base_url + e2ee.ATTACHMENT_PATH):
             limit = config.get("e2ee", "attachments_per_minute")
             await e2ee.FETCHES.hit(session, viewer.require_account(), limit=limit, at=moment.timestamp())
-    if not own:
-        fed = request.app[FEDERATION]
-        if not fed.enabled:
-            raise Unprocessable("url: attachments on other servers cannot be fetched (federation is off)")
-        try:
-            fetched = await fed.transport.fetch_document(
-                url,
-                accept=ATTACHMENT_TYPE,
-                accept_types=(ATTACHMENT_TYPE,),
-                max_body=int(config.get("e2ee", "max_attachment_bytes")),
-                sign=False,
-                gated=True,
-            )
-        except FetchError as exc:
-            if exc.reason in ("not_found", "gone"):
-                raise NotFound("attachment: not found on its server (expired or deleted)") from None
-            if exc.reason.startswith("refused") or exc.reason == "bad_url":
-                raise Unprocessable(f"url: that server is not reachable from here ({exc.reason})") from None
-            raise ApiError(f"attachment: its server did not hand it over ({exc.reason})", status=502) from None
-        data = fetched.body or b""
+    data = await _attachment_bytes(request, url)
     return web.Response(body=data, content_type=ATTACHMENT_TYPE, headers={"Cache-Control": "no-store"})
+
+
+async def _attachment_bytes(request: web.Request, url: str) -> bytes:
+    """The ciphertext an attachment URL names: from this server's store, or fetched from its
+    server (domain decisions apply, at most ``[e2ee] max_attachment_bytes``)."""
+    config = request.app[CONFIG]
+    prefix = config.base_url + e2ee.ATTACHMENT_PATH
+    if url.startswith(prefix):
+        async with request.app[SESSIONS]() as session:
+            row = await e2ee.attachment_by_token(session, url.removeprefix(prefix), now())
+            if row is None:
+                raise NotFound("attachment: not found (expired, deleted, or never stored here)")
+            return bytes(row.data)
+    fed = request.app[FEDERATION]
+    if not fed.enabled:
+        raise Unprocessable("url: attachments on other servers cannot be fetched (federation is off)")
+    try:
+        fetched = await fed.transport.fetch_document(
+            url,
+            accept=ATTACHMENT_TYPE,
+            accept_types=(ATTACHMENT_TYPE,),
+            max_body=int(config.get("e2ee", "max_attachment_bytes")),
+            sign=False,
+            gated=True,
+        )
+    except FetchError as exc:
+        if exc.reason in ("not_found", "gone"):
+            raise NotFound("attachment: not found on its server (expired or deleted)") from None
+        if exc.reason.startswith("refused") or exc.reason == "bad_url":
+            raise Unprocessable(f"url: that server is not reachable from here ({exc.reason})") from None
+        raise ApiError(f"attachment: its server did not hand it over ({exc.reason})", status=502) from None
+    return fetched.body or b""
+
+
+@routes.get(BASE + "/reports/{id}/attachments/{index}")
+async def open_reported_attachment(request: web.Request) -> web.Response:
+    """For instance moderators: a file a reported message carried, decrypted with the key the
+    reporter revealed, as a download (never inline: moderators choose when to look)."""
+    from urllib.parse import quote
+
+    from crypto.attachments import AttachmentError, open_sealed
+    from server.reports import revealed_attachment
+
+    viewer = await require_staff(request, "admin:read:reports")
+    config = request.app[CONFIG]
+    report_id = path_id(request)
+    raw_index = request.match_info["index"]
+    if not raw_index.isdigit() or len(raw_index) > 4:
+        raise NotFound("Record not found")
+    async with request.app[SESSIONS]() as session:
+        described = await revealed_attachment(session, config, report_id, int(raw_index))
+    if described is None:
+        raise NotFound("attachment: this report has no such file")
+    ciphertext = await _attachment_bytes(request, described["url"])
+    try:
+        data = open_sealed(
+            ciphertext,
+            key=b64decode(described["key"], field="key", size=32),
+            digest=b64decode(described["digest"], field="digest", size=32),
+            size=described["size"],
+        )
+    except (AttachmentError, ValueError) as exc:
+        raise Unprocessable(f"attachment: {exc}") from None
+    log.info("e2ee report %s attachment %s opened by moderator account %s", report_id, raw_index, viewer.account_id)
+    headers = {
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(described['name'], safe='')}",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store",
+    }
+    return web.Response(body=data, content_type=ATTACHMENT_TYPE, headers=headers)
 
 
 # ---------------------------------------------------------------------------- plaintext box

@@ -55,6 +55,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from crypto.attachments import MAX_PER_MESSAGE, safe_name
+from crypto.attachments import descriptors as attachment_descriptors
 from crypto.attachments import open_sealed as open_attachment
 from crypto.attachments import seal as seal_attachment
 from crypto.devicelist import DeviceEntry, MasterKey
@@ -75,7 +77,7 @@ SUPPORT_KIT_MAX_AGE = timedelta(hours=24)
 DELETE_FOR_EVERYONE_WITHIN = timedelta(hours=24)
 REPORTABLE_AFTER_DELETION = timedelta(days=7)
 MAX_TIMER = timedelta(days=365)
-MAX_ATTACHMENTS = 10
+MAX_ATTACHMENTS = MAX_PER_MESSAGE
 EDIT_WITHIN = timedelta(hours=24)
 ONE_TIME_KEYS = 50
 REPLENISH_BELOW = 20
@@ -635,9 +637,13 @@ class DmClient:
             message = new_message(
                 sender=self.profile.actor, recipient=actor, content=text, now=_now(), expires_in=expires_in, extra=extra
             )
+            outgoing, answer = await self._deliver(actor, message, shown_as=to)
         except CryptoError as exc:
+            await self._forget_uploads(uploads)
             raise DmError(str(exc)) from None
-        outgoing, answer = await self._deliver(actor, message, shown_as=to)
+        except DmError:
+            await self._forget_uploads(uploads)  # the message never left: its files need not stay
+            raise
         edits = self._supersede(message, own=True)
         self.profile.history.append(
             {
@@ -735,12 +741,17 @@ class DmClient:
             sender=self.profile.actor, recipient=peer, body={"type": "Delete", "id": message_id}, now=_now()
         )
         await self._deliver(peer, retract, shown_as=peer)
-        for upload in item.get("uploads") or ():
+        # Its attachments stay stored until [e2ee] attachment_ttl_days: the recipient can still
+        # report the message for a week, and its moderators must be able to open the files.
+        self.delete(message_id)
+
+    async def _forget_uploads(self, uploads: Sequence[str]) -> None:
+        """Delete uploads whose message was never sent (best effort: they expire anyway)."""
+        for upload in uploads:
             try:
                 await self._call("DELETE", f"/api/v1/hearthside/e2ee/attachments/{upload}")
-            except DmError:
-                pass  # gone already (expired): nothing left to delete
-        self.delete(message_id)
+            except (DmError, aiohttp.ClientError):
+                log.info("an unsent attachment could not be deleted; it expires on the server")
 
     async def _upload(self, path: Path) -> tuple[dict[str, Any], str]:
         """Encrypt and upload one file; its descriptor for the message, and the upload's id."""
@@ -755,7 +766,7 @@ class DmClient:
             "key": b64encode(sealed.key),
             "digest": b64encode(sealed.digest),
             "size": sealed.size,
-            "name": _safe_name(path.name),
+            "name": safe_name(path.name),
             "media_type": mimetypes.guess_type(path.name)[0] or "application/octet-stream",
         }
         return descriptor, str(answer["id"])
@@ -1276,14 +1287,6 @@ SAS_STEP_LIFETIME = timedelta(hours=1)
 MAX_QUEUED_CONTROL = 100
 
 
-def _safe_name(name: str) -> str:
-    """A file name safe to show and to write: no directories, control characters or leading
-    dots; at most 200 characters; "attachment" when nothing is left."""
-    kept = "".join(c for c in name.replace("\\", "/").rsplit("/", 1)[-1] if c.isprintable() and c not in '<>:"|?*')
-    kept = kept.strip().lstrip(".")[:200]
-    return kept or "attachment"
-
-
 def _write_new(directory: Path, name: str, data: bytes) -> Path:
     """Write ``data`` to a new file (mode 0600) named after ``name`` in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -1295,7 +1298,7 @@ def _write_new(directory: Path, name: str, data: bytes) -> Path:
 
 def _free_path(directory: Path, name: str) -> Path:
     """``directory/name``, or ``name (1)``, ``name (2)``... when taken."""
-    stem, dot, suffix = _safe_name(name).rpartition(".")
+    stem, dot, suffix = safe_name(name).rpartition(".")
     if not stem:
         stem, dot, suffix = suffix, "", ""
     for n in range(10_000):
@@ -1306,32 +1309,8 @@ def _free_path(directory: Path, name: str) -> Path:
 
 
 def valid_attachments(message: dict[str, Any]) -> list[dict[str, Any]]:
-    """A message's well-formed attachment descriptors whose URL is on the sender's own server
-    (where the sender's device uploads); others are ignored, never fetched."""
-    raw = message.get("body", {}).get("attachments")
-    if not isinstance(raw, list):
-        return []
-    sender_host = urlsplit(str(message.get("from", ""))).netloc.lower()
-    kept = []
-    for entry in raw[:MAX_ATTACHMENTS]:
-        if not isinstance(entry, dict):
-            continue
-        url, name, size = entry.get("url"), entry.get("name"), entry.get("size")
-        parts = urlsplit(url) if isinstance(url, str) and len(url) <= 2048 else None
-        if (
-            parts is None
-            or parts.scheme not in ("https", "http")
-            or parts.netloc.lower() != sender_host
-            or not parts.path.startswith("/e2ee/attachments/")
-            or not isinstance(name, str)
-            or not isinstance(size, int)
-            or isinstance(size, bool)
-            or size < 0
-            or not all(isinstance(entry.get(k), str) for k in ("key", "digest", "media_type"))
-        ):
-            continue
-        kept.append({**entry, "name": _safe_name(name)})
-    return kept
+    """A message's attachments this device will fetch (``crypto.attachments.descriptors``)."""
+    return attachment_descriptors(message)
 
 
 def _spoken(seconds: int) -> str:
