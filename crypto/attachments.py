@@ -36,6 +36,7 @@ import nacl.exceptions
 import nacl.secret
 import nacl.utils
 
+from crypto.encoding import b64decode
 from crypto.errors import CryptoError
 
 KEY_BYTES = nacl.secret.SecretBox.KEY_SIZE  # 32
@@ -157,3 +158,14 @@ def descriptors(message: Mapping[str, Any]) -> list[dict[str, Any]]:
             continue
         kept.append({**entry, "name": safe_name(name), "media_type": str(entry["media_type"])[:255]})
     return kept
+
+
+def open_described(ciphertext: bytes, descriptor: Mapping[str, Any]) -> bytes:
+    """:func:`open_sealed` with the key, digest and size a message's descriptor gives (base64
+    text for the first two), refusing a malformed one the same way."""
+    try:
+        key = b64decode(descriptor["key"], field="key", size=KEY_BYTES)
+        digest = b64decode(descriptor["digest"], field="digest", size=DIGEST_BYTES)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AttachmentError(f"attachment: {exc}") from None
+    return open_sealed(ciphertext, key=key, digest=digest, size=descriptor.get("size", -1))

@@ -24,6 +24,8 @@ from crypto.attachments import (
     KEY_BYTES,
     OVERHEAD,
     AttachmentError,
+    descriptors,
+    open_described,
     open_sealed,
     padme,
     seal,
@@ -108,6 +110,43 @@ def test_open__refuses_every_change_naming_what_is_wrong() -> None:
     for bad_key, bad_digest in ((b"short", sealed.digest), (sealed.key, b"short")):
         with pytest.raises(AttachmentError, match="must be 32 bytes"):
             open_sealed(sealed.ciphertext, key=bad_key, digest=bad_digest, size=sealed.size)
+
+
+def test_descriptors__only_well_formed_files_on_the_senders_own_server() -> None:
+    """What a message names is followed only when well-formed and stored where the sender's
+    device uploads (its own server's /e2ee/attachments/); names are made safe to write."""
+    from crypto.encoding import b64encode
+
+    sealed = seal(b"x")
+    good = {
+        "url": "https://a.example/e2ee/attachments/" + "t" * 43,
+        "key": b64encode(sealed.key),
+        "digest": b64encode(sealed.digest),
+        "size": 1,
+        "name": "../../etc/passwd",
+        "media_type": "text/plain",
+    }
+    bad = [
+        {**good, "url": "https://b.example/e2ee/attachments/abc"},  # another server
+        {**good, "url": "https://a.example/users/alice"},  # not an upload
+        {**good, "url": "https://a.example/e2ee/attachments/abc?x=1"},
+        {**good, "url": "ftp://a.example/e2ee/attachments/abc"},
+        {**good, "size": -1},
+        {**good, "size": True},
+        {**good, "name": 7},
+        {k: v for k, v in good.items() if k != "key"},
+        "not an object",
+    ]
+    message = {"from": "https://a.example/users/alice", "body": {"type": "Note", "attachments": [good, *bad]}}
+    (kept,) = descriptors(message)
+    assert kept["name"] == "passwd" and kept["url"] == good["url"]
+    assert descriptors({"from": "https://a.example/users/alice", "body": {"attachments": [good] * 11}}) == [kept] * 10
+    assert descriptors({"body": {"attachments": "nope"}}) == []
+    assert open_described(sealed.ciphertext, kept) == b"x"
+    with pytest.raises(AttachmentError, match="key"):
+        open_described(sealed.ciphertext, {**kept, "key": "not base64!"})
+    with pytest.raises(AttachmentError, match="not the one the message gave"):
+        open_described(sealed.ciphertext, {k: v for k, v in kept.items() if k != "size"})
 
 
 def _sealed_frame(frame: bytes) -> tuple[bytes, bytes, bytes]:

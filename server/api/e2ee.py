@@ -902,7 +902,7 @@ async def open_reported_attachment(request: web.Request) -> web.Response:
     reporter revealed, as a download (never inline: moderators choose when to look)."""
     from urllib.parse import quote
 
-    from crypto.attachments import AttachmentError, open_sealed
+    from crypto.attachments import AttachmentError, open_described
     from server.reports import revealed_attachment
 
     viewer = await require_staff(request, "admin:read:reports")
@@ -917,14 +917,9 @@ async def open_reported_attachment(request: web.Request) -> web.Response:
         raise NotFound("attachment: this report has no such file")
     ciphertext = await _attachment_bytes(request, described["url"])
     try:
-        data = open_sealed(
-            ciphertext,
-            key=b64decode(described["key"], field="key", size=32),
-            digest=b64decode(described["digest"], field="digest", size=32),
-            size=described["size"],
-        )
-    except (AttachmentError, ValueError) as exc:
-        raise Unprocessable(f"attachment: {exc}") from None
+        data = open_described(ciphertext, described)
+    except AttachmentError as exc:
+        raise Unprocessable(str(exc)) from None
     log.info("e2ee report %s attachment %s opened by moderator account %s", report_id, raw_index, viewer.account_id)
     headers = {
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(described['name'], safe='')}",

@@ -57,7 +57,7 @@ import aiohttp
 
 from crypto.attachments import MAX_PER_MESSAGE, safe_name
 from crypto.attachments import descriptors as attachment_descriptors
-from crypto.attachments import open_sealed as open_attachment
+from crypto.attachments import open_described as open_attachment
 from crypto.attachments import seal as seal_attachment
 from crypto.devicelist import DeviceEntry, MasterKey
 from crypto.encoding import b64decode, b64encode, parse_utc_time, utc_time
@@ -791,13 +791,8 @@ class DmClient:
                 "GET", "/api/v1/hearthside/e2ee/attachments/fetch", params={"url": descriptor["url"]}, raw_answer=True
             )
             try:
-                data = open_attachment(
-                    ciphertext,
-                    key=b64decode(descriptor["key"], field="key", size=32),
-                    digest=b64decode(descriptor["digest"], field="digest", size=32),
-                    size=descriptor["size"],
-                )
-            except (CryptoError, ValueError) as exc:
+                data = open_attachment(ciphertext, descriptor)
+            except CryptoError as exc:
                 raise DmError(f"{descriptor['name']}: {exc}") from None
             written.append(await asyncio.to_thread(_write_new, directory, descriptor["name"], data))
         return written
