@@ -296,7 +296,7 @@ async def test_scope__every_e2ee_route_needs_a_token_with_the_crypto_scope(clien
     }  # fmt: skip
     assert known <= set(routes)
     for method, path in routes:
-        url = path.replace("{device_id}", "ABCD1234").replace("{id}", "1")
+        url = path.replace("{device_id}", "ABCD1234").replace("{id}", "1").replace("{index}", "0")
         body = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
         await expect_error(await client.request(method, url, **body), 401)
         await expect_error(await client.request(method, url, headers=plain.headers, **body), 403, "scopes")

@@ -9,7 +9,6 @@ import hashlib
 import itertools
 import json
 import re
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -536,18 +535,14 @@ def _many_rows(count: int, header: bool = True) -> str:
 
 
 def test_csv_import__20000_rows_accepted() -> None:
-    started = time.perf_counter()
-    result = import_mastodon_csv(_many_rows(MAX_ROWS))
+    result = import_mastodon_csv(_many_rows(MAX_ROWS))  # its speed is the bench's (no timing here)
     assert len(result.rows) == 20_000 and result.problems == []
-    assert time.perf_counter() - started < 5  # generous: the bench measures the real figure
 
 
 def test_csv_import__20001_rows_refused_with_the_limit_and_count() -> None:
-    started = time.perf_counter()
     with pytest.raises(FormatError) as caught:
         import_mastodon_csv(_many_rows(MAX_ROWS + 1))
     assert "20001" in str(caught.value) and "20000" in str(caught.value)
-    assert time.perf_counter() - started < 2
     with pytest.raises(FormatError, match="20001"):
         import_mastodon_csv(_many_rows(MAX_ROWS + 1, header=False).replace(",suspend,false,false,,false", ""))
 
