@@ -124,6 +124,28 @@ def safe_name(name: str) -> str:
     return kept or "attachment"
 
 
+def upload_host(url: object) -> str | None:
+    """The host (and port) of an attachment URL, ``http(s)://host/e2ee/attachments/TOKEN`` and
+    nothing more (no user, query, fragment, or token characters but letters, digits, - and _);
+    None for anything else. The one rule for what a reader's server may be asked to fetch."""
+    if not isinstance(url, str) or not url or len(url) > 2048:
+        return None
+    parts = urlsplit(url)
+    token = parts.path.removeprefix(UPLOAD_PATH)
+    if (
+        parts.scheme not in ("https", "http")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.query
+        or parts.fragment
+        or not parts.path.startswith(UPLOAD_PATH)
+        or not token
+        or not all(c.isalnum() or c in "-_" for c in token)
+    ):
+        return None
+    return parts.netloc.lower()
+
+
 def descriptors(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The attachments a message (``PlainMessage.to_json()``) names that may be followed:
     well-formed (URL, base64 key and digest, size, name, media type), at most
@@ -139,16 +161,10 @@ def descriptors(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     for entry in raw[:MAX_PER_MESSAGE]:
         if not isinstance(entry, Mapping):
             continue
-        url, name, size = entry.get("url"), entry.get("name"), entry.get("size")
-        parts = urlsplit(url) if isinstance(url, str) and len(url) <= 2048 else None
+        name, size = entry.get("name"), entry.get("size")
         if (
-            parts is None
-            or parts.scheme not in ("https", "http")
-            or not sender_host
-            or parts.netloc.lower() != sender_host
-            or not parts.path.startswith(UPLOAD_PATH)
-            or parts.query
-            or parts.fragment
+            not sender_host
+            or upload_host(entry.get("url")) != sender_host
             or not isinstance(name, str)
             or not isinstance(size, int)
             or isinstance(size, bool)

@@ -41,6 +41,7 @@ from typing import Any
 from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crypto.attachments import UPLOAD_PATH
 from crypto.devicelist import DeviceList, parse_device_list, verify_one_time_key
 from crypto.encoding import b64decode, b64encode, parse_utc_time, utc_time
 from crypto.envelope import MAX_MESSAGE_BYTES, PlainMessage, decode_message
@@ -591,7 +592,7 @@ async def prune(session: AsyncSession, config: Config, at: datetime) -> int:
 
 # ---------------------------------------------------------------------------- attachments
 
-ATTACHMENT_PATH = "/e2ee/attachments/"
+ATTACHMENT_PATH = UPLOAD_PATH  # where attachment URLs point (crypto/attachments.py checks them)
 _TOKEN_BYTES = 32
 
 

@@ -823,26 +823,12 @@ async def delete_attachment(request: web.Request) -> web.Response:
 
 
 def _attachment_url(raw: str) -> str:
-    """``raw`` if it is an attachment URL (``http(s)://host/e2ee/attachments/TOKEN``, nothing
-    more): the fetch must not become a way to make this server fetch anything else."""
-    from urllib.parse import urlsplit
+    """``raw`` if it is an attachment URL (``crypto.attachments.upload_host``): the fetch must
+    not become a way to make this server fetch anything else."""
+    from crypto.attachments import upload_host
 
-    problem = "url: must be an attachment URL (https://server/e2ee/attachments/TOKEN)"
-    if not raw or len(raw) > 2048:
-        raise Unprocessable(problem)
-    parts = urlsplit(raw)
-    token = parts.path.removeprefix(e2ee.ATTACHMENT_PATH)
-    if (
-        parts.scheme not in ("https", "http")
-        or not parts.hostname
-        or parts.username is not None
-        or parts.query
-        or parts.fragment
-        or not parts.path.startswith(e2ee.ATTACHMENT_PATH)
-        or not token
-        or not all(c.isalnum() or c in "-_" for c in token)
-    ):
-        raise Unprocessable(problem)
+    if upload_host(raw) is None:
+        raise Unprocessable("url: must be an attachment URL (https://server/e2ee/attachments/TOKEN)")
     return raw
 
 

@@ -473,16 +473,20 @@ class DmClient:
             self.notices.append(f"The safety number with {ref} changed (a new master key). Compare it if you can.")
         return str(actor)
 
+    @property
+    def _own_domain(self) -> str:
+        """This member's instance as names show it: the actor URL's host and port."""
+        return urlsplit(self.profile.actor).netloc.lower()
+
     async def account(self, ref: str) -> dict[str, Any]:
         """The server's Account entity of ``ref`` (``name@host`` or an actor URL), found
         through search; only an exact match counts (a search's first hit may be someone else)."""
         wanted = ref.removeprefix("@").lower()
-        own_domain = urlsplit(self.profile.actor).netloc.lower()
         found = await self._call(
             "GET", "/api/v2/search", params={"q": ref, "resolve": "true", "type": "accounts", "limit": "5"}
         )
         for account in found.get("accounts", []):
-            if wanted in _names(account, own_domain):
+            if wanted in _names(account, self._own_domain):
                 return dict(account)
         raise DmError(f"{ref} was not found (give name@server or their profile's URL)")
 
@@ -554,7 +558,6 @@ class DmClient:
     async def unblock(self, ref: str) -> None:
         """Unblock ``ref``, found in the member's block list (search leaves blocked accounts out)."""
         wanted = ref.removeprefix("@").lower()
-        own_domain = urlsplit(self.profile.actor).netloc.lower()
         base = self.profile.server.rstrip("/")
         url: str | None = base + "/api/v1/blocks?limit=80"
         headers = {"Authorization": f"Bearer {self.profile.token}"}
@@ -565,7 +568,7 @@ class DmClient:
                     raise DmError(f"GET /api/v1/blocks: {resp.status} {resp.reason}")
                 following = resp.links.get("next")
             for account in page:
-                if wanted in _names(account, own_domain):
+                if wanted in _names(account, self._own_domain):
                     await self._call("POST", f"/api/v1/accounts/{account['id']}/unblock")
                     return
             url = str(following["url"]) if following and page else None
@@ -726,15 +729,12 @@ class DmClient:
         message and only the sender can make it (each device checks it came from the author).
         The recipient's devices no longer show it; they keep it, unseen, for a week so that it
         can still be reported, then drop it."""
-        item = next((i for i in self.profile.history if i["id"] == message_id), None)
-        if item is None or item["direction"] != "out":
-            raise DmError(f"{message_id} is not a message you sent (see `hearthside dm read --all`)")
-        created = parse_utc_time(item["message"]["created"], field="created")
-        if _now() - created > DELETE_FOR_EVERYONE_WITHIN:
-            raise DmError(
-                "a message can be deleted for everyone within 24 hours of sending; "
-                f"`hearthside dm delete {message_id}` deletes it from this device"
-            )
+        item = self._own_recent(
+            self._item(message_id),
+            DELETE_FOR_EVERYONE_WITHIN,
+            "a message can be deleted for everyone within 24 hours of sending; "
+            f"`hearthside dm delete {message_id}` deletes it from this device",
+        )
         peer = item["peer"]
         await self._pin(peer)
         retract = new_control_message(
@@ -774,7 +774,7 @@ class DmClient:
     def attachments(self, message_id: str) -> list[dict[str, Any]]:
         """The attachments a kept message names that this device will fetch: well-formed, and
         stored on the sender's own server (a message naming anything else is not followed)."""
-        item = next((i for i in self.profile.history if i["id"] == message_id), None)
+        item = self._item(message_id)
         if item is None:
             raise DmError(f"no message {message_id} on this device (see `hearthside dm read --all`)")
         return valid_attachments(item["message"])
@@ -802,13 +802,35 @@ class DmClient:
         new message naming the one it replaces (``edit_of``), franked like any other, to every
         device the first went to. Devices show the new text, marked edited, in its place; the
         recipient's keep the first text unseen for a week so that it can still be reported."""
-        item = next((i for i in self.profile.history if i["id"] == message_id), None)
-        if item is None or item["direction"] != "out" or item.get("replaced_by") or item.get("deleted_at"):
-            raise DmError(f"{message_id} is not a message you sent (see `hearthside dm read --all`)")
-        created = parse_utc_time(item["message"]["created"], field="created")
-        if _now() - created > EDIT_WITHIN:
-            raise DmError("a message can be edited within 24 hours of sending; send a new one instead")
+        found = self._item(message_id)
+        if found is not None and found.get("replaced_by"):
+            found = None  # edit the message that replaced it
+        item = self._own_recent(
+            found, EDIT_WITHIN, "a message can be edited within 24 hours of sending; send a new one instead"
+        )
         return await self.send(item["peer"], text, extra={"edit_of": message_id})
+
+    def _item(self, message_id: object) -> dict[str, Any] | None:
+        """The kept message with this id, or None."""
+        return next((i for i in self.profile.history if i["id"] == message_id), None)
+
+    @staticmethod
+    def _own_recent(item: dict[str, Any] | None, window: timedelta, late: str) -> dict[str, Any]:
+        """``item`` if it is a message this member sent less than ``window`` ago; DmError
+        otherwise (``late`` when only the time is wrong)."""
+        if item is None or item["direction"] != "out":
+            raise DmError("that is not a message you sent (see `hearthside dm read --all`)")
+        if not _within(item, _now(), window):
+            raise DmError(late)
+        return item
+
+    def _authored(self, target: object, message: PlainMessage, window: timedelta) -> dict[str, Any] | None:
+        """The kept message ``target`` when ``message`` (its edit or Delete) comes from the
+        same author less than ``window`` after it; None otherwise (ignored)."""
+        item = self._item(target)
+        if item is None or item["message"]["from"] != message.sender:
+            return None
+        return item if _within(item, message.created, window) else None
 
     def _supersede(self, message: PlainMessage, *, own: bool) -> str | None:
         """An edit (``edit_of``) of an earlier message: that message is replaced when it is the
@@ -818,11 +840,8 @@ class DmClient:
         target = message.body.get("edit_of")
         if not isinstance(target, str):
             return None
-        item = next((i for i in self.profile.history if i["id"] == target), None)
-        if item is None or item["message"]["from"] != message.sender or item.get("deleted_at"):
-            return None
-        created = parse_utc_time(item["message"]["created"], field="created")
-        if message.created - created > EDIT_WITHIN:
+        item = self._authored(target, message, EDIT_WITHIN)
+        if item is None or item.get("deleted_at"):
             return None
         item.pop("unread", None)
         item["replaced_by"] = message.id
@@ -874,12 +893,9 @@ class DmClient:
         """A ``Delete`` of an earlier message: honoured only from that message's author and
         within the window; a recipient keeps it unseen while it can be reported."""
         target = message.body.get("id")
-        item = next((i for i in self.profile.history if i["id"] == target), None)
-        if item is None or item["message"]["from"] != message.sender:
-            return  # not here (expired, never came) or not theirs to delete
-        created = parse_utc_time(item["message"]["created"], field="created")
-        if message.created - created > DELETE_FOR_EVERYONE_WITHIN:
-            return
+        item = self._authored(target, message, DELETE_FOR_EVERYONE_WITHIN)
+        if item is None:
+            return  # not here (expired, never came), not theirs to delete, or too late
         if own:  # the member deleted it from another of their devices
             self.delete(str(target))
             return
@@ -1306,6 +1322,11 @@ def _free_path(directory: Path, name: str) -> Path:
 def valid_attachments(message: dict[str, Any]) -> list[dict[str, Any]]:
     """A message's attachments this device will fetch (``crypto.attachments.descriptors``)."""
     return attachment_descriptors(message)
+
+
+def _within(item: dict[str, Any], moment: datetime, window: timedelta) -> bool:
+    """Whether ``moment`` is less than ``window`` after the kept message was written."""
+    return moment - parse_utc_time(item["message"]["created"], field="created") <= window
 
 
 def _spoken(seconds: int) -> str:
