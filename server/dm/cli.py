@@ -141,16 +141,38 @@ async def _setup(client: DmClient, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _send(client: DmClient, args: argparse.Namespace) -> int:
+def _message(args: argparse.Namespace) -> tuple[str, timedelta | None, list[Path]]:
+    """What `send` and `reply` send: the text (standard input for none or "-"; "" for files
+    alone), the disappearing-message time and the files to attach."""
     if args.text is None and args.attach:
         text = ""  # an attachment alone: the message names the files
     else:
         text = args.text if args.text not in (None, "-") else sys.stdin.read()
-    expires = _duration(args.expires) if args.expires else None
-    files = [Path(f) for f in args.attach or ()]
-    message_id = await client.send(args.to, text.rstrip("\n"), expires_in=expires, files=files)
-    _emit(args, {"id": message_id, "to": args.to}, f"Sent ({message_id}).")
+    return text.rstrip("\n"), _duration(args.expires) if args.expires else None, [Path(f) for f in args.attach or ()]
+
+
+async def _send(client: DmClient, args: argparse.Namespace) -> int:
+    text, expires, files = _message(args)
+    if args.dm_command == "reply":
+        message_id = await client.reply(args.message_id, text, expires_in=expires, files=files)
+        shown = {"id": message_id, "reply_to": args.message_id}, f"Sent ({message_id}), answering {args.message_id}."
+    else:
+        message_id = await client.send(args.to, text, expires_in=expires, files=files)
+        shown = {"id": message_id, "to": args.to}, f"Sent ({message_id})."
+    _emit(args, *shown)
     _show_support(args, client.support)
+    return 0
+
+
+async def _react(client: DmClient, args: argparse.Namespace) -> int:
+    if (args.emoji is None) == (not args.undo):
+        raise DmError("give one emoji, or --undo to take your reaction back")
+    target = await client.react(args.message_id, None if args.undo else args.emoji)
+    _emit(
+        args,
+        {"id": target, "emoji": None if args.undo else args.emoji},
+        f"Took back your reaction to {target}." if args.undo else f"Reacted {args.emoji} to {target}.",
+    )
     return 0
 
 
@@ -197,8 +219,12 @@ async def _requests(client: DmClient, args: argparse.Namespace) -> int:
     waiting = client.requests()
     for entry in waiting:
         lines = [f"{entry['peer']} ({len(entry['messages'])} message(s)):"]
-        lines += ["  " + _line(item) for item in entry["messages"]]
-        _emit(args, {"peer": entry["peer"], "messages": [_shown(i) for i in entry["messages"]]}, "\n".join(lines))
+        lines += ["  " + _line(client, item) for item in entry["messages"]]
+        _emit(
+            args,
+            {"peer": entry["peer"], "messages": [_shown(client, i) for i in entry["messages"]]},
+            "\n".join(lines),
+        )
     if not waiting and not args.json:
         print("No message requests.")
     elif not args.json:
@@ -296,21 +322,31 @@ def _duration(text: str, *, option: str = "--expires") -> timedelta:
     return timedelta(seconds=int(number) * units[unit])
 
 
-def _line(item: dict[str, Any]) -> str:
+def _line(client: DmClient, item: dict[str, Any]) -> str:
     message = item["message"]
     arrow = "->" if item["direction"] == "out" else "<-"
     peer = message["to"] if item["direction"] == "out" else message["from"]
     content = "(deleted by the sender)" if item.get("deleted_at") else message["body"].get("content", "")
     edited = " (edited)" if item.get("edits") else ""
     files = "".join(f" [file: {a['name']}, {a['size']} bytes]" for a in valid_attachments(message))
-    return f"{message['created']} {arrow} {peer}: {content}{edited}{files}  [{item['id']}]"
+    answers = f"(answering {item['reply_to']}: {client.quote(item['reply_to'])}) " if item.get("reply_to") else ""
+    reactions = "".join(
+        f" [{emoji} {'them' if actor == item['peer'] else 'you'}]"
+        for actor, emoji in client.reactions(item["id"]).items()
+    )
+    return f"{message['created']} {arrow} {peer}: {answers}{content}{edited}{files}{reactions}  [{item['id']}]"
 
 
-def _shown(item: dict[str, Any]) -> dict[str, Any]:
+def _shown(client: DmClient, item: dict[str, Any]) -> dict[str, Any]:
     """A history item as `read --json` prints it (a message its sender deleted: no text)."""
     data = {k: item[k] for k in ("id", "direction", "peer", "message")}
     if item.get("edits"):
         data["edits"] = item["edits"]
+    if item.get("reply_to"):
+        data["reply_to"] = item["reply_to"]
+    reactions = client.reactions(item["id"])
+    if reactions:
+        data["reactions"] = reactions
     if item.get("deleted_at"):
         data["message"] = {**item["message"], "body": {"type": "Note", "content": ""}}
         data["deleted_at"] = item["deleted_at"]
@@ -328,10 +364,11 @@ async def _read(client: DmClient, args: argparse.Namespace) -> int:
         # Requests wait in `requests`; a message corrected by an edit shows once, as edited.
         items = [i for i in items if not i.get("request") and not i.get("replaced_by")]
     else:
-        ids = {m.id for m in fresh}
+        # New messages, and earlier ones the other member has reacted to since.
+        ids = {m.id for m in fresh} | set(client.reacted)
         items = [item for item in client.profile.history if item["id"] in ids]
     for item in items:
-        _emit(args, _shown(item), _line(item))
+        _emit(args, _shown(client, item), _line(client, item))
     _show_support(args, client.support)
     waiting = client.requests()
     if waiting:
@@ -448,12 +485,22 @@ def add_parser(sub: Any) -> None:
     )
     p.set_defaults(fn=_with_client(_setup))
 
-    p = commands.add_parser("send", help="send a message")
-    p.add_argument("to", help="name@server or an actor URL")
-    p.add_argument("text", nargs="?", help="the message (default: standard input)")
-    p.add_argument("--expires", help="disappearing message: deleted on every device after e.g. 10m, 2h, 7d")
-    p.add_argument("--attach", action="append", metavar="FILE", help="attach a file, encrypted here (repeatable)")
-    p.set_defaults(fn=_with_client(_send))
+    for name, first, what, helped in (
+        ("send", "to", "name@server or an actor URL", "send a message"),
+        ("reply", "message_id", "as `read` shows it", "answer a message (the reply shows which one it answers)"),
+    ):
+        p = commands.add_parser(name, help=helped)
+        p.add_argument(first, help=what)
+        p.add_argument("text", nargs="?", help="the message (default: standard input)")
+        p.add_argument("--expires", help="disappearing message: deleted on every device after e.g. 10m, 2h, 7d")
+        p.add_argument("--attach", action="append", metavar="FILE", help="attach a file, encrypted here (repeatable)")
+        p.set_defaults(fn=_with_client(_send))
+
+    p = commands.add_parser("react", help="react to a message with one emoji (or take your reaction back)")
+    p.add_argument("message_id", help="as `read` shows it")
+    p.add_argument("emoji", nargs="?", help="one emoji, e.g. 💛")
+    p.add_argument("--undo", action="store_true", help="take your reaction back")
+    p.set_defaults(fn=_with_client(_react))
 
     p = commands.add_parser("save", help="save a message's attachments (fetched, checked and decrypted here)")
     p.add_argument("message_id", help="as `read` shows it")

@@ -28,6 +28,9 @@ sees public keys and ciphertext only. :class:`DmClient` wraps one :class:`~serve
   disappearing-message time);
 * ``send(..., files=)`` encrypts each attachment here (crypto/attachments.py) and uploads the
   ciphertext; ``save_attachments`` fetches through the member's own server, checks and decrypts;
+* ``reply`` sends a message answering a kept one (``in_reply_to``; a device shows the quote
+  from its own copy, so a reply cannot put words in anyone's mouth), and ``react`` sends a
+  ``Reaction`` (one emoji per member and message, the newest wins, ``None`` takes it back);
 * messages from senders the member does not know wait as requests (``requests``, ``accept``,
   ``decline``); ``block``, ``concern`` and ``revoke_self``/``revoke_token`` (logout) call the
   server's ordinary endpoints.
@@ -45,6 +48,7 @@ import logging
 import mimetypes
 import os
 import secrets
+import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -79,6 +83,10 @@ REPORTABLE_AFTER_DELETION = timedelta(days=7)
 MAX_TIMER = timedelta(days=365)
 MAX_ATTACHMENTS = MAX_PER_MESSAGE
 EDIT_WITHIN = timedelta(hours=24)
+# A reaction: one emoji, which may be a sequence (skin tone, ZWJ family, flag tags) of up to
+# this many code points.
+MAX_REACTION_CHARS = 10
+QUOTE_CHARS = 60
 ONE_TIME_KEYS = 50
 REPLENISH_BELOW = 20
 _DEVICE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -114,6 +122,8 @@ class Incoming:
     edits: str | None = None  # the id of the message this one corrects (shown in its place)
     # Its attachments (name, size, media_type); ``DmClient.save_attachments`` fetches them.
     attachments: tuple[dict[str, Any], ...] = ()
+    # The kept message of the same conversation it answers (``DmClient.quote`` shows it).
+    reply_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +168,8 @@ class DmClient:
         # Support panels to show the member (see ``support_for``): for what they sent, as the
         # ``send`` that made it returns; for what they received, on each ``Incoming``.
         self.support: list[dict[str, Any]] = []
+        # Kept messages the other member reacted to since the last ``receive`` (ids, in order).
+        self.reacted: list[str] = []
         self._control: list[Control] = []
 
     def _persist(self) -> None:
@@ -654,6 +666,7 @@ class DmClient:
                 "direction": "out",
                 "peer": actor,
                 "edits": edits,
+                "reply_to": self._reply_target(message, actor),
                 "uploads": uploads,
                 "message": message.to_json(),
                 "message_bytes": b64encode(message.encoded),
@@ -808,7 +821,108 @@ class DmClient:
         item = self._own_recent(
             found, EDIT_WITHIN, "a message can be edited within 24 hours of sending; send a new one instead"
         )
-        return await self.send(item["peer"], text, extra={"edit_of": message_id})
+        extra = {"edit_of": message_id}
+        if item.get("reply_to"):
+            extra["in_reply_to"] = item["reply_to"]  # the correction answers what the first did
+        return await self.send(item["peer"], text, extra=extra)
+
+    async def reply(
+        self, message_id: str, text: str, *, expires_in: timedelta | None = None, files: Sequence[Path] = ()
+    ) -> str:
+        """Answer a kept message: a message to the same conversation naming it (``in_reply_to``).
+        Each device shows the quote from its own copy of that message, never from the reply, so
+        a reply cannot make anyone appear to have written what they did not."""
+        item = self._current(message_id)
+        return await self.send(
+            item["peer"], text, expires_in=expires_in, files=files, extra={"in_reply_to": item["id"]}
+        )
+
+    async def react(self, message_id: str, emoji: str | None) -> str:
+        """React to a kept message with one emoji (``None``: take the reaction back). The
+        ``Reaction`` travels encrypted like a message to the other member's devices and ours;
+        each member has at most one reaction per message, the newest wins. Returns the id of
+        the message reacted to (an edited message's reactions go to its corrected text)."""
+        if emoji is not None and not valid_reaction(emoji):
+            raise DmError(f"a reaction is one emoji (at most {MAX_REACTION_CHARS} characters, no spaces)")
+        item = self._current(message_id)
+        if item.get("deleted_at"):
+            raise DmError("its sender deleted that message")
+        peer = item["peer"]
+        await self._pin(peer)
+        moment = _now()
+        change = new_control_message(
+            sender=self.profile.actor,
+            recipient=peer,
+            body={"type": "Reaction", "of": item["id"], "emoji": emoji or ""},
+            now=moment,
+        )
+        await self._deliver(peer, change, shown_as=peer)
+        self._set_reaction(item, self.profile.actor, emoji or "", int(moment.timestamp()))
+        return str(item["id"])
+
+    def _current(self, message_id: str) -> dict[str, Any]:
+        """The kept message shown for ``message_id`` (an edited one's correction), not a
+        request; DmError otherwise."""
+        item = self._latest(message_id)
+        if item is None:
+            raise DmError(f"no message {message_id} on this device (see `hearthside dm read --all`)")
+        if item.get("request"):
+            raise DmError("accept their message request first (`hearthside dm requests accept NAME`)")
+        return item
+
+    def _latest(self, message_id: object) -> dict[str, Any] | None:
+        """The kept message with this id, or the edit that replaced it (and so on)."""
+        item = self._item(message_id)
+        for _ in range(100):  # an edit of an edit...; bounded, though ids never repeat
+            if item is None or not item.get("replaced_by"):
+                break
+            item = self._item(item["replaced_by"])
+        return item
+
+    def quote(self, message_id: str) -> str:
+        """What a reply answers, as this device kept it: the start of its text."""
+        item = self._latest(message_id)
+        if item is None:
+            return "(no longer on this device)"
+        if item.get("deleted_at"):
+            return "(deleted by the sender)"
+        text = " ".join(str(item["message"]["body"].get("content", "")).split())
+        return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1] + "…"
+
+    def reactions(self, message_id: str) -> dict[str, str]:
+        """The reactions to a kept message: actor -> emoji."""
+        item = self._item(message_id)
+        found = item.get("reactions", {}) if item is not None else {}
+        return {actor: emoji for actor, (emoji, _) in found.items() if emoji}
+
+    def _reply_target(self, message: PlainMessage, peer: str) -> str | None:
+        """The message ``message`` answers, when it is kept here and of the same conversation
+        (anything else is not shown: a reply cannot reach into another conversation)."""
+        target = message.body.get("in_reply_to")
+        item = self._item(target) if isinstance(target, str) else None
+        return target if item is not None and item["peer"] == peer else None
+
+    def _reacted(self, message: PlainMessage, own: bool, peer: str) -> None:
+        """A ``Reaction`` from the other member (or from one of our devices): kept on the
+        message when it is one of this conversation and still shown; anything else is ignored."""
+        target, emoji = message.body.get("of"), message.body.get("emoji")
+        if not isinstance(emoji, str) or (emoji and not valid_reaction(emoji)):
+            return
+        item = self._item(target)
+        if item is None or item["peer"] != peer or item.get("deleted_at"):
+            return
+        if self._set_reaction(item, message.sender, emoji, message.created_at) and not own:
+            item["reaction_unread"] = True  # `receive` tells the member once
+
+    @staticmethod
+    def _set_reaction(item: dict[str, Any], actor: str, emoji: str, at: int) -> bool:
+        """One reaction per member and message, the newest wins ("" takes it back)."""
+        reactions = item.setdefault("reactions", {})
+        current = reactions.get(actor)
+        if current is not None and current[1] > at:
+            return False
+        reactions[actor] = [emoji, at]
+        return True
 
     def _item(self, message_id: object) -> dict[str, Any] | None:
         """The kept message with this id, or None."""
@@ -962,7 +1076,10 @@ class DmClient:
         """What was opened and not yet handed to the member (kept, marked unread, in the
         history): handed over once, in the order received."""
         received: list[Incoming] = []
+        self.reacted = []
         for item in self.profile.history:
+            if item.pop("reaction_unread", False) and not item.get("request") and not item.get("unread"):
+                self.reacted.append(item["id"])
             if not item.get("request") and item.pop("unread", False):
                 message = item["message"]
                 own = item["direction"] == "out"
@@ -980,6 +1097,7 @@ class DmClient:
                         panel,
                         item.get("edits"),
                         files,
+                        item.get("reply_to"),
                     )
                 )
                 if panel is not None:
@@ -1054,6 +1172,9 @@ class DmClient:
         if message.body.get("type") == "Timer":
             self._timer_changed(message, own)
             return
+        if message.body.get("type") == "Reaction":
+            self._reacted(message, own, peer)
+            return
         if message.body.get("type") != "Note":
             # An in-band protocol step (key verification): never shown, never kept as history.
             if not own:
@@ -1064,6 +1185,7 @@ class DmClient:
             {
                 "id": message.id,
                 "edits": edits,
+                "reply_to": self._reply_target(message, peer),
                 "direction": "out" if own else "in",
                 "peer": peer,
                 "message": message.to_json(),
@@ -1317,6 +1439,18 @@ def _free_path(directory: Path, name: str) -> Path:
         if not candidate.exists():
             return candidate
     raise DmError(f"{directory}: too many files named {name}")
+
+
+def valid_reaction(text: object) -> bool:
+    """One emoji: 1 to MAX_REACTION_CHARS code points, no spaces, controls, unassigned or
+    private-use characters; of the invisible format characters only the zero-width joiner and
+    the tag characters emoji sequences use (family emoji, subdivision flags)."""
+    if not isinstance(text, str) or not 0 < len(text) <= MAX_REACTION_CHARS:
+        return False
+    for char in text:
+        if unicodedata.category(char)[0] in "ZC" and not (char == "\u200d" or "\U000e0020" <= char <= "\U000e007f"):
+            return False
+    return True
 
 
 def valid_attachments(message: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,0 +1,210 @@
+"""Replies and reactions in end-to-end encrypted conversations (``DmClient.reply``/``react``,
+``hearthside dm reply``/``react``), between members of two real Hearthside instances.
+
+A reply names the message it answers and each device quotes that message from its own copy;
+a reaction is one emoji per member and message, the newest wins. Both travel encrypted and
+franked like any message; what names a message of another conversation, an invalid emoji or
+an older reaction than the one kept changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from federation_harness import Instance, eventually, instances
+from test_e2ee_e2e import PASSPHRASE, device, dm, handle, open_to_everyone, receive_until, run_dm, talking
+
+from crypto.envelope import new_control_message, new_message
+from server.dm.client import DmClient, DmError, Incoming, valid_reaction
+from server.dm.store import Store
+
+
+@pytest.mark.parametrize(
+    "emoji",
+    [
+        "💛",
+        "👍🏽",  # skin tone modifier
+        "👩\u200d❤️\u200d👩",  # a ZWJ sequence with a variation selector
+        "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",  # a subdivision flag (tags)
+        "1️⃣",  # a keycap
+    ],
+)
+def test_a_reaction_is_one_emoji_however_it_is_composed(emoji: str) -> None:
+    assert valid_reaction(emoji)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "a b", "👍\n", "💛" * 11, "\u202e👍", "\ue000", "\u200b", "👍\x00", None, 1, ["👍"]],
+    ids=[
+        "empty",
+        "space",
+        "newline",
+        "too long",
+        "bidi override",
+        "private use",
+        "zero width space",
+        "nul",
+        "none",
+        "number",
+        "list",
+    ],
+)
+def test_a_reaction_refuses_spaces_controls_and_invisible_characters(value: Any) -> None:
+    assert not valid_reaction(value)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def pair(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[list[Instance]]:
+    pg = request.getfixturevalue("pg_server") if request.param == "postgres" else None
+    async for started in instances(request.param, tmp_path, pg):
+        yield started
+
+
+async def opened(client: DmClient, count: int = 1) -> tuple[list[Incoming], list[str]]:
+    """Wait until ``count`` ciphertexts wait in the device's inbox, then receive: the messages
+    handed over and the kept messages the other member reacted to meanwhile. (Each step below
+    sends one thing and waits for it, so the order of arrival is the order of sending.)"""
+
+    async def waiting() -> bool:
+        page = await client._call("GET", "/api/v1/hearthside/e2ee/messages", params={"limit": str(count)})
+        return len(page.get("messages", [])) >= count
+
+    await eventually(waiting, what=f"a message for {client.profile.acct}", within=45)
+    return await client.receive(), list(client.reacted)
+
+
+async def test_replies_quote_the_readers_own_copy_and_reactions_keep_one_per_member(
+    pair: list[Instance], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    async with talking(pair) as (a, b, alice1, bob1):
+        alice2, _ = await device(a, "alice")
+        await alice1.approve(alice2.device.device_id)
+        await b.user("carol")
+        carol1, _ = await device(b, "carol")
+        await open_to_everyone(b, carol1)
+        alice, bob = a.actor("alice"), b.actor("bob")
+        bob_handle = handle(b, "bob")
+        async with alice2, carol1:
+            question = await alice1.send(bob_handle, "are you coming to the group tonight?")
+            elsewhere = await alice1.send(handle(b, "carol"), "a message of another conversation")
+            await receive_until(bob1)
+            await receive_until(alice2, 2)
+
+            # A reply: every device of both shows what it answers, quoted from its own copy.
+            answer = await bob1.reply(question, "yes, I'll be there at 7")
+            (got,) = await receive_until(alice1)
+            assert (got.id, got.content, got.reply_to) == (answer, "yes, I'll be there at 7", question)
+            assert alice1.quote(question) == "are you coming to the group tonight?"
+            (copy,) = await receive_until(alice2)
+            assert copy.reply_to == question
+            assert next(i for i in bob1.profile.history if i["id"] == answer)["reply_to"] == question
+
+            # A reply naming a message of another conversation, or one never sent, quotes nothing.
+            for target in (elsewhere, "00000000-0000-4000-8000-000000000000"):
+                forged = new_message(
+                    sender=bob,
+                    recipient=alice,
+                    content="look what you said",
+                    now=datetime.now(UTC),
+                    extra={"in_reply_to": target},
+                )
+                await bob1._deliver(alice, forged, shown_as="alice")
+                (shown,) = await receive_until(alice1)
+                assert (shown.content, shown.reply_to) == ("look what you said", None)
+                await receive_until(alice2)
+
+            # An edit of a reply still answers the same message.
+            thanks = await alice1.reply(answer, "great")
+            await receive_until(bob1)
+            corrected = await alice1.edit(thanks, "great, see you there")
+            (edit,) = await receive_until(bob1)
+            assert (edit.id, edit.edits, edit.reply_to) == (corrected, thanks, answer)
+            await opened(alice2, 2)
+
+            # Reactions: one per member and message; the other side is told once; the newest wins.
+            assert await alice1.react(answer, "💛") == answer
+            assert await opened(bob1) == ([], [answer])
+            assert bob1.reactions(answer) == {alice: "💛"}
+            assert await opened(alice2) == ([], [])  # our own reaction: kept, no notice
+            assert alice2.reactions(answer) == {alice: "💛"}
+            await alice2.react(answer, "🙏")
+            await opened(bob1)
+            await opened(alice1)
+            assert bob1.reactions(answer) == alice1.reactions(answer) == {alice: "🙏"}
+            await bob1.react(question, "👍")
+            assert await opened(alice1) == ([], [question])
+            assert alice1.reactions(question) == {bob: "👍"}
+            await opened(alice2)
+            # A reaction to a message not yet shown comes with it: no separate notice.
+            unseen = await bob1.send(handle(a, "alice"), "one more thing")
+            await bob1.react(unseen, "✨")
+            (new,), reacted = await opened(alice1, 2)
+            assert (new.id, reacted, alice1.reactions(unseen)) == (unseen, [], {bob: "✨"})
+            await opened(alice2, 2)
+
+            # What changes nothing: an older reaction than the one kept, an invalid emoji, a
+            # reaction to a message of another conversation or to one that does not exist.
+            undecryptable = alice1.profile.undecryptable
+            stale = datetime.now(UTC) - timedelta(hours=1)
+            for body, moment in (
+                ({"type": "Reaction", "of": question, "emoji": "😡"}, stale),
+                ({"type": "Reaction", "of": question, "emoji": "not one emoji"}, datetime.now(UTC)),
+                ({"type": "Reaction", "of": question, "emoji": 5}, datetime.now(UTC)),
+                ({"type": "Reaction", "of": elsewhere, "emoji": "😡"}, datetime.now(UTC)),
+                ({"type": "Reaction", "of": "nothing", "emoji": "😡"}, datetime.now(UTC)),
+            ):
+                reaction = new_control_message(sender=bob, recipient=alice, body=body, now=moment)
+                await bob1._deliver(alice, reaction, shown_as="alice")
+                assert await opened(alice1) == ([], [])
+                await opened(alice2)
+            assert alice1.reactions(question) == {bob: "👍"} and alice1.reactions(elsewhere) == {}
+            assert alice1.profile.undecryptable == undecryptable  # opened fine, then ignored
+
+            # Taking a reaction back; refusals that send nothing.
+            await alice1.react(answer, None)
+            await opened(bob1)
+            assert bob1.reactions(answer) == {}
+            await opened(alice2)
+            with pytest.raises(DmError, match="one emoji"):
+                await alice1.react(answer, "two words")
+            with pytest.raises(DmError, match="no message"):
+                await alice1.react("not-kept", "👍")
+            with pytest.raises(DmError, match="no message"):
+                await alice1.reply("not-kept", "hello?")
+
+            # A reply to an edited message answers its corrected text; the quote follows edits,
+            # and a message its sender deleted is quoted as deleted.
+            fixed = await alice1.edit(question, "are you coming to the group tomorrow?")
+            await receive_until(bob1)
+            assert bob1.quote(question) == "are you coming to the group tomorrow?"
+            again = await bob1.reply(question, "tomorrow too")
+            assert next(i for i in bob1.profile.history if i["id"] == again)["reply_to"] == fixed
+            await receive_until(alice1)
+            await alice1.delete_for_everyone(fixed)
+            await opened(bob1)
+            assert bob1.quote(fixed) == "(deleted by the sender)"
+            with pytest.raises(DmError, match="deleted"):
+                await bob1.react(fixed, "👍")
+
+            # The commands: a reply and a reaction from bob's device, shown by `read --all`.
+            Store(tmp_path / "bob", PASSPHRASE).save(bob1.profile)
+            out = await dm(tmp_path / "bob", "reply", answer, "see you then")
+            assert f"answering {answer}" in out
+            (shown,) = await receive_until(alice1)
+            assert (shown.content, shown.reply_to) == ("see you then", answer)
+            await dm(tmp_path / "bob", "react", answer, "🌻")
+            await opened(alice1)
+            assert alice1.reactions(answer) == {bob: "🌻"}
+            out = await dm(tmp_path / "bob", "read", "--all")
+            assert f"(answering {answer}: yes, I'll be there at 7) see you then" in out
+            assert "yes, I'll be there at 7 [🌻 you]" in out
+            await dm(tmp_path / "bob", "react", answer, "--undo")
+            assert "🌻" not in await dm(tmp_path / "bob", "read", "--all")
+            code, _, err = await run_dm(tmp_path / "bob", "react", answer)
+            assert code == 2 and "one emoji, or --undo" in err
