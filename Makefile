@@ -62,6 +62,7 @@ bench: setup pg-binaries bench-tools peers
 	$(BIN)/python -m bench.e2ee_bench
 	$(BIN)/python -m bench.moderation_bench
 	$(BIN)/python -m bench.crisis_bench
+	$(BIN)/python -m bench.dm_store_bench
 
 # Federation (issue 3): inbox ingest and group fan-out, against a bare aiohttp handler and the
 # Fedify peer (bench/federation_bench.py). Wrap in `flock /tmp/bench.lock` when others benchmark too.

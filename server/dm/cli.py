@@ -106,7 +106,7 @@ def cmd_logout(args: argparse.Namespace) -> int:
         return problem
 
     problem = asyncio.run(go())
-    store.path.unlink()
+    store.destroy()
     if device_id is None:
         text = "Logged out: nothing was set up here; the login is revoked and its store deleted."
     elif problem is None:
