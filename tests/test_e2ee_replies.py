@@ -192,6 +192,15 @@ async def test_replies_quote_the_readers_own_copy_and_reactions_keep_one_per_mem
             with pytest.raises(DmError, match="deleted"):
                 await bob1.react(fixed, "👍")
 
+            # Searching this device's messages: in any case, by file name too; not the first
+            # text of an edited message, nor one its sender deleted, nor requests.
+            assert [i["id"] for i in bob1.search("THERE AT")] == [answer]
+            assert bob1.search("tonight") == [] and bob1.search("tomorrow?") == []  # edited, then deleted
+            assert [i["id"] for i in alice1.search("another conversation")] == [elsewhere]
+            assert alice1.search("another conversation", peer=bob) == []
+            with pytest.raises(DmError, match="some text"):
+                bob1.search("  ")
+
             # The commands: a reply and a reaction from bob's device, shown by `read --all`.
             Store(tmp_path / "bob", PASSPHRASE).save(bob1.profile)
             out = await dm(tmp_path / "bob", "reply", answer, "see you then")
@@ -204,6 +213,9 @@ async def test_replies_quote_the_readers_own_copy_and_reactions_keep_one_per_mem
             out = await dm(tmp_path / "bob", "read", "--all")
             assert f"(answering {answer}: yes, I'll be there at 7) see you then" in out
             assert "yes, I'll be there at 7 [🌻 you]" in out
+            found = await dm(tmp_path / "bob", "search", "see you", "--with", handle(a, "alice"))
+            assert "see you then" in found and "great, see you there (edited)" in found
+            assert "Nothing found" in await dm(tmp_path / "bob", "search", "tonight")
             await dm(tmp_path / "bob", "react", answer, "--undo")
             assert "🌻" not in await dm(tmp_path / "bob", "read", "--all")
             code, _, err = await run_dm(tmp_path / "bob", "react", answer)

@@ -384,6 +384,16 @@ async def _read(client: DmClient, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _search(client: DmClient, args: argparse.Namespace) -> int:
+    peer = await client.resolve(args.with_) if args.with_ else None
+    found = client.search(args.text, peer=peer)
+    for item in found:
+        _emit(args, _shown(client, item), _line(client, item))
+    if not found and not args.json:
+        print("Nothing found on this device.")
+    return 0
+
+
 async def _conversations(client: DmClient, args: argparse.Namespace) -> int:
     await client.fetch()  # new messages stay unread for `read`
     for entry in client.conversations():
@@ -511,6 +521,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--all", action="store_true", help="show the whole history kept on this device")
     p.add_argument("--with", dest="with_", help="only the conversation with this contact (with --all)")
     p.set_defaults(fn=_with_client(_read))
+
+    p = commands.add_parser("search", help="search the messages kept on this device (no server can)")
+    p.add_argument("text", help="words to look for, in any case")
+    p.add_argument("--with", dest="with_", help="only the conversation with this contact")
+    p.set_defaults(fn=_with_client(_search))
 
     commands.add_parser("conversations", help="list conversations").set_defaults(fn=_with_client(_conversations))
 

@@ -31,6 +31,7 @@ sees public keys and ciphertext only. :class:`DmClient` wraps one :class:`~serve
 * ``reply`` sends a message answering a kept one (``in_reply_to``; a device shows the quote
   from its own copy, so a reply cannot put words in anyone's mouth), and ``react`` sends a
   ``Reaction`` (one emoji per member and message, the newest wins, ``None`` takes it back);
+* ``search`` looks through the messages kept on this device (no server could);
 * messages from senders the member does not know wait as requests (``requests``, ``accept``,
   ``decline``); ``block``, ``concern`` and ``revoke_self``/``revoke_token`` (logout) call the
   server's ordinary endpoints.
@@ -1229,6 +1230,26 @@ class DmClient:
 
     def history_with(self, peer: str) -> list[dict[str, Any]]:
         return [item for item in self.profile.history if item["peer"] == peer]
+
+    def search(self, text: str, *, peer: str | None = None) -> list[dict[str, Any]]:
+        """Kept messages whose text or file names contain ``text`` (any case), oldest first:
+        what ``read --all`` shows, so not requests, not the first text of an edited message,
+        not messages their sender deleted. Only on this device: no server can search."""
+        needle = " ".join(text.split()).casefold()
+        if not needle:
+            raise DmError("give some text to search for")
+        found = []
+        for item in self.profile.history:
+            if item.get("request") or item.get("replaced_by") or item.get("deleted_at"):
+                continue
+            if peer is not None and item["peer"] != peer:
+                continue
+            message = item["message"]
+            words = [str(message["body"].get("content", ""))]
+            words += [str(a.get("name", "")) for a in valid_attachments(message)]
+            if any(needle in " ".join(w.split()).casefold() for w in words):
+                found.append(item)
+        return found
 
     async def resolve(self, ref: str) -> str:
         """The actor URI of a handle or URI (pins their device list on the way)."""
