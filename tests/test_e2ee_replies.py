@@ -220,3 +220,44 @@ async def test_replies_quote_the_readers_own_copy_and_reactions_keep_one_per_mem
             assert "🌻" not in await dm(tmp_path / "bob", "read", "--all")
             code, _, err = await run_dm(tmp_path / "bob", "react", answer)
             assert code == 2 and "one emoji, or --undo" in err
+
+
+async def test_keep_messages__older_ones_are_deleted_from_this_device_only(
+    pair: list[Instance], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``keep``: a device keeps messages for a chosen time after they were written, sent and
+    received alike (Signal's "keep messages"); the other side and the member's other devices
+    keep their own setting."""
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    async with talking(pair) as (a, b, alice1, bob1):
+        alice, bob = a.actor("alice"), b.actor("bob")
+        await alice1.resolve(handle(b, "bob"))  # pins bob's devices for the hand-made message
+        old = new_message(
+            sender=alice, recipient=bob, content="written three days ago", now=datetime.now(UTC) - timedelta(days=3)
+        )
+        await alice1._deliver(bob, old, shown_as="bob")
+        await receive_until(bob1)
+        await alice1.send(handle(b, "bob"), "written today")
+        await receive_until(bob1)
+        await bob1.send(handle(a, "alice"), "an answer from today")
+        with pytest.raises(DmError, match="between 1 day and 10 years"):
+            bob1.keep(timedelta(hours=2))
+
+        Store(tmp_path / "bob", PASSPHRASE).save(bob1.profile)
+        out = await dm(tmp_path / "bob", "keep")
+        assert "kept until you delete them" in out
+        out = await dm(tmp_path / "bob", "keep", "2d")
+        assert "deleted 2 days after they were written (1 deleted now)" in out
+        shown = await dm(tmp_path / "bob", "read", "--all")
+        assert "written three days ago" not in shown and "written today" in shown and "an answer from today" in shown
+        # Kept with the store, and applied from then on.
+        kept = Store(tmp_path / "bob", PASSPHRASE).load()
+        assert kept.keep_seconds == 2 * 86400
+        client = DmClient(kept)
+        assert client.purge_expired(datetime.now(UTC) + timedelta(days=3)) == 2
+        assert "forever" not in await dm(tmp_path / "bob", "keep", "forever")
+        assert Store(tmp_path / "bob", PASSPHRASE).load().keep_seconds is None
+        # Alice's device has no such setting: it keeps what it had, and what comes.
+        (answer,) = await receive_until(alice1)
+        assert answer.content == "an answer from today"
+        assert alice1.purge_expired(datetime.now(UTC) + timedelta(days=3)) == 0

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from crypto.errors import CryptoError, WrongPassphraseError
-from server.dm.client import DmClient, DmError, valid_attachments
+from server.dm.client import DmClient, DmError, spoken, valid_attachments
 from server.dm.store import Store, StoreMissing
 
 DEFAULT_HOME = Path.home() / ".local" / "share" / "hearthside" / "dm"
@@ -384,6 +384,26 @@ async def _read(client: DmClient, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _keep(client: DmClient, args: argparse.Namespace) -> int:
+    if args.period is not None:
+        period = None if args.period == "forever" else _duration(args.period, option="keep")
+        deleted = client.keep(period)
+    else:
+        deleted = client.purge_expired()
+    seconds = client.profile.keep_seconds
+    text = (
+        f"Messages on this device are deleted {spoken(seconds)} after they were written"
+        if seconds
+        else "Messages on this device are kept until you delete them"
+    )
+    _emit(
+        args,
+        {"keep_seconds": seconds, "deleted": deleted},
+        text + (f" ({deleted} deleted now)." if deleted else "."),
+    )
+    return 0
+
+
 async def _search(client: DmClient, args: argparse.Namespace) -> int:
     peer = await client.resolve(args.with_) if args.with_ else None
     found = client.search(args.text, peer=peer)
@@ -521,6 +541,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--all", action="store_true", help="show the whole history kept on this device")
     p.add_argument("--with", dest="with_", help="only the conversation with this contact (with --all)")
     p.set_defaults(fn=_with_client(_read))
+
+    p = commands.add_parser("keep", help="how long this device keeps messages (older ones are deleted here)")
+    p.add_argument("period", nargs="?", help="e.g. 30d, 365d, or forever (default: show the setting)")
+    p.set_defaults(fn=_with_client(_keep))
 
     p = commands.add_parser("search", help="search the messages kept on this device (no server can)")
     p.add_argument("text", help="words to look for, in any case")

@@ -84,6 +84,8 @@ REPORTABLE_AFTER_DELETION = timedelta(days=7)
 MAX_TIMER = timedelta(days=365)
 MAX_ATTACHMENTS = MAX_PER_MESSAGE
 EDIT_WITHIN = timedelta(hours=24)
+MIN_KEEP = timedelta(days=1)
+MAX_KEEP = timedelta(days=3653)
 # A reaction: one emoji, which may be a sequence (skin tone, ZWJ family, flag tags) of up to
 # this many code points.
 MAX_REACTION_CHARS = 10
@@ -719,16 +721,32 @@ class DmClient:
         return outgoing, dict(answer)
 
     def purge_expired(self, now: datetime | None = None) -> int:
-        """Delete disappearing messages whose time has passed from this device's history, and
-        messages their sender deleted once they can no longer be reported."""
-        moment = utc_time(now or _now())
+        """Delete disappearing messages whose time has passed from this device's history,
+        messages their sender deleted once they can no longer be reported, and messages older
+        than the member keeps (``keep``)."""
+        current = now or _now()
+        moment = utc_time(current)
+        keep = self.profile.keep_seconds
+        oldest = utc_time(current - timedelta(seconds=keep)) if keep else ""
         before = len(self.profile.history)
         self.profile.history = [
             item
             for item in self.profile.history
-            if not (item["message"].get("expires") or "9") <= moment and not (item.get("purge_at") or "9") <= moment
+            if not (item["message"].get("expires") or "9") <= moment
+            and not (item.get("purge_at") or "9") <= moment
+            and not item["message"]["created"] < oldest
         ]
         return before - len(self.profile.history)
+
+    def keep(self, period: timedelta | None) -> int:
+        """Keep messages on this device for ``period`` after they were written (None: until
+        deleted), as Signal's "keep messages": older ones, sent or received, are deleted here
+        now and from then on. Only this device: the member's others and the other side keep
+        their own setting. Returns how many were deleted now."""
+        if period is not None and not MIN_KEEP <= period <= MAX_KEEP:
+            raise DmError("messages are kept for between 1 day and 10 years (or forever)")
+        self.profile.keep_seconds = int(period.total_seconds()) if period is not None else None
+        return self.purge_expired()
 
     def delete(self, message_id: str) -> None:
         """Delete a message from this device's history (no other device is told)."""
@@ -1001,7 +1019,7 @@ class DmClient:
         self.notices.append(
             f"{who} turned disappearing messages off with {peer}."
             if not seconds
-            else f"{who} set messages with {peer} to disappear {_spoken(seconds)} after sending."
+            else f"{who} set messages with {peer} to disappear {spoken(seconds)} after sending."
         )
 
     def _deleted_by_sender(self, message: PlainMessage, own: bool) -> None:
@@ -1484,7 +1502,7 @@ def _within(item: dict[str, Any], moment: datetime, window: timedelta) -> bool:
     return moment - parse_utc_time(item["message"]["created"], field="created") <= window
 
 
-def _spoken(seconds: int) -> str:
+def spoken(seconds: int) -> str:
     """``90`` -> "1 minute 30 seconds"-like text, largest units first (days to seconds)."""
     parts = []
     for size, name in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):

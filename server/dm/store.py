@@ -92,6 +92,9 @@ class Profile:
     client_secret: str | None = None
     support_kit: dict[str, Any] | None = None
     support_kit_at: str | None = None
+    # Messages older than this many seconds are deleted from this device (``DmClient.keep``);
+    # None keeps them until deleted.
+    keep_seconds: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -111,6 +114,7 @@ class Profile:
             "client_secret": self.client_secret,
             "support_kit": self.support_kit,
             "support_kit_at": self.support_kit_at,
+            "keep_seconds": self.keep_seconds,
         }
 
     @classmethod
@@ -132,6 +136,7 @@ class Profile:
             client_secret=data.get("client_secret"),
             support_kit=data.get("support_kit"),
             support_kit_at=data.get("support_kit_at"),
+            keep_seconds=int(data["keep_seconds"]) if data.get("keep_seconds") else None,
         )
 
 
