@@ -10,7 +10,9 @@ cut the history into tiny parts.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import os
 import shutil
@@ -25,8 +27,9 @@ from crypto.devicelist import MasterKey
 from crypto.errors import StoreError, WrongPassphraseError
 from crypto.messaging import DeviceState
 from crypto.secretstore import TEST_PARAMS, StoreKey
+from server.cli import main as cli_main
 from server.dm import store as store_module
-from server.dm.store import PART_MAX, PART_MIN, Profile, Store, StoreMissing
+from server.dm.store import PART_MAX, PART_MIN, Profile, Store, StoreBusy, StoreMissing
 
 PASSPHRASE = "correct horse battery staple"
 ACTOR = "https://a.example/users/alice"
@@ -259,7 +262,37 @@ def sizes(folder: Path) -> list[int]:
 def test_destroy_removes_the_main_file_and_every_part(tmp_path: Path) -> None:
     store = Store(tmp_path, PASSPHRASE, params=TEST_PARAMS)
     store.save(profile(500))
+    with store.locked():
+        pass
     store.destroy()
-    assert not store.exists() and not (tmp_path / store_module.HISTORY_DIR).exists()
+    assert not store.exists() and list(tmp_path.iterdir()) == []
     with pytest.raises(StoreMissing):
         store.load()
+
+
+def test_one_command_at_a_time_holds_a_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two commands on one profile would encrypt with the same ratchet state; the second waits
+    up to LOCK_WAIT for the first, then is refused with a clear message (exit 2)."""
+    monkeypatch.setattr(store_module, "LOCK_WAIT", 0.3)
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    store = Store(tmp_path, PASSPHRASE, params=TEST_PARAMS)
+    store.save(profile(10))
+    other = Store(tmp_path, PASSPHRASE, params=TEST_PARAMS)
+    with store.locked():
+        with pytest.raises(StoreBusy, match="another `hearthside dm` command is using this profile"):
+            with other.locked():
+                pass
+        code, err = run_command(tmp_path, "read")
+        assert code == 2 and "another `hearthside dm` command is using this profile" in err
+        code, err = run_command(tmp_path, "logout")
+        assert code == 2 and "using this profile" in err and store.exists()
+    with other.locked():  # released: the next command gets it
+        assert other.load().history == store.load().history
+
+
+def run_command(folder: Path, *argv: str) -> tuple[int, str]:
+    """``hearthside dm --profile FOLDER ARGV...``: (exit code, stderr)."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = cli_main(["dm", "--profile", str(folder), *argv])
+    return code, err.getvalue()

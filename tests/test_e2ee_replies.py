@@ -9,6 +9,7 @@ an older reaction than the one kept changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -261,3 +262,26 @@ async def test_keep_messages__older_ones_are_deleted_from_this_device_only(
         (answer,) = await receive_until(alice1)
         assert answer.content == "an answer from today"
         assert alice1.purge_expired(datetime.now(UTC) + timedelta(days=3)) == 0
+
+
+async def test_two_commands_at_once_on_one_profile_take_turns(
+    pair: list[Instance], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two `hearthside dm send` at the same moment on one profile: without the store's lock
+    both would encrypt from the same ratchet state and the recipient would refuse one as a
+    replay; with it they take turns and both arrive."""
+    from server.dm import store as store_module
+
+    monkeypatch.setattr(store_module, "LOCK_WAIT", 60.0)  # generous: a loaded machine is slow
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    async with talking(pair) as (a, _, alice1, bob1):
+        await bob1.send(handle(a, "alice"), "hello")  # the session exists: both sends use it
+        await receive_until(alice1)
+        Store(tmp_path / "bob", PASSPHRASE).save(bob1.profile)
+        to = handle(a, "alice")
+        await asyncio.gather(
+            dm(tmp_path / "bob", "send", to, "first at once"), dm(tmp_path / "bob", "send", to, "second at once")
+        )
+        got = await receive_until(alice1, 2)
+        assert sorted(m.content for m in got) == ["first at once", "second at once"]
+        assert alice1.profile.undecryptable == 0

@@ -21,7 +21,7 @@ from typing import Any
 
 from crypto.errors import CryptoError, WrongPassphraseError
 from server.dm.client import DmClient, DmError, spoken, valid_attachments
-from server.dm.store import Store, StoreMissing
+from server.dm.store import Store, StoreBusy, StoreMissing
 
 DEFAULT_HOME = Path.home() / ".local" / "share" / "hearthside" / "dm"
 
@@ -58,29 +58,34 @@ def _with_client(work: Callable[[DmClient, argparse.Namespace], Awaitable[int]])
 
     def run(args: argparse.Namespace) -> int:
         store = _store(args)
-        profile = store.load()
+        with store.locked():
+            profile = store.load()
 
-        async def go() -> int:
-            async with DmClient(profile, persist=store.save) as client:
-                try:
-                    return await work(client, args)
-                finally:
-                    store.save(profile)
-                    for notice in client.notices:
-                        print(f"notice: {notice}", file=sys.stderr)
+            async def go() -> int:
+                async with DmClient(profile, persist=store.save) as client:
+                    try:
+                        return await work(client, args)
+                    finally:
+                        store.save(profile)
+                        for notice in client.notices:
+                            print(f"notice: {notice}", file=sys.stderr)
 
-        return asyncio.run(go())
+            return asyncio.run(go())
 
     return run
 
 
 def cmd_login(args: argparse.Namespace) -> int:
     store = _store(args, new=True)
+    taken = f"{store.path} exists already; use another --profile for another login"
     if store.exists():
-        raise DmError(f"{store.path} exists already; use another --profile for another login")
+        raise DmError(taken)
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
-    profile = asyncio.run(DmClient.login(args.server, args.username, password))
-    store.save(profile)
+    with store.locked():
+        if store.exists():  # made meanwhile by another login
+            raise DmError(taken)
+        profile = asyncio.run(DmClient.login(args.server, args.username, password))
+        store.save(profile)
     _emit(args, {"actor": profile.actor, "acct": profile.acct}, f"Logged in as {profile.acct} ({profile.actor}).")
     return 0
 
@@ -89,6 +94,11 @@ def cmd_logout(args: argparse.Namespace) -> int:
     """Revoke this device and delete its store; ``--forget-here``: delete the store even when
     this device cannot revoke itself (it stays listed until revoked from another device)."""
     store = _store(args)
+    with store.locked():
+        return _logout(args, store)
+
+
+def _logout(args: argparse.Namespace, store: Store) -> int:
     profile = store.load()
     device_id = profile.device.device_id if profile.device is not None else None
 
@@ -627,7 +637,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         code: int = args.fn(args)
-    except (DmError, StoreMissing) as exc:
+    except (DmError, StoreMissing, StoreBusy) as exc:
         print(f"hearthside dm: {exc}", file=sys.stderr)
         return 2
     except WrongPassphraseError:

@@ -35,6 +35,7 @@ messages are kept (the one file's size did too), and which parts changed when (f
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
@@ -42,6 +43,8 @@ import os
 import re
 import secrets
 import shutil
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +56,8 @@ from crypto.messaging import DeviceState
 from crypto.secretstore import DEFAULT_PARAMS, KdfParams, StoreKey
 
 STORE_NAME = "hearthside-dm.store"
+LOCK_NAME = "hearthside-dm.lock"
+LOCK_WAIT = 5.0  # seconds a command waits for another to finish with the store
 HISTORY_DIR = "hearthside-dm.history"
 STORE_VERSION = 2
 PART_MIN = 32
@@ -63,6 +68,10 @@ _PART_NAME = re.compile(r"[0-9a-f]{64}\.part")
 
 class StoreMissing(Exception):
     """No store at this path yet (log in first)."""
+
+
+class StoreBusy(Exception):
+    """Another command holds this store (see ``Store.locked``)."""
 
 
 @dataclass
@@ -196,6 +205,33 @@ class Store:
     def exists(self) -> bool:
         return self.path.exists()
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the store for one command, from load to last save. Two commands on one profile
+        at once would each load the same ratchet state, each encrypt with the same message
+        keys (the recipient refuses the second as a replay; equal keys also show which
+        plaintexts start alike), and the later save would undo the other's. ``StoreBusy`` when
+        another command still holds it after ``LOCK_WAIT`` seconds (an advisory ``flock``,
+        released when the holder exits, even by a crash)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor = os.open(self.path.parent / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + LOCK_WAIT
+            while True:
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise StoreBusy(
+                            "another `hearthside dm` command is using this profile (a verification can wait for "
+                            "minutes); try again when it has finished"
+                        ) from None
+                    time.sleep(0.05)
+            yield
+        finally:
+            os.close(descriptor)
+
     def load(self) -> Profile:
         if not self.path.exists():
             raise StoreMissing(f"no store at {self.path}; run `hearthside dm login` first")
@@ -302,4 +338,6 @@ class Store:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         shutil.rmtree(self.parts_path, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            (self.path.parent / LOCK_NAME).unlink()
         self._parts = {}
