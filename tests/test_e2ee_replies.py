@@ -32,6 +32,9 @@ from server.dm.store import Store
         "👩\u200d❤️\u200d👩",  # a ZWJ sequence with a variation selector
         "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",  # a subdivision flag (tags)
         "1️⃣",  # a keycap
+        "#️⃣",
+        "‼️",
+        "🇺🇦",  # a flag: two regional indicators
     ],
 )
 def test_a_reaction_is_one_emoji_however_it_is_composed(emoji: str) -> None:
@@ -40,7 +43,28 @@ def test_a_reaction_is_one_emoji_however_it_is_composed(emoji: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["", "a b", "👍\n", "💛" * 11, "\u202e👍", "\ue000", "\u200b", "👍\x00", None, 1, ["👍"]],
+    [
+        "",
+        "a b",
+        "👍\n",
+        "💛" * 11,
+        "\u202e👍",
+        "\ue000",
+        "\u200b",
+        "👍\x00",
+        None,
+        1,
+        ["👍"],
+        "ok",
+        "killyrslf",
+        "нет",
+        "死",
+        "9",
+        "1\u20e3x",
+        "Ⅻ",
+        "①",
+        "👍no",
+    ],
     ids=[
         "empty",
         "space",
@@ -53,6 +77,15 @@ def test_a_reaction_is_one_emoji_however_it_is_composed(emoji: str) -> None:
         "none",
         "number",
         "list",
+        "a word",
+        "a longer word",
+        "cyrillic",
+        "han",
+        "a digit",
+        "keycap then letter",
+        "roman numeral",
+        "circled digit",
+        "emoji and letters",
     ],
 )
 def test_a_reaction_refuses_spaces_controls_and_invisible_characters(value: Any) -> None:

@@ -1481,13 +1481,20 @@ def _free_path(directory: Path, name: str) -> Path:
 
 
 def valid_reaction(text: object) -> bool:
-    """One emoji: 1 to MAX_REACTION_CHARS code points, no spaces, controls, unassigned or
+    """One emoji: 1 to MAX_REACTION_CHARS code points, and no words: no letters or digits of
+    any script (a digit only as a keycap emoji, "1️⃣"), no spaces, controls, unassigned or
     private-use characters; of the invisible format characters only the zero-width joiner and
-    the tag characters emoji sequences use (family emoji, subdivision flags)."""
+    the tag characters emoji sequences use (family emoji, subdivision flags). Reactions are not
+    reportable on their own, so they must not be able to carry a message."""
     if not isinstance(text, str) or not 0 < len(text) <= MAX_REACTION_CHARS:
         return False
-    for char in text:
-        if unicodedata.category(char)[0] in "ZC" and not (char == "\u200d" or "\U000e0020" <= char <= "\U000e007f"):
+    for at, char in enumerate(text):
+        kind = unicodedata.category(char)
+        if kind[0] in "ZC" and not (char == "\u200d" or "\U000e0020" <= char <= "\U000e007f"):
+            return False
+        if kind[0] == "L":
+            return False
+        if kind[0] == "N" and not (char in "0123456789" and text[at + 1 : at + 3] in ("\ufe0f\u20e3", "\u20e3")):
             return False
     return True
 
