@@ -62,11 +62,11 @@ def parts(folder: Path) -> set[str]:
     return {p.name for p in (folder / store_module.HISTORY_DIR).iterdir()}
 
 
-def listed(folder: Path) -> list[list[str]]:
-    """The main file's list of parts (opened with the passphrase, as a test may)."""
+def listed(folder: Path) -> list[str]:
+    """The file names of the parts the main file lists, in order (opened with the passphrase,
+    as a test may): each part's file is named by the SHA-256 of its sealed bytes."""
     _, plaintext = StoreKey.open(PASSPHRASE, (folder / store_module.STORE_NAME).read_bytes())
-    result: list[list[str]] = json.loads(plaintext)["history_parts"]
-    return result
+    return [f"{digest}.part" for digest in json.loads(plaintext)["history_parts"]]
 
 
 def opened(folder: Path) -> Profile:
@@ -173,7 +173,7 @@ def test_a_crash_during_a_save_leaves_the_store_as_before_or_after(
     # The next save finishes the job and leaves no stray files behind.
     Store(tmp_path, PASSPHRASE, params=TEST_PARAMS).save(member)
     assert opened(tmp_path).history == new
-    assert parts(tmp_path) == {name for name, _ in listed(tmp_path)}
+    assert parts(tmp_path) == set(listed(tmp_path))
 
 
 def test_a_missing_altered_swapped_or_rolled_back_part_is_refused(tmp_path: Path) -> None:
@@ -181,7 +181,7 @@ def test_a_missing_altered_swapped_or_rolled_back_part_is_refused(tmp_path: Path
     member = profile(1500)
     store.save(member)
     folder = tmp_path / store_module.HISTORY_DIR
-    names = [name for name, _ in listed(tmp_path)]
+    names = listed(tmp_path)
     first, second = folder / names[0], folder / names[1]
     backup = tmp_path.parent / f"{tmp_path.name}-backup"
     shutil.copytree(tmp_path, backup)
@@ -213,7 +213,7 @@ def test_a_missing_altered_swapped_or_rolled_back_part_is_refused(tmp_path: Path
     older = first.read_bytes()
     member.history[0]["unread"] = False
     store.save(member)
-    (tmp_path / store_module.HISTORY_DIR / listed(tmp_path)[0][0]).write_bytes(older)
+    (tmp_path / store_module.HISTORY_DIR / listed(tmp_path)[0]).write_bytes(older)
     with pytest.raises(StoreError, match="history part 1 was altered or replaced"):
         opened(tmp_path)
 
@@ -255,7 +255,7 @@ def sizes(folder: Path) -> list[int]:
     """How many messages each listed part holds, in order."""
     return [
         len(json.loads(StoreKey.open(PASSPHRASE, (folder / store_module.HISTORY_DIR / name).read_bytes())[1]))
-        for name, _ in listed(folder)
+        for name in listed(folder)
     ]
 
 

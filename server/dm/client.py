@@ -174,6 +174,10 @@ class DmClient:
         # Kept messages the other member reacted to since the last ``receive`` (ids, in order).
         self.reacted: list[str] = []
         self._control: list[Control] = []
+        # ``_item``'s index: message id -> kept message, for the history list it was built from.
+        self._index: dict[str, dict[str, Any]] = {}
+        self._indexed: list[dict[str, Any]] | None = None
+        self._indexed_length = 0
 
     def _persist(self) -> None:
         """Write the profile to its store (``persist``, e.g. ``Store.save``) now: called before
@@ -862,7 +866,7 @@ class DmClient:
         each member has at most one reaction per message, the newest wins. Returns the id of
         the message reacted to (an edited message's reactions go to its corrected text)."""
         if emoji is not None and not valid_reaction(emoji):
-            raise DmError(f"a reaction is one emoji (at most {MAX_REACTION_CHARS} characters, no spaces)")
+            raise DmError(f"a reaction is one emoji (at most {MAX_REACTION_CHARS} characters, no letters or spaces)")
         item = self._current(message_id)
         if item.get("deleted_at"):
             raise DmError("its sender deleted that message")
@@ -944,8 +948,17 @@ class DmClient:
         return True
 
     def _item(self, message_id: object) -> dict[str, Any] | None:
-        """The kept message with this id, or None."""
-        return next((i for i in self.profile.history if i["id"] == message_id), None)
+        """The kept message with this id, or None. Looked up in an index of the history (each
+        line `read --all` shows asks for its reactions and quote: a scan each would make
+        showing n messages cost n^2). The client only appends to the history or replaces the
+        list, so the index is extended when the list grew and rebuilt when it was replaced."""
+        history = self.profile.history
+        if self._indexed is not history or self._indexed_length > len(history):
+            self._index, self._indexed, self._indexed_length = {}, history, 0
+        for item in history[self._indexed_length :]:
+            self._index.setdefault(item["id"], item)  # the first with an id, as a scan finds
+        self._indexed_length = len(history)
+        return self._index.get(message_id) if isinstance(message_id, str) else None
 
     @staticmethod
     def _own_recent(item: dict[str, Any] | None, window: timedelta, late: str) -> dict[str, Any]:

@@ -12,9 +12,9 @@ messages a 25 MB file was serialised, sealed, written and fsync'd before every s
 page of received messages (0.4 s each here). So:
 
 * the **main file** (``hearthside-dm.store``) holds everything but the history, plus the list
-  of history parts: each part's file name and the SHA-256 of its sealed bytes;
+  of history parts: the SHA-256 of each part's sealed bytes, which is also its file's name;
 * the history is cut into **parts** of ``PART_MIN``..``PART_MAX`` messages, each sealed into
-  its own file under ``hearthside-dm.history/``, named by that digest. A part ends after a
+  its own file under ``hearthside-dm.history/``. A part ends after a
   message whose id hashes, keyed with this store's salt, to a boundary (about one in
   ``PART_MEAN``): the cut does not move when messages are added or deleted elsewhere, and a
   sender, who chooses message ids but never sees the salt, cannot choose where parts end;
@@ -41,7 +41,6 @@ import hmac
 import json
 import os
 import re
-import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -63,7 +62,7 @@ STORE_VERSION = 2
 PART_MIN = 32
 PART_MEAN = 128
 PART_MAX = 512
-_PART_NAME = re.compile(r"[0-9a-f]{64}\.part")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 class StoreMissing(Exception):
@@ -163,10 +162,16 @@ def _loads(data: bytes) -> Any:
         return json.loads(data)
 
 
+def _part_name(digest: str) -> str:
+    return f"{digest}.part"
+
+
 def _write_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` whole or not at all: a temporary file, fsync'd, renamed."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    """Write ``data`` to ``path`` whole or not at all: a temporary file, fsync'd, renamed. The
+    temporary name is fixed (one command holds the store at a time, ``Store.locked``), so one
+    that a crash left behind is overwritten by the next save, not kept forever."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
@@ -197,9 +202,9 @@ class Store:
         self._passphrase = passphrase
         self._params = params
         self._key: StoreKey | None = None
-        # SHA-256 of a part's plaintext -> its file name and the digest of its sealed bytes, for
+        # SHA-256 of a part's plaintext -> the SHA-256 of its sealed bytes (its file's name), for
         # the parts the main file on disk lists (what a save need not write again).
-        self._parts: dict[bytes, tuple[str, str]] = {}
+        self._parts: dict[bytes, str] = {}
         self._boundaries: dict[str, bool] = {}  # message id -> whether a part ends after it
 
     def exists(self) -> bool:
@@ -247,17 +252,11 @@ class Store:
         if not isinstance(listed, list):
             raise StoreError("the message store is damaged: its list of history parts is malformed")
         history: list[dict[str, Any]] = []
-        for number, entry in enumerate(listed, 1):
-            if (
-                not isinstance(entry, list)
-                or len(entry) != 2
-                or not all(isinstance(v, str) for v in entry)
-                or _PART_NAME.fullmatch(entry[0]) is None
-            ):
+        for number, digest in enumerate(listed, 1):
+            if not isinstance(digest, str) or _DIGEST.fullmatch(digest) is None:
                 raise StoreError("the message store is damaged: its list of history parts is malformed")
-            name, digest = entry
             try:
-                blob = (self.parts_path / name).read_bytes()
+                blob = (self.parts_path / _part_name(digest)).read_bytes()
             except FileNotFoundError:
                 raise StoreError(f"the message store is damaged: history part {number} is missing") from None
             if not hmac.compare_digest(hashlib.sha256(blob).hexdigest(), digest):
@@ -267,7 +266,7 @@ class Store:
             if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
                 raise StoreError(f"the message store is damaged: history part {number} is malformed")
             history.extend(items)
-            self._parts[hashlib.sha256(plaintext).digest()] = (name, digest)
+            self._parts[hashlib.sha256(plaintext).digest()] = digest
         return history
 
     def _cut(self, key: StoreKey, history: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -305,21 +304,22 @@ class Store:
         history = data.pop("history")
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.parts_path.mkdir(exist_ok=True, mode=0o700)
-        listed: list[list[str]] = []
-        kept: dict[bytes, tuple[str, str]] = {}
+        on_disk = set(os.listdir(self.parts_path))
+        listed: list[str] = []
+        kept: dict[bytes, str] = {}
         wrote = False
         for part in self._cut(key, history):
             plaintext = _dumps(part)
             fingerprint = hashlib.sha256(plaintext).digest()
-            found = self._parts.get(fingerprint) or kept.get(fingerprint)
-            if found is None or not (self.parts_path / found[0]).exists():
+            digest = self._parts.get(fingerprint) or kept.get(fingerprint)
+            if digest is None or _part_name(digest) not in on_disk:
                 blob = key.seal(plaintext)
                 digest = hashlib.sha256(blob).hexdigest()
-                found = (f"{digest}.part", digest)
-                _write_file(self.parts_path / found[0], blob)
+                _write_file(self.parts_path / _part_name(digest), blob)
+                on_disk.add(_part_name(digest))
                 wrote = True
-            kept[fingerprint] = found
-            listed.append(list(found))
+            kept[fingerprint] = digest
+            listed.append(digest)
         if wrote:
             _sync_directory(self.parts_path)
         data["history_parts"] = listed
@@ -327,11 +327,9 @@ class Store:
         _sync_directory(self.path.parent)  # the new main file is durable before old parts go
         self._parts = kept
         # Parts the new main file does not list (and leftovers of a save a crash stopped).
-        names = {name for name, _ in kept.values()}
-        for path in self.parts_path.iterdir():
-            if path.name not in names:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+        for name in on_disk - {_part_name(digest) for digest in listed}:
+            with contextlib.suppress(FileNotFoundError):
+                (self.parts_path / name).unlink()
 
     def destroy(self) -> None:
         """Delete the store: the main file and every history part."""
