@@ -100,6 +100,14 @@ AUDIT = _object(
 ENCRYPTED_MESSAGE = _object(
     {
         "object_id": {"type": "string", "description": "The encrypted message's object id"},
+        "message_id": {
+            "type": "string",
+            "description": "The message's own id, as replies, edits and reactions name it",
+        },
+        "type": {
+            "type": "string",
+            "description": "Note (a message) or Reaction (one emoji on another message; content is empty)",
+        },
         "from": {"type": "string", "description": "The sender's actor URI"},
         "to": {"type": "string", "description": "The recipient's (the reporter's) actor URI"},
         "created": DATETIME,
@@ -108,6 +116,10 @@ ENCRYPTED_MESSAGE = _object(
             "type": "boolean",
             "description": "The franking tag recomputed and this server's stamp verified when the report was filed",
         },
+        "in_reply_to": {"type": "string", "description": "A reply: the message_id of the message it answers"},
+        "edit_of": {"type": "string", "description": "An edit: the message_id of the message it corrects"},
+        "reaction": {"type": "string", "description": "A reaction: the emoji"},
+        "reaction_to": {"type": "string", "description": "A reaction: the message_id of the message it is on"},
         "error": {"const": "cannot be opened", "description": "Only when the sealed copy does not open"},
         "attachments": {
             "type": "array",

@@ -387,16 +387,34 @@ def open_revealed(key: bytes, row: E2EEReportMessage) -> dict[str, Any]:
     except (E2EEError, ValueError, KeyError, TypeError):
         return {"object_id": row.object_uri, "verified": False, "error": CANNOT_BE_OPENED}
     shown = message.to_json()
+    body = shown["body"]
     files = [{k: a[k] for k in ("name", "size", "media_type")} for a in attachment_descriptors(shown)]
+    kind = body.get("type") if isinstance(body.get("type"), str) else ""
+    # What the message says about other messages (a reply's, an edit's, a reaction's target),
+    # named by message id, so a moderator can match it with others revealed.
+    related = {
+        field: body[key] for field, key in _RELATED.get(kind, ()) if isinstance(body.get(key), str) and body[key]
+    }
     return {
         "object_id": row.object_uri,
+        "message_id": shown["id"],
+        "type": kind,
         "from": shown["from"],
         "to": shown["to"],
         "created": shown["created"],
-        "content": shown["body"].get("content", ""),
+        "content": body.get("content", "") if isinstance(body.get("content", ""), str) else "",
+        **related,
         "verified": row.verified,
         **({"attachments": files} if files else {}),
     }
+
+
+#: Per message type: (field shown to moderators, key of the message body) naming other messages
+#: or what a reaction was (research/e2ee.md; server/dm/client.py writes them).
+_RELATED = {
+    "Note": (("in_reply_to", "in_reply_to"), ("edit_of", "edit_of")),
+    "Reaction": (("reaction", "emoji"), ("reaction_to", "of")),
+}
 
 
 async def revealed_messages(

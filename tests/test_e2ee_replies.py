@@ -19,9 +19,11 @@ import pytest
 from federation_harness import Instance, eventually, instances
 from test_e2ee_e2e import PASSPHRASE, device, dm, handle, open_to_everyone, receive_until, run_dm, talking
 
+from crypto.encoding import b64decode, b64encode
 from crypto.envelope import new_control_message, new_message
 from server.dm.client import DmClient, DmError, Incoming, valid_reaction
 from server.dm.store import Store
+from server.models import Report
 
 
 @pytest.mark.parametrize(
@@ -254,6 +256,105 @@ async def test_replies_quote_the_readers_own_copy_and_reactions_keep_one_per_mem
             assert "🌻" not in await dm(tmp_path / "bob", "read", "--all")
             code, _, err = await run_dm(tmp_path / "bob", "react", answer)
             assert code == 2 and "one emoji, or --undo" in err
+
+
+async def test_a_hurtful_reaction_can_be_reported_even_after_it_was_taken_back(
+    pair: list[Instance], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reaction is encrypted and franked like a message, so the member it was sent to can
+    reveal it to their moderators (and the sender's server) as they can a message: the one
+    shown, and for a week one taken back or replaced, as a deleted message. Moderators see the
+    emoji and which message it was on, verified; a reaction moved to another message does not
+    verify; the member's own reactions are not the other's to report."""
+    monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    async with talking(pair) as (a, b, alice1, bob1):
+        staff = "read write admin:read admin:write"
+        moderator_a = await a.user("moda", role="moderator", scopes=staff)
+        moderator_b = await b.user("modb", role="moderator", scopes=staff)
+        bob = b.actor("bob")
+        mine = await alice1.send(handle(b, "bob"), "I had a really hard day")
+        await receive_until(bob1)
+        theirs = await bob1.send(handle(a, "alice"), "tell me about it")
+        await receive_until(alice1)
+        await alice1.react(theirs, "💛")
+        await opened(bob1)
+        with pytest.raises(DmError, match=r"reactions to .* are not kept"):
+            await alice1.report([], comment="", forward=False, reactions_on=[theirs])
+        with pytest.raises(DmError, match="give the ids"):
+            await alice1.report([], comment="", forward=False)
+
+        await bob1.react(mine, "🔪")
+        assert await opened(alice1) == ([], [mine])
+        await bob1.react(mine, "🪦")
+        await opened(alice1)
+        await bob1.react(mine, None)
+        await opened(alice1)
+        assert alice1.reactions(mine) == {}  # taken back: no longer shown, still reportable
+
+        # Moved to another message (its `of` rewritten): the franking tag no longer verifies.
+        item = next(i for i in alice1.profile.history if i["id"] == mine)
+        first = item["reaction_openings"][0]
+        original = first["message_bytes"]
+        first["message_bytes"] = b64encode(b64decode(original, field="m").replace(mine.encode(), theirs.encode()))
+        with pytest.raises(DmError, match="422"):
+            await alice1.report([], comment="moved", forward=False, reactions_on=[mine])
+        first["message_bytes"] = original
+
+        answer = await alice1.report([theirs], comment="hurtful", forward=True, reactions_on=[mine])
+        assert answer["messages"] == 3 and answer["forwarded"] is True
+        shown = await a.api("GET", f"/api/v1/hearthside/e2ee/reports/{answer['id']}", moderator_a)
+        fields = ("type", "reaction", "reaction_to", "content", "verified")
+        assert [tuple(m.get(f) for f in fields) for m in shown["messages"]] == [
+            ("Note", None, None, "tell me about it", True),
+            ("Reaction", "🔪", mine, "", True),
+            ("Reaction", "🪦", mine, "", True),
+        ]
+        assert shown["messages"][0]["message_id"] == theirs and shown["target"] == bob
+        assert "💛" not in str(shown)  # alice's own reaction was not revealed
+
+        # The sender's server gets the Flag and verifies its own stamps on the reactions too.
+        async def forwarded() -> Any:
+            rows = await b.rows(Report, Report.category == "e2ee_message")
+            return rows[0] if rows else None
+
+        report = await eventually(forwarded, what="the forwarded report on bob's server")
+        there = await b.api("GET", f"/api/v1/hearthside/e2ee/reports/{report.id}", moderator_b)
+        assert [(m.get("reaction"), m["verified"]) for m in there["messages"]] == [
+            (None, True),
+            ("🔪", True),
+            ("🪦", True),
+        ]
+
+        # Reactions to a message and to its edits are reported together, by either id.
+        edited = await alice1.edit(mine, "I had a really hard week")
+        await receive_until(bob1)
+        await bob1.react(mine, "😡")  # goes to the corrected text
+        await opened(alice1)
+        assert alice1.reactions(edited) == {bob: "😡"}
+        for either in (mine, edited):
+            assert [o["emoji"] for o in alice1.reportable_reactions(either)] == ["🔪", "🪦", "😡"]
+        # A week after they were replaced, those two are gone; the one shown stays reportable.
+        alice1.purge_expired(datetime.now(UTC) + timedelta(days=8))
+        assert [o["emoji"] for o in alice1.reportable_reactions(mine)] == ["😡"]
+
+        # The command: `report --reactions-on ID`, and nothing to report is refused.
+        Store(tmp_path / "alice", PASSPHRASE).save(alice1.profile)
+        out = await dm(tmp_path / "alice", "report", "--reactions-on", mine, "--comment", "again")
+        assert "Reported 1 message(s) and reaction(s)" in out
+        code, _, err = await run_dm(tmp_path / "alice", "report")
+        assert code == 2 and "--reactions-on ID" in err
+        # `read` shows a new reaction once, and says how to report it.
+        await bob1.react(mine, "😢")
+        notices: list[str] = []
+
+        async def shown_once() -> bool:
+            code, out, err = await run_dm(tmp_path / "alice", "read")
+            notices.append(out + err)
+            return code == 0 and "😢 them" in out
+
+        await eventually(shown_once, what="bob's new reaction on alice's device")
+        assert "dm report --reactions-on ID" in notices[-1]
+        assert "😢" not in (await run_dm(tmp_path / "alice", "read"))[1]
 
 
 async def test_keep_messages__older_ones_are_deleted_from_this_device_only(

@@ -34,7 +34,7 @@ from server.web import now
 
 STAFF = "read write follow admin:read admin:write"
 ADMIN = "/api/v1/admin/reports"
-ENTRY_FIELDS = {"object_id", "from", "to", "created", "content", "verified"}
+ENTRY_FIELDS = {"object_id", "message_id", "type", "from", "to", "created", "content", "verified"}
 
 
 def admin_report_schema() -> dict[str, Any]:
@@ -266,6 +266,8 @@ async def test_admin_reports__a_message_that_cannot_be_opened_is_marked_not_drop
     assert shown["hearthside_encrypted_messages"] == [
         {
             "object_id": revealed[0]["object_id"],
+            "message_id": shown["hearthside_encrypted_messages"][0]["message_id"],
+            "type": "Note",
             "from": alice.actor,
             "to": bob.actor,
             "created": shown["hearthside_encrypted_messages"][0]["created"],

@@ -380,6 +380,11 @@ async def _read(client: DmClient, args: argparse.Namespace) -> int:
     for item in items:
         _emit(args, _shown(client, item), _line(client, item))
     _show_support(args, client.support)
+    if client.reacted and not args.all:
+        print(
+            "notice: to show your moderators a hurtful reaction: `hearthside dm report --reactions-on ID`",
+            file=sys.stderr,
+        )
     waiting = client.requests()
     if waiting:
         print(
@@ -482,12 +487,18 @@ async def _devices(client: DmClient, args: argparse.Namespace) -> int:
 
 
 async def _report(client: DmClient, args: argparse.Namespace) -> int:
-    answer = await client.report(args.message_ids, comment=args.comment or "", forward=args.forward)
-    text = f"Reported {answer['messages']} message(s) to your moderators (report {answer['id']})" + (
+    reactions_on = args.reactions_on or []
+    if not args.message_ids and not reactions_on:
+        raise DmError("give the ids of messages you received, or --reactions-on ID (see `hearthside dm read --all`)")
+    answer = await client.report(
+        args.message_ids, comment=args.comment or "", forward=args.forward, reactions_on=reactions_on
+    )
+    text = f"Reported {answer['messages']} message(s) and reaction(s) to your moderators (report {answer['id']})" + (
         ", and forwarded to the sender's server." if answer.get("forwarded") else "."
     )
     if args.block:
-        sender = next(i["peer"] for i in client.profile.history if i["id"] in args.message_ids)
+        chosen = {*args.message_ids, *reactions_on}
+        sender = next(i["peer"] for i in client.profile.history if i["id"] in chosen)
         await client.block(sender)  # after the report: what was revealed is filed first
         answer = {**answer, "blocked": sender}
         text += f" Blocked {sender}: neither of you can message the other now."
@@ -622,8 +633,14 @@ def add_parser(sub: Any) -> None:
     p.add_argument("switch", nargs="?", choices=("on", "off"), help="turn them on or off (default: show the setting)")
     p.set_defaults(fn=_with_client(_support))
 
-    p = commands.add_parser("report", help="reveal received messages to your moderators")
-    p.add_argument("message_ids", nargs="+", help="ids shown by `read --all`")
+    p = commands.add_parser("report", help="reveal received messages or reactions to your moderators")
+    p.add_argument("message_ids", nargs="*", help="ids of received messages, shown by `read --all`")
+    p.add_argument(
+        "--reactions-on",
+        action="append",
+        metavar="ID",
+        help="also reveal the other member's reactions to this message (yours or theirs; repeatable)",
+    )
     p.add_argument("--comment", help="what happened (optional)")
     p.add_argument(
         "--forward",

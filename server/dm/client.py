@@ -90,6 +90,12 @@ MAX_KEEP = timedelta(days=3653)
 # this many code points.
 MAX_REACTION_CHARS = 10
 QUOTE_CHARS = 60
+# The other member's reactions kept, per message, so that they can be reported (a hostile
+# emoji is harassment too); one taken back or replaced stays reportable for
+# REPORTABLE_AFTER_DELETION, as a deleted message does.
+MAX_KEPT_REACTIONS = 10
+# What one report may reveal: the server's limit (MAX_REPORTED_MESSAGES, server/api/e2ee.py).
+MAX_REPORTED = 20
 ONE_TIME_KEYS = 50
 REPLENISH_BELOW = 20
 _DEVICE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -740,6 +746,9 @@ class DmClient:
             and not (item.get("purge_at") or "9") <= moment
             and not item["message"]["created"] < oldest
         ]
+        for item in self.profile.history:
+            if "reaction_openings" in item:  # reactions taken back or replaced: a week, then gone
+                item["reaction_openings"] = self._reaction_openings(item, current)
         return before - len(self.profile.history)
 
     def keep(self, period: timedelta | None) -> int:
@@ -925,17 +934,27 @@ class DmClient:
         item = self._item(target) if isinstance(target, str) else None
         return target if item is not None and item["peer"] == peer else None
 
-    def _reacted(self, message: PlainMessage, own: bool, peer: str) -> None:
+    def _reacted(self, message: PlainMessage, own: bool, peer: str, opening: dict[str, Any]) -> None:
         """A ``Reaction`` from the other member (or from one of our devices): kept on the
-        message when it is one of this conversation and still shown; anything else is ignored."""
+        message when it is one of this conversation and still shown; anything else is ignored.
+        The other member's reactions keep their franking opening, so they can be reported
+        (``report``): the one shown, and for a week one taken back or replaced."""
         target, emoji = message.body.get("of"), message.body.get("emoji")
         if not isinstance(emoji, str) or (emoji and not valid_reaction(emoji)):
             return
         item = self._item(target)
         if item is None or item["peer"] != peer or item.get("deleted_at"):
             return
-        if self._set_reaction(item, message.sender, emoji, message.created_at) and not own:
-            item["reaction_unread"] = True  # `receive` tells the member once
+        if not self._set_reaction(item, message.sender, emoji, message.created_at) or own:
+            return
+        item["reaction_unread"] = True  # `receive` tells the member once
+        kept = item.setdefault("reaction_openings", [])
+        moment = utc_time(_now())
+        for earlier in kept:
+            earlier.setdefault("replaced_at", moment)
+        if emoji:
+            kept.append({**opening, "emoji": emoji})
+        del kept[:-MAX_KEPT_REACTIONS]
 
     @staticmethod
     def _set_reaction(item: dict[str, Any], actor: str, emoji: str, at: int) -> bool:
@@ -1204,8 +1223,17 @@ class DmClient:
         if message.body.get("type") == "Timer":
             self._timer_changed(message, own)
             return
+        opening = {
+            "object_id": row["object_id"],
+            "message_bytes": b64encode(message.encoded),
+            "franking_key": b64encode(envelope.franking_key),
+            "franking_tag": b64encode(envelope.franking_tag),
+            "stamp": row["stamp"],
+            "sender_stamp": row["sender_stamp"],
+            "stamped_at": row["stamped_at"],
+        }
         if message.body.get("type") == "Reaction":
-            self._reacted(message, own, peer)
+            self._reacted(message, own, peer, opening)
             return
         if message.body.get("type") != "Note":
             # An in-band protocol step (key verification): never shown, never kept as history.
@@ -1221,14 +1249,8 @@ class DmClient:
                 "direction": "out" if own else "in",
                 "peer": peer,
                 "message": message.to_json(),
-                "message_bytes": b64encode(message.encoded),
-                "object_id": row["object_id"],
+                **opening,
                 "sender_device": sender_device,
-                "franking_key": b64encode(envelope.franking_key),
-                "franking_tag": b64encode(envelope.franking_tag),
-                "stamp": row["stamp"],
-                "sender_stamp": row["sender_stamp"],
-                "stamped_at": row["stamped_at"],
                 "unread": True,
             }
         )
@@ -1295,11 +1317,24 @@ class DmClient:
         actor = await self._pin(ref)
         self.device.mark_verified(actor)
 
-    async def report(self, message_ids: list[str], *, comment: str, forward: bool) -> dict[str, Any]:
-        """Reveal chosen received messages (and their franking openings) to your moderators."""
+    async def report(
+        self, message_ids: Sequence[str], *, comment: str, forward: bool, reactions_on: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """Reveal chosen received messages (and their franking openings) to your moderators;
+        ``reactions_on``: also the other member's reactions to these kept messages (yours or
+        theirs), the one shown and any taken back or replaced in the last week."""
         chosen = [item for item in self.profile.history if item["id"] in message_ids and item["direction"] == "in"]
-        if not chosen or len(chosen) != len(set(message_ids)):
+        if len(chosen) != len(set(message_ids)) or not (message_ids or reactions_on):
             raise DmError("give the ids of messages you received (see `hearthside dm read --all`)")
+        for message_id in dict.fromkeys(reactions_on):
+            if self._item(message_id) is None:
+                raise DmError(f"no message {message_id} on this device (see `hearthside dm read --all`)")
+            openings = self.reportable_reactions(message_id)
+            if not openings:
+                raise DmError(f"the other member's reactions to {message_id} are not kept on this device")
+            chosen += openings
+        if len(chosen) > MAX_REPORTED:
+            raise DmError(f"a report reveals at most {MAX_REPORTED} messages and reactions; choose fewer")
         body = {
             "comment": comment,
             "forward": forward,
@@ -1317,6 +1352,31 @@ class DmClient:
             ],
         }
         return dict(await self._call("POST", "/api/v1/hearthside/e2ee/reports", json_body=body))
+
+    def reportable_reactions(self, message_id: str) -> list[dict[str, Any]]:
+        """The other member's reactions to a kept message and to its earlier and later
+        versions (edits), that can still be reported: their franking openings, with ``emoji``."""
+        item = self._item(message_id)
+        if item is None:
+            return []
+        versions = [item]
+        for _ in range(100):  # bounded, as ``_latest``
+            earlier = self._item(versions[0].get("edits"))
+            if earlier is None or earlier.get("replaced_by") != versions[0]["id"]:
+                break
+            versions.insert(0, earlier)
+        for _ in range(100):
+            later = self._item(versions[-1].get("replaced_by"))
+            if later is None:
+                break
+            versions.append(later)
+        return [opening for version in versions for opening in self._reaction_openings(version)]
+
+    @staticmethod
+    def _reaction_openings(item: dict[str, Any], now: datetime | None = None) -> list[dict[str, Any]]:
+        """The other member's reactions to ``item`` that can still be reported, oldest first."""
+        moment = utc_time((now or _now()) - REPORTABLE_AFTER_DELETION)
+        return [o for o in item.get("reaction_openings", ()) if o.get("replaced_at", "9") > moment]
 
     # ------------------------------------------------------------------ SAS verification
 
