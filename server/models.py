@@ -1181,6 +1181,8 @@ class MediaExposure(Base):
     account_id: Mapped[int] = _fk("accounts.id")
     report_id: Mapped[int] = _fk("reports.id", index=True)
     status_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # Or a file revealed in an E2EE report: its index (GET .../e2ee/reports/{id}/attachments/{index}).
+    attachment: Mapped[int | None] = mapped_column(Integer, default=None)
     kind: Mapped[str] = mapped_column(String(16))  # open | unblur | colour | unmute
     created_at: Mapped[datetime]
 

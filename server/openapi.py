@@ -570,6 +570,53 @@ SCHEMAS: dict[str, Any] = {
             "forwarded": {"type": "boolean"},
         }
     ),
+    "E2EEReportedMessage": _object(
+        {
+            "object_id": {"type": "string", "description": "The encrypted message's object id"},
+            "message_id": {
+                "type": "string",
+                "description": "The message's own id, as replies, edits and reactions name it",
+            },
+            "type": {
+                "type": "string",
+                "description": "Note (a message) or Reaction (one emoji on another message; content is empty)",
+            },
+            "from": {"type": "string", "description": "The sender's actor URI"},
+            "to": {"type": "string", "description": "The recipient's (the reporter's) actor URI"},
+            "created": DATETIME,
+            "content": {"type": "string", "description": "The text as the sender wrote it (not HTML)"},
+            "verified": {
+                "type": "boolean",
+                "description": "The franking tag recomputed and this server's stamp verified when the report was filed",
+            },
+            "in_reply_to": {"type": "string", "description": "A reply: the message_id of the message it answers"},
+            "edit_of": {"type": "string", "description": "An edit: the message_id of the message it corrects"},
+            "reaction": {"type": "string", "description": "A reaction: the emoji"},
+            "reaction_to": {"type": "string", "description": "A reaction: the message_id of the message it is on"},
+            "error": {"const": "cannot be opened", "description": "Only when the sealed copy does not open"},
+            "attachments": {
+                "type": "array",
+                "description": "Files the message carried (only when it has some): GET "
+                "/api/v1/hearthside/e2ee/reports/{id}/attachments/{index} opens one",
+                "items": _object(
+                    {
+                        "index": {"type": "integer", "minimum": 0},
+                        "name": {"type": "string"},
+                        "size": {"type": "integer", "minimum": 0},
+                        "media_type": {"type": "string"},
+                        "hearthside_media_display": {
+                            "type": "object",
+                            "description": "What this moderator has revealed of the file (blur, greyscale, muted: "
+                            "true until revealed with POST /api/v1/hearthside/admin/media_reveal and attachment)",
+                        },
+                    }
+                ),
+            },
+        },
+        required=["object_id", "verified"],
+        description="A message the reporter revealed, as GET /api/v1/hearthside/e2ee/reports/{id} shows it. A "
+        "message that cannot be opened has only object_id, verified (false) and error.",
+    ),
     "E2EEReportView": _object(
         {
             "id": ID,
@@ -580,30 +627,7 @@ SCHEMAS: dict[str, Any] = {
             "created_at": DATETIME,
             "messages": {
                 "type": "array",
-                "items": _object(
-                    {
-                        "object_id": {"type": "string"},
-                        "from": {"type": "string"},
-                        "to": {"type": "string"},
-                        "created": UTC_TIME,
-                        "content": {"type": "string"},
-                        "verified": {"type": "boolean"},
-                        "error": {"type": "string"},
-                        "attachments": {
-                            "type": "array",
-                            "description": "Files the message carried: GET .../reports/{id}/attachments/{index}",
-                            "items": _object(
-                                {
-                                    "index": {"type": "integer", "minimum": 0},
-                                    "name": {"type": "string"},
-                                    "size": {"type": "integer", "minimum": 0},
-                                    "media_type": {"type": "string"},
-                                }
-                            ),
-                        },
-                    },
-                    required=["object_id", "verified"],
-                ),
+                "items": _ref("E2EEReportedMessage"),
             },
         },
         description="The messages a reporter revealed, each with whether its franking verified.",
@@ -1408,10 +1432,18 @@ def _e2ee_paths() -> dict[str, Any]:
                     scope="admin:read:reports",
                     description="Instance admins and moderators. The reporter revealed the message and with it "
                     "the file's key; the server fetches the ciphertext (its own, or from the sender's server), "
-                    "checks its digest, decrypts it and answers it as a download (application/octet-stream, "
-                    "Content-Disposition: attachment), never to be shown inline. 404 when the report has no such "
-                    "file or it is no longer stored ([e2ee] attachment_ttl_days); 422 when the stored bytes are "
-                    "not the ones the message named. Each opening is logged (ids only).",
+                    "checks its digest and decrypts it. Shown as this moderator chose (hearthside_media_display, "
+                    "POST /api/v1/hearthside/admin/media_reveal with attachment): an image (PNG, JPEG, GIF, WebP, "
+                    "BMP) is answered as a PNG preview (image/png, inline, at most 1024 px, first frame) that is "
+                    "greyscale until colour and blurred until unblur is revealed, its header "
+                    "Hearthside-Media-Display naming what it applies; with both revealed, the file itself as a "
+                    "download (application/octet-stream, Content-Disposition: attachment), never inline. A file "
+                    "that cannot be previewed answers 409 naming what to reveal first (audio: unmute; video: "
+                    "unblur, colour, unmute; an image that is not one of those formats: unblur, colour; anything "
+                    "else: unblur). 404 when the report has no such file or it is no longer stored ([e2ee] "
+                    "attachment_ttl_days); 422 when the stored bytes are not the ones the message named, or an "
+                    "image is damaged or too large to preview (over 50 megapixels; reveal it to download it). "
+                    "Each opening is logged (ids only).",
                     parameters=[
                         _path_param("id", "The report's id"),
                         {
@@ -1422,7 +1454,7 @@ def _e2ee_paths() -> dict[str, Any]:
                             "description": "The attachment's index in the report's view",
                         },
                     ],
-                    errors=("401", "403", "404", "422", "502"),
+                    errors=("401", "403", "404", "409", "422", "502"),
                 )
             ),
         },

@@ -21,6 +21,7 @@ from server.openapi import (
     _object,
     _operation,
     _path_param,
+    _ref,
 )
 
 TAG = "moderation"
@@ -97,48 +98,6 @@ AUDIT = _object(
         "created_at": DATETIME,
     }
 )
-ENCRYPTED_MESSAGE = _object(
-    {
-        "object_id": {"type": "string", "description": "The encrypted message's object id"},
-        "message_id": {
-            "type": "string",
-            "description": "The message's own id, as replies, edits and reactions name it",
-        },
-        "type": {
-            "type": "string",
-            "description": "Note (a message) or Reaction (one emoji on another message; content is empty)",
-        },
-        "from": {"type": "string", "description": "The sender's actor URI"},
-        "to": {"type": "string", "description": "The recipient's (the reporter's) actor URI"},
-        "created": DATETIME,
-        "content": {"type": "string", "description": "The text as the sender wrote it (not HTML)"},
-        "verified": {
-            "type": "boolean",
-            "description": "The franking tag recomputed and this server's stamp verified when the report was filed",
-        },
-        "in_reply_to": {"type": "string", "description": "A reply: the message_id of the message it answers"},
-        "edit_of": {"type": "string", "description": "An edit: the message_id of the message it corrects"},
-        "reaction": {"type": "string", "description": "A reaction: the emoji"},
-        "reaction_to": {"type": "string", "description": "A reaction: the message_id of the message it is on"},
-        "error": {"const": "cannot be opened", "description": "Only when the sealed copy does not open"},
-        "attachments": {
-            "type": "array",
-            "description": "Files the message carried (only when it has some): GET "
-            "/api/v1/hearthside/e2ee/reports/{id}/attachments/{index} opens one",
-            "items": _object(
-                {
-                    "index": {"type": "integer", "minimum": 0},
-                    "name": {"type": "string"},
-                    "size": {"type": "integer", "minimum": 0},
-                    "media_type": {"type": "string"},
-                }
-            ),
-        },
-    },
-    required=["object_id", "verified"],
-    description="A message the reporter revealed, as GET /api/v1/hearthside/e2ee/reports/{id} shows it. A "
-    "message that cannot be opened has only object_id, verified (false) and error.",
-)
 ADMIN_REPORT = _object(
     {
         "id": ID,
@@ -166,7 +125,7 @@ ADMIN_REPORT = _object(
         "forwarded_to": TEXT_LIST,
         "hearthside_encrypted_messages": {
             "type": "array",
-            "items": ENCRYPTED_MESSAGE,
+            "items": _ref("E2EEReportedMessage"),
             "description": "The end-to-end encrypted messages the reporter revealed (only those), each with "
             "whether its franking verified; empty for other reports. Staff only; viewing is logged.",
         },

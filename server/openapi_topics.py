@@ -52,7 +52,17 @@ DISPLAY = _object(
     description="How a client shows a reported post's media to this staff member (all true until revealed).",
 )
 REVEAL = _object(
-    {"report_id": ID, "status_id": ID, "reveal": {"type": "string", "enum": ["unblur", "colour", "unmute"]}}
+    {
+        "report_id": ID,
+        "status_id": ID,
+        "attachment": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Instead of status_id: the index of a file revealed in an E2EE report",
+        },
+        "reveal": {"type": "string", "enum": ["unblur", "colour", "unmute"]},
+    },
+    required=["report_id", "reveal"],
 )
 EXPOSURE = _object(
     {
@@ -132,13 +142,23 @@ def paths() -> dict[str, Any]:
         h + "/admin/media_reveal": {
             "post": _operation(
                 "revealReportedMedia",
-                "Reveal one reported post's media for yourself",
+                "Reveal one reported post's media, or one file of an E2EE report, for yourself",
                 tag=TAG,
                 scope="admin:write:reports",
                 body=_body(REVEAL),
-                response=_object({"report_id": ID, "status_id": ID, "hearthside_media_display": DISPLAY}),
+                response=_object(
+                    {
+                        "report_id": ID,
+                        "status_id": ID,
+                        "attachment": {"type": "integer", "minimum": 0},
+                        "hearthside_media_display": DISPLAY,
+                    },
+                    required=["report_id", "hearthside_media_display"],
+                ),
                 errors=e,
-                description="unblur, colour and unmute are separate actions, each audited and counted.",
+                description="unblur, colour and unmute are separate actions, each audited and counted. Give "
+                "status_id (a reported post) or attachment (a file of an E2EE report, as GET "
+                "/api/v1/hearthside/e2ee/reports/{id} numbers them); the answer names the same one.",
             )
         },
         h + "/admin/exposure": {

@@ -418,15 +418,19 @@ _RELATED = {
 
 
 async def revealed_messages(
-    session: AsyncSession, config: Config, report_ids: Iterable[int]
+    session: AsyncSession, config: Config, report_ids: Iterable[int], viewer_id: int | None
 ) -> dict[int, list[dict[str, Any]]]:
     """The messages revealed in these reports, opened, by report id (absent: none), in one
     query. Staff only: this is message content. The sealing key is read only when some report
-    has revealed messages (``GET /api/v1/hearthside/e2ee/reports/{id}`` shows the same)."""
+    has revealed messages (``GET /api/v1/hearthside/e2ee/reports/{id}`` shows the same). Each
+    file carries ``hearthside_media_display``: what ``viewer_id`` has revealed of it."""
+    from server.wellbeing import attachment_display, hidden_display  # late: it audits through this module
+
     rows = await _revealed_rows(session, set(report_ids))
     if not rows:
         return {}
     key = report_key(config)
+    display = await attachment_display(session, viewer_id, {row.report_id for row in rows})
     out: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
         shown = open_revealed(key, row)
@@ -434,6 +438,7 @@ async def revealed_messages(
         first = sum(len(m.get("attachments", ())) for m in numbered)
         for offset, file in enumerate(shown.get("attachments", ())):
             file["index"] = first + offset  # GET .../e2ee/reports/{id}/attachments/{index}
+            file["hearthside_media_display"] = display.get((row.report_id, file["index"]), hidden_display())
         numbered.append(shown)
     return out
 
@@ -498,7 +503,7 @@ async def render_admin_reports(
 
     revealed = await media_display(session, viewer.account_id, [r.id for r in reports])
     rules = await _rules_by_id(session, {i for r in reports for i in r.rule_ids})
-    encrypted = await revealed_messages(session, config, [r.id for r in reports])
+    encrypted = await revealed_messages(session, config, [r.id for r in reports], viewer.account_id)
     out = []
     for r in reports:
         if r.id in encrypted:

@@ -2,13 +2,16 @@
 
 Design note
 -----------
-**Moderators.** Hearthside stores no media (remote attachments are never stored, and local
-posts cannot carry any yet), so the display flags apply to each reported *status* in a
+**Moderators.** Hearthside stores no media for posts (remote attachments are never stored, and
+local posts cannot carry any yet), so the display flags apply to each reported *status* in a
 moderation queue: ``hearthside_media_display`` = ``{"blur", "greyscale", "muted"}``, all true
 until that staff member reveals that item with a separate action (``unblur``, ``colour``,
 ``unmute``). Reveals are per staff member and per (report, status), recorded as
 ``MediaExposure`` rows and audited; opening a report (``GET /api/v1/admin/reports/{id}``)
 records an ``open``. Exposure counts are those rows since the start of the ISO week (UTC).
+Files revealed in E2EE reports are the exception: the server decrypts them for moderators, so it
+shows them blurred and greyscale itself (``server.media_preview``); their reveals are per
+(report, attachment index).
 
 **Members.** The break reminder counts a crude activity session: authenticated API requests
 (recorded at most once a minute per account and process) extend it; a gap of more than ten
@@ -75,24 +78,66 @@ async def media_display(
     return out
 
 
-async def reveal(session: AsyncSession, staff_id: int, report_id: int, status_id: int, kind: str) -> None:
-    """Record one reveal of a reported post's media by one staff member (audited)."""
+async def attachment_display(
+    session: AsyncSession, viewer_id: int | None, report_ids: Iterable[int]
+) -> dict[tuple[int, int], dict[str, bool]]:
+    """(report id, attachment index) -> the viewer's display flags for the files revealed in
+    E2EE reports that they revealed; any other file shows ``hidden_display()``."""
+    ids = list(set(report_ids))
+    if viewer_id is None or not ids:
+        return {}
+    rows = await session.execute(
+        select(MediaExposure.report_id, MediaExposure.attachment, MediaExposure.kind).where(
+            MediaExposure.account_id == viewer_id,
+            MediaExposure.report_id.in_(ids),
+            MediaExposure.attachment.is_not(None),
+            MediaExposure.kind.in_(list(REVEALS)),
+        )
+    )
+    out: dict[tuple[int, int], dict[str, bool]] = {}
+    for report_id, index, kind in rows.all():
+        if index is not None:
+            out.setdefault((report_id, index), hidden_display())[REVEALS[kind]] = False
+    return out
+
+
+async def reveal(
+    session: AsyncSession,
+    staff_id: int,
+    report_id: int,
+    kind: str,
+    *,
+    status_id: int | None = None,
+    attachment: int | None = None,
+) -> None:
+    """Record one reveal by one staff member (audited): of a reported post's media
+    (``status_id``), or of a file revealed in an E2EE report (``attachment``, its index, which
+    the caller has checked exists)."""
     if kind not in REVEALS:
         raise Unprocessable("reveal: must be one of unblur, colour, unmute")
+    if (status_id is None) == (attachment is None):
+        raise Unprocessable("status_id or attachment: give exactly one")
     report = await session.get(Report, report_id)
     if report is None:
         raise Unprocessable("report_id: no such report")
-    if status_id not in [int(i) for i in report.status_ids]:
+    if status_id is not None and status_id not in [int(i) for i in report.status_ids]:
         raise Unprocessable("status_id: not one of the report's posts")
     session.add(
         MediaExposure(
-            id=new_id(), account_id=staff_id, report_id=report_id, status_id=status_id, kind=kind, created_at=now()
+            id=new_id(),
+            account_id=staff_id,
+            report_id=report_id,
+            status_id=status_id,
+            attachment=attachment,
+            kind=kind,
+            created_at=now(),
         )
     )
     from server.reports import audit  # late: server.reports -> server.notify -> this module
 
-    audit(session, staff_id, f"media.{kind}", "report", report_id, details={"status_id": str(status_id)})
-    log.info("report %s: status %s media %s by account %s", report_id, status_id, kind, staff_id)
+    item = {"status_id": str(status_id)} if status_id is not None else {"attachment": str(attachment)}
+    audit(session, staff_id, f"media.{kind}", "report", report_id, details=item)
+    log.info("report %s: %s media %s by account %s", report_id, item, kind, staff_id)
 
 
 def record_open(session: AsyncSession, staff_id: int, report: Report) -> None:

@@ -1470,9 +1470,14 @@ async def test_attachments__sent_encrypted_fetched_through_the_readers_server_an
     from server.models import E2EEAttachment
 
     monkeypatch.setenv("HEARTHSIDE_DM_PASSPHRASE", PASSPHRASE)
+    from PIL import Image, PngImagePlugin
+
     canary = b"ATTACHMENT-CANARY-" + secrets.token_hex(8).encode()
     original = tmp_path / "drawing.png"
-    original.write_bytes(b"\x89PNG\r\n" + canary + os.urandom(3000))
+    metadata = PngImagePlugin.PngInfo()
+    metadata.add_text("Comment", canary.decode())  # the file's metadata: the canary, in clear
+    Image.frombytes("RGB", (64, 48), os.urandom(64 * 48 * 3)).save(original, "PNG", pnginfo=metadata)
+    assert canary in original.read_bytes()
     async with talking(pair[0]) as (a, b, alice1, bob1):
         alice2, _ = await device(a, "alice")
         await alice1.approve(alice2.device.device_id)
@@ -1529,14 +1534,66 @@ async def test_attachments__sent_encrypted_fetched_through_the_readers_server_an
         moderator = await b.user("modb", role="moderator", scopes="read write admin:read admin:write")
         view = await b.api("GET", f"/api/v1/hearthside/e2ee/reports/{report['id']}", moderator)
         (shown_message,) = view["messages"]
+        hidden = {"blur": True, "greyscale": True, "muted": True}
         assert shown_message["attachments"] == [
-            {"index": 0, "name": "drawing.png", "size": original.stat().st_size, "media_type": "image/png"}
+            {
+                "index": 0,
+                "name": "drawing.png",
+                "size": original.stat().st_size,
+                "media_type": "image/png",
+                "hearthside_media_display": hidden,
+            }
         ]
         path = f"/api/v1/hearthside/e2ee/reports/{report['id']}/attachments/0"
-        async with b.http.get(b.base_url + path, headers=moderator.headers) as opened:  # type: ignore[union-attr]
-            assert opened.status == 200 and await opened.read() == original.read_bytes()
-            assert opened.headers["Content-Disposition"] == "attachment; filename*=UTF-8''drawing.png"
-            assert opened.headers["X-Content-Type-Options"] == "nosniff"
+
+        async def opened_file(path: str) -> tuple[int, Any, bytes]:
+            async with b.http.get(b.base_url + path, headers=moderator.headers) as opened:  # type: ignore[union-attr]
+                return opened.status, opened.headers, await opened.read()
+
+        # Until the moderator reveals it: a greyscale, blurred preview, without the file's metadata.
+        status, headers, body = await opened_file(path)
+        assert status == 200 and headers["Content-Type"] == "image/png" and canary not in body
+        assert headers["Content-Disposition"] == "inline; filename=preview.png"
+        assert headers["Hearthside-Media-Display"] == "blur, greyscale"
+        assert headers["X-Content-Type-Options"] == "nosniff" and headers["Cache-Control"] == "no-store"
+        with Image.open(io.BytesIO(body)) as preview:
+            assert (preview.format, preview.mode, preview.size) == ("PNG", "L", (64, 48))
+        reveal = "/api/v1/hearthside/admin/media_reveal"
+        answer = await b.api(
+            "POST", reveal, moderator, json={"report_id": report["id"], "attachment": 0, "reveal": "unblur"}
+        )
+        assert answer == {
+            "report_id": report["id"],
+            "attachment": 0,
+            "hearthside_media_display": {**hidden, "blur": False},
+        }
+        status, headers, body = await opened_file(path)
+        assert status == 200 and headers["Hearthside-Media-Display"] == "greyscale"
+        # Reveals are the moderator's own: another moderator still gets the blurred preview.
+        other = await b.user("modb2", role="moderator", scopes="read write admin:read admin:write")
+        async with b.http.get(b.base_url + path, headers=other.headers) as opened:  # type: ignore[union-attr]
+            assert opened.headers["Hearthside-Media-Display"] == "blur, greyscale"
+        await b.api("POST", reveal, moderator, json={"report_id": report["id"], "attachment": 0, "reveal": "colour"})
+        status, headers, body = await opened_file(path)
+        assert status == 200 and body == original.read_bytes()
+        assert headers["Content-Disposition"] == "attachment; filename*=UTF-8''drawing.png"
+        assert headers["Content-Type"] == "application/octet-stream" and "Hearthside-Media-Display" not in headers
+        view = await b.api("GET", f"/api/v1/hearthside/e2ee/reports/{report['id']}", moderator)
+        shown_display = view["messages"][0]["attachments"][0]["hearthside_media_display"]
+        assert shown_display == {"blur": False, "greyscale": False, "muted": True}
+        exposure = await b.api("GET", "/api/v1/hearthside/admin/exposure", moderator)
+        (mine,) = [m for m in exposure["moderators"] if m["username"] == "modb"]
+        assert mine["by_kind"] == {"unblur": 1, "colour": 1}
+        # Refused: a file the report does not have, both or neither of a post and a file, members.
+        for body_, expect in (
+            ({"report_id": report["id"], "attachment": 1, "reveal": "unblur"}, "no such file"),
+            ({"report_id": report["id"], "reveal": "unblur"}, "exactly one"),
+            ({"report_id": report["id"], "attachment": 0, "status_id": "1", "reveal": "unblur"}, "exactly one"),
+            ({"report_id": report["id"], "attachment": -1, "reveal": "unblur"}, "at least 0"),
+        ):
+            refused_ = await b.api("POST", reveal, moderator, json=body_, expect=422)
+            assert expect in refused_["error"]
+        await b.api("POST", reveal, b.users["bob"], json={"report_id": report["id"], "attachment": 0}, expect=403)
         await b.api("GET", path, b.users["bob"], expect=403)  # members may not
         await b.api("GET", path.replace("/attachments/0", "/attachments/1"), moderator, expect=404)
 
@@ -1579,3 +1636,12 @@ async def test_attachments__sent_encrypted_fetched_through_the_readers_server_an
         await eventually(shown, what="the attachment in bob's read")
         out = await dm(tmp_path / "bob", "save", said["id"], "--to", str(tmp_path / "cli-files"))
         assert (tmp_path / "cli-files" / "note.txt").read_text() == "for you" and "Saved" in out
+
+        # A file that cannot be shown blurred (text) reaches a moderator only once revealed.
+        filed = json.loads(await dm(tmp_path / "bob", "--json", "report", said["id"], "--comment", "a file"))
+        path = f"/api/v1/hearthside/e2ee/reports/{filed['id']}/attachments/0"
+        held = await b.api("GET", path, moderator, expect=409)
+        assert "reveal it first (unblur" in held["error"] and "attachment=0" in held["error"]
+        await b.api("POST", reveal, moderator, json={"report_id": filed["id"], "attachment": 0, "reveal": "unblur"})
+        status, _, body = await opened_file(path)
+        assert (status, body) == (200, b"for you")

@@ -885,11 +885,16 @@ async def _attachment_bytes(request: web.Request, url: str) -> bytes:
 @routes.get(BASE + "/reports/{id}/attachments/{index}")
 async def open_reported_attachment(request: web.Request) -> web.Response:
     """For instance moderators: a file a reported message carried, decrypted with the key the
-    reporter revealed, as a download (never inline: moderators choose when to look)."""
+    reporter revealed. Shown as the moderator chose (docs/safety.md "Moderator and member
+    wellbeing"): an image greyscale and blurred (a PNG preview) until they reveal each, then
+    the file as a download; a file that cannot be previewed only once revealed (409 says what
+    to reveal). Never the original inline: moderators choose when to look."""
     from urllib.parse import quote
 
     from crypto.attachments import AttachmentError, open_described
+    from server.media_preview import HeldBack, PreviewError, shown_async
     from server.reports import revealed_attachment
+    from server.wellbeing import attachment_display, hidden_display
 
     viewer = await require_staff(request, "admin:read:reports")
     config = request.app[CONFIG]
@@ -897,8 +902,10 @@ async def open_reported_attachment(request: web.Request) -> web.Response:
     raw_index = request.match_info["index"]
     if not raw_index.isdigit() or len(raw_index) > 4:
         raise NotFound("Record not found")
+    index = int(raw_index)
     async with request.app[SESSIONS]() as session:
-        described = await revealed_attachment(session, config, report_id, int(raw_index))
+        described = await revealed_attachment(session, config, report_id, index)
+        display = (await attachment_display(session, viewer.account_id, [report_id])).get((report_id, index))
     if described is None:
         raise NotFound("attachment: this report has no such file")
     ciphertext = await _attachment_bytes(request, described["url"])
@@ -906,13 +913,30 @@ async def open_reported_attachment(request: web.Request) -> web.Response:
         data = open_described(ciphertext, described)
     except AttachmentError as exc:
         raise Unprocessable(str(exc)) from None
-    log.info("e2ee report %s attachment %s opened by moderator account %s", report_id, raw_index, viewer.account_id)
-    headers = {
-        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(described['name'], safe='')}",
-        "X-Content-Type-Options": "nosniff",
-        "Cache-Control": "no-store",
-    }
-    return web.Response(body=data, content_type=ATTACHMENT_TYPE, headers=headers)
+    try:
+        shown = await shown_async(data, described["media_type"], display or hidden_display())
+    except HeldBack as held:
+        raise ApiError(
+            f"attachment: this file cannot be shown blurred; reveal it first ({', '.join(held.needed)}: "
+            f"POST /api/v1/hearthside/admin/media_reveal with report_id and attachment={index})",
+            status=409,
+        ) from None
+    except PreviewError as exc:
+        raise Unprocessable(f"attachment: {exc}") from None
+    log.info(
+        "e2ee report %s attachment %s opened (%s) by moderator account %s",
+        report_id,
+        index,
+        "preview" if shown.preview else "original",
+        viewer.account_id,
+    )
+    headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+    if shown.preview:
+        headers["Content-Disposition"] = "inline; filename=preview.png"
+        headers["Hearthside-Media-Display"] = ", ".join(shown.applied)
+        return web.Response(body=shown.body, content_type="image/png", headers=headers)
+    headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(described['name'], safe='')}"
+    return web.Response(body=shown.body, content_type=ATTACHMENT_TYPE, headers=headers)
 
 
 # ---------------------------------------------------------------------------- plaintext box
@@ -1088,7 +1112,7 @@ async def show_report(request: web.Request) -> web.Response:
         if report is None:
             raise NotFound("Record not found")
         # The same view as the admin report queue's hearthside_encrypted_messages.
-        messages = (await revealed_messages(session, config, [report.id])).get(report.id, [])
+        messages = (await revealed_messages(session, config, [report.id], viewer.account_id)).get(report.id, [])
         target = await session.get(Account, report.target_account_id)
     log.info("e2ee report %s opened by moderator account %s", report.id, viewer.account_id)
     return json_response(

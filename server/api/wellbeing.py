@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from server import wellbeing
 from server.auth import VIEWER, require_staff, require_user
 from server.errors import Unprocessable
-from server.web import SESSIONS, Routes, json_response, now, read_params
+from server.web import CONFIG, SESSIONS, Routes, json_response, now, read_params
 
 log = logging.getLogger(__name__)
 
@@ -97,28 +97,37 @@ async def update(request: web.Request) -> web.Response:
 
 @routes.post(REVEAL)
 async def reveal(request: web.Request) -> web.Response:
-    """Reveal one reported post's media for this staff member: ``unblur``, ``colour`` or
-    ``unmute`` (each a separate, audited action)."""
+    """Reveal, for this staff member, one reported post's media (``status_id``) or one file of
+    an E2EE report (``attachment``, its index): ``unblur``, ``colour`` or ``unmute`` (each a
+    separate, audited action)."""
+    from server.reports import revealed_attachment
+
     viewer = await require_staff(request, "admin:write:reports")
     params = await read_params(request)
     report_id = params.id("report_id")
     status_id = params.id("status_id")
+    attachment = params.integer("attachment", min=0, max=9999)
     if report_id is None:
         raise Unprocessable("report_id: is required")
-    if status_id is None:
-        raise Unprocessable("status_id: is required")
+    if (status_id is None) == (attachment is None):
+        raise Unprocessable("status_id or attachment: give exactly one (a reported post, or a reported file's index)")
     kind = params.text("reveal", max_len=16) or ""
     me = viewer.require_account()
+    config = request.app[CONFIG]
     async with request.app[SESSIONS]() as session:
-        await wellbeing.reveal(session, me, report_id, status_id, kind)
+        if attachment is not None and await revealed_attachment(session, config, report_id, attachment) is None:
+            raise Unprocessable("attachment: this report has no such file")
+        await wellbeing.reveal(session, me, report_id, kind, status_id=status_id, attachment=attachment)
         await session.commit()
-        display = await wellbeing.media_display(session, me, [report_id])
+        item: dict[str, int | str]
+        if attachment is not None:
+            shown = (await wellbeing.attachment_display(session, me, [report_id])).get((report_id, attachment))
+            item = {"attachment": attachment}
+        else:
+            shown = (await wellbeing.media_display(session, me, [report_id])).get((report_id, status_id or 0))
+            item = {"status_id": str(status_id)}
     return json_response(
-        {
-            "report_id": str(report_id),
-            "status_id": str(status_id),
-            "hearthside_media_display": display.get((report_id, status_id), wellbeing.hidden_display()),
-        }
+        {"report_id": str(report_id), **item, "hearthside_media_display": shown or wellbeing.hidden_display()}
     )
 
 

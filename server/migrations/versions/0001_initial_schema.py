@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 01:15:26.088067
+Create Date: 2026-11-22 07:14:04.807694
 """
 
 from __future__ import annotations
@@ -978,6 +978,7 @@ def upgrade() -> None:
         sa.Column("account_id", sa.BigInteger(), nullable=False),
         sa.Column("report_id", sa.BigInteger(), nullable=False),
         sa.Column("status_id", sa.BigInteger(), nullable=True),
+        sa.Column("attachment", sa.Integer(), nullable=True),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("created_at", server.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
