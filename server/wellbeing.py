@@ -60,22 +60,7 @@ async def media_display(
 ) -> dict[tuple[int, int], dict[str, bool]]:
     """(report id, status id) -> the viewer's display flags for items they revealed; any
     other item shows ``hidden_display()``."""
-    ids = list(set(report_ids))
-    if viewer_id is None or not ids:
-        return {}
-    rows = await session.execute(
-        select(MediaExposure.report_id, MediaExposure.status_id, MediaExposure.kind).where(
-            MediaExposure.account_id == viewer_id,
-            MediaExposure.report_id.in_(ids),
-            MediaExposure.kind.in_(list(REVEALS)),
-        )
-    )
-    out: dict[tuple[int, int], dict[str, bool]] = {}
-    for report_id, status_id, kind in rows.all():
-        if status_id is None:
-            continue
-        out.setdefault((report_id, status_id), hidden_display())[REVEALS[kind]] = False
-    return out
+    return await _display(session, viewer_id, report_ids, MediaExposure.status_id)
 
 
 async def attachment_display(
@@ -83,21 +68,27 @@ async def attachment_display(
 ) -> dict[tuple[int, int], dict[str, bool]]:
     """(report id, attachment index) -> the viewer's display flags for the files revealed in
     E2EE reports that they revealed; any other file shows ``hidden_display()``."""
+    return await _display(session, viewer_id, report_ids, MediaExposure.attachment)
+
+
+async def _display(
+    session: AsyncSession, viewer_id: int | None, report_ids: Iterable[int], item: Any
+) -> dict[tuple[int, int], dict[str, bool]]:
+    """(report id, ``item`` column's value) -> the viewer's display flags, from their reveals."""
     ids = list(set(report_ids))
     if viewer_id is None or not ids:
         return {}
     rows = await session.execute(
-        select(MediaExposure.report_id, MediaExposure.attachment, MediaExposure.kind).where(
+        select(MediaExposure.report_id, item, MediaExposure.kind).where(
             MediaExposure.account_id == viewer_id,
             MediaExposure.report_id.in_(ids),
-            MediaExposure.attachment.is_not(None),
+            item.is_not(None),
             MediaExposure.kind.in_(list(REVEALS)),
         )
     )
     out: dict[tuple[int, int], dict[str, bool]] = {}
-    for report_id, index, kind in rows.all():
-        if index is not None:
-            out.setdefault((report_id, index), hidden_display())[REVEALS[kind]] = False
+    for report_id, key, kind in rows.all():
+        out.setdefault((report_id, key), hidden_display())[REVEALS[kind]] = False
     return out
 
 
