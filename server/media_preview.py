@@ -36,6 +36,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
+from server.wellbeing import REVEALS
+
 PREVIEW_EDGE = 1024
 # The formats previewed: what members send from phones and browsers. Pillow tries no other
 # decoder (EPS, for one, would run Ghostscript); other files are held back until revealed.
@@ -73,9 +75,8 @@ class HeldBack(Exception):
         self.needed = needed
 
 
-#: Reveal action -> the display flag it turns off (server.wellbeing.REVEALS, reversed here to
-#: name the actions a held-back file needs).
-_ACTION = {"blur": "unblur", "greyscale": "colour", "muted": "unmute"}
+#: Display flag -> the reveal action that turns it off (to name what a held-back file needs).
+_ACTION = {flag: action for action, flag in REVEALS.items()}
 
 
 def shown(data: bytes, media_type: str, display: dict[str, bool]) -> Shown:
@@ -126,11 +127,15 @@ def _open_image(data: bytes) -> Image.Image | None:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise TooLarge(_too_large("its declared size")) from None
         except (OSError, ValueError, SyntaxError) as exc:  # Pillow's plugins raise all three
-            raise PreviewError(f"the image is damaged ({type(exc).__name__}); reveal it to download it") from None
+            raise _damaged(type(exc).__name__) from None
     if min(image.size) <= 0:
         image.close()
-        raise PreviewError("the image is damaged (it declares no pixels); reveal it to download it")
+        raise _damaged("it declares no pixels")
     return image
+
+
+def _damaged(why: str) -> PreviewError:
+    return PreviewError(f"the image is damaged ({why}); reveal it to download it")
 
 
 def _too_large(what: str) -> str:
@@ -147,7 +152,7 @@ def _preview(image: Image.Image, *, blur: bool, grey: bool) -> bytes:
         frame.thumbnail((PREVIEW_EDGE, PREVIEW_EDGE))
         frame = frame.convert("L" if grey else "RGB")
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
-        raise PreviewError(f"the image is damaged ({type(exc).__name__}); reveal it to download it") from None
+        raise _damaged(type(exc).__name__) from None
     if blur:
         frame = frame.filter(ImageFilter.GaussianBlur(max(2.0, BLUR_SHARE * max(frame.size))))
     out = io.BytesIO()

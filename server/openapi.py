@@ -570,6 +570,11 @@ SCHEMAS: dict[str, Any] = {
             "forwarded": {"type": "boolean"},
         }
     ),
+    "MediaDisplay": _object(
+        {"blur": {"type": "boolean"}, "greyscale": {"type": "boolean"}, "muted": {"type": "boolean"}},
+        description="How reported media is shown to this staff member (all true until revealed with POST "
+        "/api/v1/hearthside/admin/media_reveal).",
+    ),
     "E2EEReportedMessage": _object(
         {
             "object_id": {"type": "string", "description": "The encrypted message's object id"},
@@ -604,11 +609,7 @@ SCHEMAS: dict[str, Any] = {
                         "name": {"type": "string"},
                         "size": {"type": "integer", "minimum": 0},
                         "media_type": {"type": "string"},
-                        "hearthside_media_display": {
-                            "type": "object",
-                            "description": "What this moderator has revealed of the file (blur, greyscale, muted: "
-                            "true until revealed with POST /api/v1/hearthside/admin/media_reveal and attachment)",
-                        },
+                        "hearthside_media_display": _ref("MediaDisplay"),
                     }
                 ),
             },

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.openapi import DATETIME, ID, _body, _nullable, _object, _operation
+from server.openapi import DATETIME, ID, _body, _nullable, _object, _operation, _ref
 
 TAG = "moderation"
 
@@ -47,10 +47,7 @@ WELLBEING_BODY = _object(
     },
     required=[],
 )
-DISPLAY = _object(
-    {"blur": {"type": "boolean"}, "greyscale": {"type": "boolean"}, "muted": {"type": "boolean"}},
-    description="How a client shows a reported post's media to this staff member (all true until revealed).",
-)
+DISPLAY = _ref("MediaDisplay")
 REVEAL = _object(
     {
         "report_id": ID,

@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.config import Config
 from server.entities import iso
 from server.errors import Unprocessable
 from server.ids import new_id
@@ -94,6 +95,7 @@ async def _display(
 
 async def reveal(
     session: AsyncSession,
+    config: Config,
     staff_id: int,
     report_id: int,
     kind: str,
@@ -102,17 +104,20 @@ async def reveal(
     attachment: int | None = None,
 ) -> None:
     """Record one reveal by one staff member (audited): of a reported post's media
-    (``status_id``), or of a file revealed in an E2EE report (``attachment``, its index, which
-    the caller has checked exists)."""
+    (``status_id``), or of a file revealed in an E2EE report (``attachment``, its index)."""
+    from server.reports import audit, revealed_attachment  # late: server.reports -> server.notify -> this module
+
     if kind not in REVEALS:
         raise Unprocessable("reveal: must be one of unblur, colour, unmute")
     if (status_id is None) == (attachment is None):
-        raise Unprocessable("status_id or attachment: give exactly one")
+        raise Unprocessable("status_id or attachment: give exactly one (a reported post, or a reported file's index)")
     report = await session.get(Report, report_id)
     if report is None:
         raise Unprocessable("report_id: no such report")
     if status_id is not None and status_id not in [int(i) for i in report.status_ids]:
         raise Unprocessable("status_id: not one of the report's posts")
+    if attachment is not None and await revealed_attachment(session, config, report_id, attachment) is None:
+        raise Unprocessable("attachment: this report has no such file")
     session.add(
         MediaExposure(
             id=new_id(),
@@ -124,8 +129,6 @@ async def reveal(
             created_at=now(),
         )
     )
-    from server.reports import audit  # late: server.reports -> server.notify -> this module
-
     item = {"status_id": str(status_id)} if status_id is not None else {"attachment": str(attachment)}
     audit(session, staff_id, f"media.{kind}", "report", report_id, details=item)
     log.info("report %s: %s media %s by account %s", report_id, item, kind, staff_id)

@@ -100,8 +100,6 @@ async def reveal(request: web.Request) -> web.Response:
     """Reveal, for this staff member, one reported post's media (``status_id``) or one file of
     an E2EE report (``attachment``, its index): ``unblur``, ``colour`` or ``unmute`` (each a
     separate, audited action)."""
-    from server.reports import revealed_attachment
-
     viewer = await require_staff(request, "admin:write:reports")
     params = await read_params(request)
     report_id = params.id("report_id")
@@ -109,15 +107,12 @@ async def reveal(request: web.Request) -> web.Response:
     attachment = params.integer("attachment", min=0, max=9999)
     if report_id is None:
         raise Unprocessable("report_id: is required")
-    if (status_id is None) == (attachment is None):
-        raise Unprocessable("status_id or attachment: give exactly one (a reported post, or a reported file's index)")
     kind = params.text("reveal", max_len=16) or ""
     me = viewer.require_account()
-    config = request.app[CONFIG]
     async with request.app[SESSIONS]() as session:
-        if attachment is not None and await revealed_attachment(session, config, report_id, attachment) is None:
-            raise Unprocessable("attachment: this report has no such file")
-        await wellbeing.reveal(session, me, report_id, kind, status_id=status_id, attachment=attachment)
+        await wellbeing.reveal(
+            session, request.app[CONFIG], me, report_id, kind, status_id=status_id, attachment=attachment
+        )
         await session.commit()
         item: dict[str, int | str]
         if attachment is not None:

@@ -488,8 +488,6 @@ async def _devices(client: DmClient, args: argparse.Namespace) -> int:
 
 async def _report(client: DmClient, args: argparse.Namespace) -> int:
     reactions_on = args.reactions_on or []
-    if not args.message_ids and not reactions_on:
-        raise DmError("give the ids of messages you received, or --reactions-on ID (see `hearthside dm read --all`)")
     answer = await client.report(
         args.message_ids, comment=args.comment or "", forward=args.forward, reactions_on=reactions_on
     )

@@ -66,7 +66,7 @@ from crypto.attachments import open_described as open_attachment
 from crypto.attachments import seal as seal_attachment
 from crypto.devicelist import DeviceEntry, MasterKey
 from crypto.encoding import b64decode, b64encode, parse_utc_time, utc_time
-from crypto.envelope import PlainMessage, new_control_message, new_message
+from crypto.envelope import Envelope, PlainMessage, new_control_message, new_message
 from crypto.errors import CryptoError, MasterKeyChangedError
 from crypto.messaging import ClaimedKey, DeviceState, Outgoing, Target
 from crypto.olm import SasSession
@@ -1223,17 +1223,8 @@ class DmClient:
         if message.body.get("type") == "Timer":
             self._timer_changed(message, own)
             return
-        opening = {
-            "object_id": row["object_id"],
-            "message_bytes": b64encode(message.encoded),
-            "franking_key": b64encode(envelope.franking_key),
-            "franking_tag": b64encode(envelope.franking_tag),
-            "stamp": row["stamp"],
-            "sender_stamp": row["sender_stamp"],
-            "stamped_at": row["stamped_at"],
-        }
         if message.body.get("type") == "Reaction":
-            self._reacted(message, own, peer, opening)
+            self._reacted(message, own, peer, _opening(row, envelope))
             return
         if message.body.get("type") != "Note":
             # An in-band protocol step (key verification): never shown, never kept as history.
@@ -1249,7 +1240,7 @@ class DmClient:
                 "direction": "out" if own else "in",
                 "peer": peer,
                 "message": message.to_json(),
-                **opening,
+                **_opening(row, envelope),
                 "sender_device": sender_device,
                 "unread": True,
             }
@@ -1325,7 +1316,9 @@ class DmClient:
         theirs), the one shown and any taken back or replaced in the last week."""
         chosen = [item for item in self.profile.history if item["id"] in message_ids and item["direction"] == "in"]
         if len(chosen) != len(set(message_ids)) or not (message_ids or reactions_on):
-            raise DmError("give the ids of messages you received (see `hearthside dm read --all`)")
+            raise DmError(
+                "give the ids of messages you received, or --reactions-on ID (see `hearthside dm read --all`)"
+            )
         for message_id in dict.fromkeys(reactions_on):
             if self._item(message_id) is None:
                 raise DmError(f"no message {message_id} on this device (see `hearthside dm read --all`)")
@@ -1532,6 +1525,20 @@ SAS_STEP_LIFETIME = timedelta(hours=1)
 MAX_QUEUED_CONTROL = 100
 
 
+def _opening(row: dict[str, Any], envelope: Envelope) -> dict[str, Any]:
+    """What a report reveals of a received message or reaction (its franking opening and the
+    servers' stamps), as kept with it."""
+    return {
+        "object_id": row["object_id"],
+        "message_bytes": b64encode(envelope.message.encoded),
+        "franking_key": b64encode(envelope.franking_key),
+        "franking_tag": b64encode(envelope.franking_tag),
+        "stamp": row["stamp"],
+        "sender_stamp": row["sender_stamp"],
+        "stamped_at": row["stamped_at"],
+    }
+
+
 def _write_new(directory: Path, name: str, data: bytes) -> Path:
     """Write ``data`` to a new file (mode 0600) named after ``name`` in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -1557,8 +1564,8 @@ def valid_reaction(text: object) -> bool:
     """One emoji: 1 to MAX_REACTION_CHARS code points, and no words: no letters or digits of
     any script (a digit only as a keycap emoji, "1️⃣"), no spaces, controls, unassigned or
     private-use characters; of the invisible format characters only the zero-width joiner and
-    the tag characters emoji sequences use (family emoji, subdivision flags). Reactions are not
-    reportable on their own, so they must not be able to carry a message."""
+    the tag characters emoji sequences use (family emoji, subdivision flags). A reaction must
+    not be able to carry a message: words go in messages, where the support notes see them."""
     if not isinstance(text, str) or not 0 < len(text) <= MAX_REACTION_CHARS:
         return False
     for at, char in enumerate(text):
