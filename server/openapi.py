@@ -544,11 +544,15 @@ SCHEMAS: dict[str, Any] = {
             "franking_key": {**KEY, "description": "The message's 32-byte franking key"},
             "franking_tag": KEY,
             "object_id": {"type": "string", "maxLength": 2048},
-            "stamp": {**STAMP, "description": "This server's stamp, as received in the device inbox"},
-            "sender_stamp": {**STAMP, "description": "The sending server's stamp, as received"},
+            "stamp": {
+                **STAMP,
+                "description": "This server's stamp, as received in the device inbox (or, for your own message, "
+                "as the send returned it)",
+            },
+            "sender_stamp": {**STAMP, "description": "The sending server's stamp, as received (yours: the same)"},
             "stamped_at": UTC_TIME,
         },
-        description="A received message revealed to moderators; the tag must recompute and this server's stamp verify.",
+        description="A message revealed to moderators; the tag must recompute and this server's stamp verify.",
     ),
     "E2EEReport": _object(
         {
@@ -560,8 +564,8 @@ SCHEMAS: dict[str, Any] = {
             "messages": {"type": "array", "minItems": 1, "maxItems": 20, "items": _ref("RevealedMessage")},
         },
         required=["messages"],
-        description="Report received encrypted messages of one sender: only what is revealed here is shown to "
-        "moderators.",
+        description="Report encrypted messages of one conversation: what the reported member sent you and, as "
+        "context, what you sent them. Only what is revealed here is shown to moderators.",
     ),
     "E2EEReportFiled": _object(
         {
@@ -1397,12 +1401,13 @@ def _e2ee_paths() -> dict[str, Any]:
             "post": _also_answers(
                 _operation(
                     "reportE2EEMessages",
-                    "Report received encrypted messages",
+                    "Report encrypted messages of one conversation",
                     tag=t,
                     scope=scope,
                     description="Reveals the messages (plaintext, franking key, tag, stamps) to this instance's "
-                    "moderators. Each must be addressed to you, its tag must recompute and this server's stamp "
-                    "verify (422 otherwise); one sender per report. The same report again (same messages and "
+                    "moderators. Each must be between you and the member reported, at least one sent by them (your "
+                    "own are context), its tag must recompute and this server's stamp verify (422 otherwise). "
+                    "forward sends only their messages to their server. The same report again (same messages and "
                     "comment, the first still open) files nothing new: 200 with the first report's id.",
                     body=_json_body(_ref("E2EEReport")),
                     response=_ref("E2EEReportFiled"),

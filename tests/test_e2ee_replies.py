@@ -10,6 +10,7 @@ an older reaction than the one kept changes nothing.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,8 +23,9 @@ from test_e2ee_e2e import PASSPHRASE, device, dm, handle, open_to_everyone, rece
 from crypto.encoding import b64decode, b64encode
 from crypto.envelope import new_control_message, new_message
 from server.dm.client import DmClient, DmError, Incoming, valid_reaction
+from server.dm.client import revealed as revealed_item
 from server.dm.store import Store
-from server.models import Report
+from server.models import OutboxActivity, Report
 
 
 @pytest.mark.parametrize(
@@ -301,15 +303,21 @@ async def test_a_hurtful_reaction_can_be_reported_even_after_it_was_taken_back(
         first["message_bytes"] = original
 
         answer = await alice1.report([theirs], comment="hurtful", forward=True, reactions_on=[mine])
-        assert answer["messages"] == 3 and answer["forwarded"] is True
+        assert answer["messages"] == 4 and answer["forwarded"] is True
         shown = await a.api("GET", f"/api/v1/hearthside/e2ee/reports/{answer['id']}", moderator_a)
         fields = ("type", "reaction", "reaction_to", "content", "verified")
+        # The message the reactions were on (alice's own) is revealed with them, as context.
         assert [tuple(m.get(f) for f in fields) for m in shown["messages"]] == [
+            ("Note", None, None, "I had a really hard day", True),
             ("Note", None, None, "tell me about it", True),
             ("Reaction", "🔪", mine, "", True),
             ("Reaction", "🪦", mine, "", True),
         ]
-        assert shown["messages"][0]["message_id"] == theirs and shown["target"] == bob
+        assert [(m["message_id"], m["from"]) for m in shown["messages"][:2]] == [
+            (mine, a.actor("alice")),
+            (theirs, bob),
+        ]
+        assert shown["target"] == bob
         assert "💛" not in str(shown)  # alice's own reaction was not revealed
 
         # The sender's server gets the Flag and verifies its own stamps on the reactions too.
@@ -324,6 +332,7 @@ async def test_a_hurtful_reaction_can_be_reported_even_after_it_was_taken_back(
             ("🔪", True),
             ("🪦", True),
         ]
+        assert "I had a really hard day" not in str(there)  # alice's own words are never forwarded
 
         # Reactions to a message and to its edits are reported together, by either id.
         edited = await alice1.edit(mine, "I had a really hard week")
@@ -340,7 +349,7 @@ async def test_a_hurtful_reaction_can_be_reported_even_after_it_was_taken_back(
         # The command: `report --reactions-on ID`, and nothing to report is refused.
         Store(tmp_path / "alice", PASSPHRASE).save(alice1.profile)
         out = await dm(tmp_path / "alice", "report", "--reactions-on", mine, "--comment", "again")
-        assert "Reported 1 message(s) and reaction(s)" in out
+        assert "Reported 2 message(s) and reaction(s)" in out  # the message and 😡
         code, _, err = await run_dm(tmp_path / "alice", "report")
         assert code == 2 and "--reactions-on ID" in err
         # `read` shows a new reaction once, and says how to report it.
@@ -355,6 +364,100 @@ async def test_a_hurtful_reaction_can_be_reported_even_after_it_was_taken_back(
         await eventually(shown_once, what="bob's new reaction on alice's device")
         assert "dm report --reactions-on ID" in notices[-1]
         assert "😢" not in (await run_dm(tmp_path / "alice", "read"))[1]
+
+
+async def test_a_report_shows_the_reporters_own_messages_as_context_verified_and_never_forwarded(
+    pair: list[Instance],
+) -> None:
+    """A hurtful answer is read against what it answers: a report may reveal the reporter's own
+    messages to the reported member, which their server verifies by the stamp it made when
+    they were sent. Every item must be between the two of them, at least one theirs; only
+    theirs are forwarded (now, or later by a moderator); altered words of one's own do not
+    verify."""
+    async with talking(pair) as (a, b, alice1, bob1):
+        staff = "read write admin:read admin:write"
+        moderator_a = await a.user("moda", role="moderator", scopes=staff)
+        moderator_b = await b.user("modb", role="moderator", scopes=staff)
+        alice, bob = a.actor("alice"), b.actor("bob")
+        mine = await alice1.send(handle(b, "bob"), "I relapsed last night")
+        await receive_until(bob1)
+        theirs = await bob1.send(handle(a, "alice"), "nobody is surprised")
+        await receive_until(alice1)
+        later = await alice1.send(handle(b, "bob"), "that hurt")
+        await receive_until(bob1)
+
+        # Own messages alone are context for nothing; unknown ids are named.
+        with pytest.raises(DmError, match="context only"):
+            await alice1.report([mine, later], comment="", forward=False)
+        with pytest.raises(DmError, match="no message nope on this device"):
+            await alice1.report([theirs, "nope"], comment="", forward=False)
+
+        def revealed(message_id: str) -> dict[str, Any]:
+            return revealed_item(next(i for i in alice1.profile.history if i["id"] == message_id))
+
+        async def refused(messages: list[dict[str, Any]], reason: str) -> None:
+            with pytest.raises(DmError, match=f"422 {reason}"):
+                await alice1._call("POST", "/api/v1/hearthside/e2ee/reports", json_body={"messages": messages})
+
+        # The server applies the same rules, whatever the client does.
+        await refused([revealed(mine)], "messages: reveal at least one message or reaction from the member")
+
+        def forged(sender: str, recipient: str) -> dict[str, Any]:
+            message = new_message(sender=sender, recipient=recipient, content="x", now=datetime.now(UTC))
+            return {**revealed(mine), "message": b64encode(message.encoded)}
+
+        carol = a.actor("carol")
+        # One conversation per report, on the device too.
+        elsewhere = {**next(i for i in alice1.profile.history if i["id"] == later), "id": "to-carol", "peer": carol}
+        alice1.profile.history.append(elsewhere)
+        with pytest.raises(DmError, match="one conversation"):
+            await alice1.report([theirs, "to-carol"], comment="", forward=False)
+        alice1.profile.history.remove(elsewhere)
+        await refused([revealed(theirs), forged(alice, carol)], "messages: report one conversation at a time")
+        await refused(
+            [revealed(theirs), forged(bob, carol)], r"messages\[1\]: you can only report messages sent to you"
+        )
+        await refused([revealed(theirs), forged(alice, alice)], r"messages\[1\]: you can only report")
+        altered = revealed(mine)
+        words = b64decode(altered["message"], field="m").replace(b"relapsed", b"laughed  ")
+        await refused([revealed(theirs), {**altered, "message": b64encode(words)}], r"messages\[1\]: the franking tag")
+        # bob's stamp is not ours: alice's message with the stamp bob's server put on it fails too.
+        bobs = next(i for i in bob1.profile.history if i["id"] == mine)
+        await refused([revealed(theirs), {**revealed(mine), "stamp": bobs["stamp"]}], r"messages\[1\]: the franking")
+        assert await a.rows(Report) == []  # nothing refused was half-filed
+
+        answer = await alice1.report([mine, theirs, later], comment="cruel", forward=True)
+        assert answer["messages"] == 3 and answer["forwarded"] is True
+        shown = await a.api("GET", f"/api/v1/hearthside/e2ee/reports/{answer['id']}", moderator_a)
+        assert [(m["from"], m["content"], m["verified"]) for m in shown["messages"]] == [
+            (alice, "I relapsed last night", True),
+            (bob, "nobody is surprised", True),
+            (alice, "that hurt", True),
+        ]
+        assert shown["target"] == bob
+
+        async def forwarded(comment: str) -> Any:
+            rows = await b.rows(Report, Report.category == "e2ee_message", Report.comment == comment)
+            return rows[0] if rows else None
+
+        async def seen_there(comment: str) -> list[tuple[str, bool]]:
+            report = await eventually(lambda: forwarded(comment), what=f"the report {comment!r} on bob's server")
+            there = await b.api("GET", f"/api/v1/hearthside/e2ee/reports/{report.id}", moderator_b)
+            return [(m["content"], m["verified"]) for m in there["messages"]]
+
+        assert await seen_there("cruel") == [("nobody is surprised", True)]
+        # Filed without forwarding, then forwarded by a moderator: bob's message only, too.
+        answer = await alice1.report([mine, theirs], comment="for later", forward=False)
+        assert answer["forwarded"] is False
+        path = f"/api/v1/hearthside/admin/reports/{answer['id']}/forward"
+        done = await a.api("POST", path, moderator_a, json={"comment": "forwarded by moderators"})
+        assert done["forwarded"] is True
+        assert await seen_there("forwarded by moderators") == [("nobody is surprised", True)]
+        # What left alice's server: both Flags carry bob's message and nothing of alice's.
+        flags = [json.loads(row.body) for row in await a.rows(OutboxActivity, OutboxActivity.activity_type == "Flag")]
+        sent = [[m["object_id"] for m in flag["e2ee:revealed"]] for flag in flags]
+        assert sent == [[revealed(theirs)["object_id"]]] * 2
+        assert not any("I relapsed" in str(flag) or revealed(mine)["message"] in str(flag) for flag in flags)
 
 
 async def test_keep_messages__older_ones_are_deleted_from_this_device_only(

@@ -983,12 +983,16 @@ MAX_REPORTED_MESSAGES = 20
 
 @routes.post(BASE + "/reports")
 async def report_messages(request: web.Request) -> web.Response:
-    """Reveal received messages to this instance's moderators (docs/e2ee.md "Franking").
+    """Reveal messages of one conversation to this instance's moderators (docs/e2ee.md
+    "Reports").
 
-    Each revealed message must recompute its franking tag and carry our stamp binding it to
-    its sender, this member and the time: moderators see only what was revealed, and know it
-    is what was sent. ``forward`` also sends a ``Flag`` (from the instance actor) to the
-    sender's instance with the sender's stamps, which that instance can verify in turn.
+    What is revealed is messages (and reactions) the reported member sent to this member and,
+    as their context, messages this member sent to them. Each must recompute its franking tag
+    and carry our stamp binding it to its sender, recipient and time (made when we received
+    it, or when our member sent it): moderators see only what was revealed, and know it is
+    what was sent. ``forward`` also sends a ``Flag`` (from the instance actor) to the
+    sender's instance with the sender's stamps on the reported member's messages, which that
+    instance can verify in turn; the member's own messages are never forwarded.
     """
     viewer = await require_user(request, SCOPE)
     config = request.app[CONFIG]
@@ -1010,19 +1014,14 @@ async def report_messages(request: web.Request) -> web.Response:
         if not isinstance(value, str) or not value or len(value) > 200:
             raise Unprocessable(f"messages[{i}].sender_stamp: must be the sending server's stamp")
         sender_stamps.append(value)
-    senders = {revealed.message.sender for revealed, *_ in parsed}
-    if len(senders) != 1:
-        raise Unprocessable("messages: report messages of one sender at a time")
     moment = now()
     async with request.app[SESSIONS]() as session:
         me = await _viewer_account(session, viewer)
         me_uri = account_uri(config, me)
+        sender_uri = _reported_member(me_uri, [revealed for revealed, *_ in parsed])
         for i, (revealed, key, tag, at) in enumerate(parsed):
-            if revealed.message.recipient != me_uri:
-                raise Unprocessable(f"messages[{i}].message.to: you can only report messages sent to you")
             if not await e2ee.verify_revealed(session, revealed, key, tag, at):
                 raise Unprocessable(f"messages[{i}]: the franking tag or this server's stamp does not verify")
-        sender_uri = senders.pop()
         sender = await local_account_by_uri(session, config.base_url, sender_uri) or await account_by_uri(
             session, sender_uri
         )
@@ -1049,17 +1048,19 @@ async def report_messages(request: web.Request) -> web.Response:
         )
         session.add(report)
         await session.flush()
+        # The sending server's stamp is kept only on the reported member's messages: it is what
+        # a forwarded Flag carries, and our member's own messages are never forwarded.
+        theirs = [i for i, (revealed, *_) in enumerate(parsed) if revealed.message.sender == sender_uri]
         for i, (revealed, *_) in enumerate(parsed):
-            e2ee.keep_revealed(
-                session, config, report.id, revealed, verified=True, at=moment, sender_stamp=sender_stamps[i]
-            )
+            stamp_kept = sender_stamps[i] if i in theirs else None
+            e2ee.keep_revealed(session, config, report.id, revealed, verified=True, at=moment, sender_stamp=stamp_kept)
         forwarded = False
         if forward and not sender.local and config.get("federation", "enabled"):
             inbox = sender.shared_inbox_url or sender.inbox_url
             if inbox:
                 from server.reports import queue_flag
 
-                stamped = [{**revealed.to_json(), "stamp": sender_stamps[i]} for i, (revealed, *_) in enumerate(parsed)]
+                stamped = [{**parsed[i][0].to_json(), "stamp": sender_stamps[i]} for i in theirs]
                 await queue_flag(session, config, [sender_uri], comment, [inbox], extra={"e2ee:revealed": stamped})
                 forwarded = True
                 report.forwarded_at, report.forwarded_to = moment, [sender.domain]
@@ -1069,6 +1070,28 @@ async def report_messages(request: web.Request) -> web.Response:
         await session.commit()
     log.info("e2ee report %s filed (%s messages)", report.id, len(parsed))
     return json_response({"id": str(report.id), "messages": len(parsed), "forwarded": forwarded}, status=201)
+
+
+def _reported_member(me_uri: str, revealed: list[e2ee.Revealed]) -> str:
+    """The member a report is about: every revealed message is between the reporter and that
+    one member, and at least one was sent by them (the reporter's own are context only).
+    ``Unprocessable`` naming the message otherwise."""
+    others: set[str] = set()
+    for i, item in enumerate(revealed):
+        sender, recipient = item.message.sender, item.message.recipient
+        if sender == recipient or me_uri not in (sender, recipient):
+            raise Unprocessable(
+                f"messages[{i}]: you can only report messages sent to you, and your own to the same member as context"
+            )
+        others.add(sender if recipient == me_uri else recipient)
+    if len(others) != 1:
+        raise Unprocessable("messages: report one conversation at a time (messages between you and one member)")
+    (other,) = others
+    if all(item.message.sender == me_uri for item in revealed):
+        raise Unprocessable(
+            "messages: reveal at least one message or reaction from the member you report; your own are context only"
+        )
+    return other
 
 
 async def _same_open_report(

@@ -631,19 +631,23 @@ def add_parser(sub: Any) -> None:
     p.add_argument("switch", nargs="?", choices=("on", "off"), help="turn them on or off (default: show the setting)")
     p.set_defaults(fn=_with_client(_support))
 
-    p = commands.add_parser("report", help="reveal received messages or reactions to your moderators")
-    p.add_argument("message_ids", nargs="*", help="ids of received messages, shown by `read --all`")
+    p = commands.add_parser("report", help="reveal messages or reactions of one conversation to your moderators")
+    p.add_argument(
+        "message_ids",
+        nargs="*",
+        help="ids shown by `read --all`: messages they sent you, and any of yours to show as context",
+    )
     p.add_argument(
         "--reactions-on",
         action="append",
         metavar="ID",
-        help="also reveal the other member's reactions to this message (yours or theirs; repeatable)",
+        help="also reveal this message (yours or theirs) and the other member's reactions to it (repeatable)",
     )
     p.add_argument("--comment", help="what happened (optional)")
     p.add_argument(
         "--forward",
         action="store_true",
-        help="also send the revealed messages to the sender's server (it will learn that you reported them)",
+        help="also send their revealed messages (never yours) to their server (it will learn that you reported them)",
     )
     p.add_argument("--block", action="store_true", help="and block the sender")
     p.set_defaults(fn=_with_client(_report))

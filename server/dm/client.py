@@ -1311,38 +1311,40 @@ class DmClient:
     async def report(
         self, message_ids: Sequence[str], *, comment: str, forward: bool, reactions_on: Sequence[str] = ()
     ) -> dict[str, Any]:
-        """Reveal chosen received messages (and their franking openings) to your moderators;
-        ``reactions_on``: also the other member's reactions to these kept messages (yours or
-        theirs), the one shown and any taken back or replaced in the last week."""
-        chosen = [item for item in self.profile.history if item["id"] in message_ids and item["direction"] == "in"]
-        if len(chosen) != len(set(message_ids)) or not (message_ids or reactions_on):
-            raise DmError(
-                "give the ids of messages you received, or --reactions-on ID (see `hearthside dm read --all`)"
-            )
+        """Reveal chosen messages of one conversation (and their franking openings) to your
+        moderators: messages the other member sent you and, as their context, messages you sent
+        them. ``reactions_on``: the other member's reactions to these kept messages (yours or
+        theirs), the one shown and any taken back or replaced in the last week, with the
+        message itself. At least one message or reaction must be theirs. ``forward`` sends only
+        theirs to their server."""
+        wanted = set(message_ids) | set(reactions_on)
+        if not wanted:
+            raise DmError("give the ids of messages in one conversation, or --reactions-on ID")
+        chosen = [item for item in self.profile.history if item["id"] in wanted]
+        missing = wanted - {item["id"] for item in chosen}
+        if missing:
+            raise DmError(f"no message {', '.join(sorted(missing))} on this device (see `hearthside dm read --all`)")
+        # A message of ours that we edited keeps no copy of its first text: its current version
+        # is revealed in its place (a recipient's device keeps their first texts; see _supersede).
+        current = (i if "message_bytes" in i else self._latest(i["id"]) or i for i in chosen)
+        chosen = list({id(i): i for i in current}.values())
         for message_id in dict.fromkeys(reactions_on):
-            if self._item(message_id) is None:
-                raise DmError(f"no message {message_id} on this device (see `hearthside dm read --all`)")
             openings = self.reportable_reactions(message_id)
             if not openings:
                 raise DmError(f"the other member's reactions to {message_id} are not kept on this device")
             chosen += openings
+        if len({item["peer"] for item in chosen if "peer" in item}) != 1:
+            raise DmError("a report reveals one conversation: choose messages with one member")
+        if all(item.get("direction") == "out" for item in chosen):
+            raise DmError("your own messages are context only: choose a message or reaction of theirs too")
+        if any(not item.get("stamp") or not item.get("message_bytes") for item in chosen):
+            raise DmError("a chosen message was kept without its franking opening and cannot be revealed")
         if len(chosen) > MAX_REPORTED:
             raise DmError(f"a report reveals at most {MAX_REPORTED} messages and reactions; choose fewer")
         body = {
             "comment": comment,
             "forward": forward,
-            "messages": [
-                {
-                    "object_id": item["object_id"],
-                    "message": item["message_bytes"],
-                    "franking_key": item["franking_key"],
-                    "franking_tag": item["franking_tag"],
-                    "stamp": item["stamp"],
-                    "sender_stamp": item["sender_stamp"],
-                    "stamped_at": item["stamped_at"],
-                }
-                for item in chosen
-            ],
+            "messages": [revealed(item) for item in chosen],
         }
         return dict(await self._call("POST", "/api/v1/hearthside/e2ee/reports", json_body=body))
 
@@ -1523,6 +1525,20 @@ SAS_POLL_SECONDS = 0.5
 SAS_CLOCK_SKEW = timedelta(minutes=10)
 SAS_STEP_LIFETIME = timedelta(hours=1)
 MAX_QUEUED_CONTROL = 100
+
+
+def revealed(item: dict[str, Any]) -> dict[str, Any]:
+    """A kept message or reaction as a report reveals it (``POST /e2ee/reports``)."""
+    return {
+        "object_id": item["object_id"],
+        "message": item["message_bytes"],
+        "franking_key": item["franking_key"],
+        "franking_tag": item["franking_tag"],
+        "stamp": item["stamp"],
+        # Kept on what this device sent, the stamp our server made is the sender's.
+        "sender_stamp": item.get("sender_stamp") or item["stamp"],
+        "stamped_at": item["stamped_at"],
+    }
 
 
 def _opening(row: dict[str, Any], envelope: Envelope) -> dict[str, Any]:
