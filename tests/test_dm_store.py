@@ -29,7 +29,7 @@ from crypto.messaging import DeviceState
 from crypto.secretstore import TEST_PARAMS, StoreKey
 from server.cli import main as cli_main
 from server.dm import store as store_module
-from server.dm.store import PART_MAX, PART_MIN, Profile, Store, StoreBusy, StoreMissing
+from server.dm.store import PART_MAX, PART_MIN, Profile, Store, StoreBusy, StoreMissing, StoreWiped
 
 PASSPHRASE = "correct horse battery staple"
 ACTOR = "https://a.example/users/alice"
@@ -296,3 +296,97 @@ def run_command(folder: Path, *argv: str) -> tuple[int, str]:
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         code = cli_main(["dm", "--profile", str(folder), *argv])
     return code, err.getvalue()
+
+
+def test_a_wipe_overwrites_then_deletes_every_file_of_the_store_without_the_passphrase(tmp_path: Path) -> None:
+    """The panic wipe (research/e2ee.md §7.7): every file of the store is overwritten in place
+    with random bytes before it is deleted (seen through hard links made beforehand, which
+    share the file's blocks), no passphrase is needed, and files that are not the store's stay."""
+    folder = tmp_path / "profile"
+    store = Store(folder, PASSPHRASE, params=TEST_PARAMS)
+    store.save(profile(500))
+    with store.locked():
+        pass
+    (folder / "notes.txt").write_text("not the store's")
+    side = tmp_path / "side"
+    side.mkdir()
+    files = [folder / store_module.STORE_NAME, folder / store_module.LOCK_NAME, *parts_paths(folder)]
+    before = {}
+    for n, path in enumerate(files):
+        os.link(path, side / str(n))
+        before[n] = path.read_bytes()
+
+    assert Store(folder, "").wipe(settle=0) == len(files)
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+    for n, content in before.items():
+        now = (side / str(n)).read_bytes()
+        assert len(now) == len(content) and (now != content or not content)
+    with pytest.raises(StoreError):  # random bytes now, not a store
+        StoreKey.open(PASSPHRASE, (side / "0").read_bytes())
+    (folder / "notes.txt").unlink()
+    assert Store(folder, "").wipe(settle=0) == 0 and not folder.exists()  # the empty folder goes too
+
+
+def parts_paths(folder: Path) -> list[Path]:
+    return sorted((folder / store_module.HISTORY_DIR).iterdir())
+
+
+@pytest.mark.parametrize("when", ["parts", "commit"])
+def test_a_command_holding_a_wiped_store_does_not_write_it_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """A wipe does not wait for a command that holds the store; that command's next save is
+    refused, before it writes anything, or (wiped while it wrote parts) after deleting the
+    parts it wrote, so the store does not come back."""
+    running = Store(tmp_path, PASSPHRASE, params=TEST_PARAMS)
+    running.save(profile(300))
+    loaded = running.load()
+    with running.locked():
+        assert Store(tmp_path, "").wipe(settle=0) > 0
+        with pytest.raises(StoreWiped, match="wiped while the command ran"):
+            running.save(loaded)
+    assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
+
+    # Wiped while a save writes its parts, or after them: the save stops before the main file
+    # and takes its new parts with it.
+    running = Store(tmp_path, PASSPHRASE, params=TEST_PARAMS)
+    running.save(profile(300))
+    loaded = running.load()
+    loaded.history = [item(n, "changed") for n in range(300)]
+    step = {"parts": "_write_file", "commit": "_sync_directory"}[when]
+    original = getattr(store_module, step)
+
+    def then_wiped(path: Path, *data: bytes) -> None:
+        original(path, *data)
+        if Store(tmp_path, "").wipe(settle=0) == 0:
+            raise AssertionError("nothing was wiped")
+        monkeypatch.setattr(store_module, step, original)
+
+    monkeypatch.setattr(store_module, step, then_wiped)
+    with pytest.raises(StoreWiped):
+        running.save(loaded)
+    assert not tmp_path.exists() or list(tmp_path.rglob("*")) == []
+
+
+def test_hearthside_dm_wipe__asks_for_yes_needs_no_passphrase_and_does_not_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HEARTHSIDE_DM_PASSPHRASE", raising=False)
+
+    def no_prompt(prompt: str = "") -> str:
+        raise AssertionError("wipe asked for the passphrase")
+
+    monkeypatch.setattr("getpass.getpass", no_prompt)
+    store = Store(tmp_path, PASSPHRASE, params=TEST_PARAMS)
+    store.save(profile(100))
+    code, err = run_command(tmp_path, "wipe")
+    assert code == 2 and "--yes" in err and store.exists()
+    out = io.StringIO()
+    with store.locked(), contextlib.redirect_stdout(out):  # another command holds it: no waiting
+        assert cli_main(["dm", "--profile", str(tmp_path), "wipe", "--yes"]) == 0
+    assert "overwritten and deleted" in out.getvalue() and "devices revoke" in out.getvalue()
+    assert not store.exists() and not (tmp_path / store_module.HISTORY_DIR).exists()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli_main(["dm", "--profile", str(tmp_path), "--json", "wipe", "--yes"]) == 0
+    assert json.loads(out.getvalue()) == {"profile": str(tmp_path), "files_removed": 0}

@@ -43,9 +43,12 @@ def _passphrase(confirm: bool = False) -> str:
     return value
 
 
+def _home(args: argparse.Namespace) -> Path:
+    return Path(args.profile or os.environ.get("HEARTHSIDE_DM_HOME") or DEFAULT_HOME)
+
+
 def _store(args: argparse.Namespace, *, new: bool = False) -> Store:
-    home = Path(args.profile or os.environ.get("HEARTHSIDE_DM_HOME") or DEFAULT_HOME)
-    return Store(home, _passphrase(confirm=new and not os.environ.get("HEARTHSIDE_DM_PASSPHRASE")))
+    return Store(_home(args), _passphrase(confirm=new and not os.environ.get("HEARTHSIDE_DM_PASSPHRASE")))
 
 
 def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
@@ -96,6 +99,31 @@ def cmd_logout(args: argparse.Namespace) -> int:
     store = _store(args)
     with store.locked():
         return _logout(args, store)
+
+
+def cmd_wipe(args: argparse.Namespace) -> int:
+    """Panic wipe: overwrite and delete this profile's keys, messages and login at once, with
+    no passphrase, no network and no waiting (research/e2ee.md §7.7)."""
+    home = _home(args)
+    store = Store(home, "")  # the passphrase is never needed: nothing is opened
+    if not args.yes:
+        print(
+            f"hearthside dm: wipe deletes this device's keys, messages and login in {home} for good, without "
+            "asking again; run `hearthside dm wipe --yes`",
+            file=sys.stderr,
+        )
+        return 2
+    removed = store.wipe()
+    text = (
+        f"Wiped {home}: {removed} file(s) overwritten and deleted. This device is still listed on your server: "
+        "revoke it from another of your devices (`hearthside dm devices revoke ID`) or, with none, after setting up "
+        "a new one with your recovery code. (Overwriting is best effort: some disks and file systems keep old "
+        "copies until the space is reused.)"
+        if removed
+        else f"Nothing to wipe in {home}."
+    )
+    _emit(args, {"profile": str(home), "files_removed": removed}, text)
+    return 0
 
 
 def _logout(args: argparse.Namespace, store: Store) -> int:
@@ -523,6 +551,12 @@ def add_parser(sub: Any) -> None:
         help="delete them here even if this device cannot revoke itself (no master key, or your only device)",
     )
     p.set_defaults(fn=cmd_logout)
+
+    p = commands.add_parser(
+        "wipe", help="at once, with no passphrase or network: overwrite and delete everything this profile keeps"
+    )
+    p.add_argument("--yes", action="store_true", help="really wipe (nothing asks again)")
+    p.set_defaults(fn=cmd_wipe)
 
     p = commands.add_parser("setup", help="set up this device's keys")
     p.add_argument("--recovery-code", help="join with your recovery code instead of approval from another device")

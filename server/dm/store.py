@@ -27,6 +27,12 @@ page of received messages (0.4 s each here). So:
   missing, altered, swapped with another or replaced by an older copy of itself is refused
   (``StoreError``), as an altered main file is (``WrongPassphraseError``).
 
+* a **wipe** (``Store.wipe``, ``hearthside dm wipe``: research/e2ee.md §7.7's panic wipe for
+  someone whose device may be taken from them) needs no passphrase and no network and waits
+  for no other command: it overwrites every file of the store with random bytes, syncs, then
+  deletes it, twice (catching a part a running command wrote meanwhile). A running command
+  whose store was wiped refuses to save (``StoreWiped``) rather than write it back.
+
 Format 1 stores (the history inside the one file) still open; their next save writes format 2.
 What the parts reveal to someone who can read the folder but not the key: about how many
 messages are kept (the one file's size did too), and which parts changed when (file times).
@@ -71,6 +77,10 @@ class StoreMissing(Exception):
 
 class StoreBusy(Exception):
     """Another command holds this store (see ``Store.locked``)."""
+
+
+class StoreWiped(StoreError):
+    """The store was wiped while this command had it open: nothing is written back."""
 
 
 @dataclass
@@ -184,6 +194,31 @@ def _write_file(path: Path, data: bytes) -> None:
         raise
 
 
+def _shred(path: Path) -> bool:
+    """Overwrite a regular file with random bytes, sync, delete it; True when there was one.
+    Best effort: a file system that writes elsewhere (copy-on-write, flash wear levelling,
+    snapshots) may keep old blocks until the space is reused. Never follows a symlink."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return False
+    except OSError:  # a symlink (deleted, never written through) or not a file (left alone)
+        if not path.is_symlink():
+            return False
+        path.unlink(missing_ok=True)
+        return True
+    try:
+        remaining = os.fstat(descriptor).st_size
+        while remaining > 0:
+            remaining -= os.write(descriptor, os.urandom(min(remaining, 1 << 20)))
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return True
+
+
 def _sync_directory(path: Path) -> None:
     """Make the renames in ``path`` durable before anything refers to their results."""
     descriptor = os.open(path, os.O_RDONLY)
@@ -206,6 +241,7 @@ class Store:
         # the parts the main file on disk lists (what a save need not write again).
         self._parts: dict[bytes, str] = {}
         self._boundaries: dict[str, bool] = {}  # message id -> whether a part ends after it
+        self._committed = False  # a main file was loaded or written by this instance
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -241,7 +277,7 @@ class Store:
         if not self.path.exists():
             raise StoreMissing(f"no store at {self.path}; run `hearthside dm login` first")
         key, plaintext = StoreKey.open(self._passphrase, self.path.read_bytes())
-        self._key = key
+        self._key, self._committed = key, True
         data = json.loads(plaintext)
         self._parts, self._boundaries = {}, {}
         if "history_parts" in data:
@@ -296,7 +332,14 @@ class Store:
             parts.append(current)
         return parts
 
+    def _check_not_wiped(self) -> None:
+        """A store this command loaded or saved that is gone now was wiped (``wipe``): writing
+        it back would undo what the member asked for."""
+        if self._committed and not self.path.exists():
+            raise StoreWiped("this profile was wiped while the command ran; nothing was saved")
+
     def save(self, profile: Profile) -> None:
+        self._check_not_wiped()
         if self._key is None:
             self._key = StoreKey.create(self._passphrase, self._params)
         key = self._key
@@ -307,29 +350,64 @@ class Store:
         on_disk = set(os.listdir(self.parts_path))
         listed: list[str] = []
         kept: dict[bytes, str] = {}
-        wrote = False
-        for part in self._cut(key, history):
-            plaintext = _dumps(part)
-            fingerprint = hashlib.sha256(plaintext).digest()
-            digest = self._parts.get(fingerprint) or kept.get(fingerprint)
-            if digest is None or _part_name(digest) not in on_disk:
-                blob = key.seal(plaintext)
-                digest = hashlib.sha256(blob).hexdigest()
-                _write_file(self.parts_path / _part_name(digest), blob)
-                on_disk.add(_part_name(digest))
-                wrote = True
-            kept[fingerprint] = digest
-            listed.append(digest)
-        if wrote:
-            _sync_directory(self.parts_path)
-        data["history_parts"] = listed
-        _write_file(self.path, key.seal(json.dumps(data, separators=(",", ":")).encode()))
+        written: list[Path] = []
+        try:
+            for part in self._cut(key, history):
+                plaintext = _dumps(part)
+                fingerprint = hashlib.sha256(plaintext).digest()
+                digest = self._parts.get(fingerprint) or kept.get(fingerprint)
+                if digest is None or _part_name(digest) not in on_disk:
+                    blob = key.seal(plaintext)
+                    digest = hashlib.sha256(blob).hexdigest()
+                    _write_file(self.parts_path / _part_name(digest), blob)
+                    on_disk.add(_part_name(digest))
+                    written.append(self.parts_path / _part_name(digest))
+                kept[fingerprint] = digest
+                listed.append(digest)
+            if written:
+                _sync_directory(self.parts_path)
+            data["history_parts"] = listed
+            sealed = key.seal(json.dumps(data, separators=(",", ":")).encode())
+            self._check_not_wiped()  # again, just before the commit point: a wipe may have run meanwhile
+        except (StoreWiped, FileNotFoundError):
+            if not self._committed or self.path.exists():
+                raise  # not a wipe
+            for path in written:  # what this save wrote after the wipe goes as the wipe's did
+                _shred(path)
+            with contextlib.suppress(OSError):
+                self.parts_path.rmdir()
+            raise StoreWiped("this profile was wiped while the command ran; nothing was saved") from None
+        _write_file(self.path, sealed)
+        self._committed = True
         _sync_directory(self.path.parent)  # the new main file is durable before old parts go
         self._parts = kept
         # Parts the new main file does not list (and leftovers of a save a crash stopped).
         for name in on_disk - {_part_name(digest) for digest in listed}:
             with contextlib.suppress(FileNotFoundError):
                 (self.parts_path / name).unlink()
+
+    def wipe(self, *, settle: float = 0.2) -> int:
+        """Panic wipe: overwrite and delete every file of this store (main file, its temporary
+        file, the lock, every history part), without the passphrase and without waiting for a
+        command that holds the store; then, after ``settle`` seconds, again, for a part such a
+        command wrote meanwhile (its save then stops: ``StoreWiped``). Other files in the folder
+        are left alone; the folder goes if nothing else is in it. Returns how many files went."""
+        directory = self.path.parent
+        removed = 0
+        for round_ in range(2):
+            if round_:
+                time.sleep(settle)
+            names = (self.path, self.path.with_name(f".{STORE_NAME}.tmp"), directory / LOCK_NAME)
+            removed += sum(_shred(path) for path in names)
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                with os.scandir(self.parts_path) as entries:
+                    removed += sum(_shred(Path(entry.path)) for entry in list(entries))
+            with contextlib.suppress(OSError):
+                self.parts_path.rmdir()
+        with contextlib.suppress(OSError):
+            directory.rmdir()  # only when empty
+        self._parts, self._key, self._committed = {}, None, False
+        return removed
 
     def destroy(self) -> None:
         """Delete the store: the main file and every history part."""
@@ -338,4 +416,4 @@ class Store:
         shutil.rmtree(self.parts_path, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             (self.path.parent / LOCK_NAME).unlink()
-        self._parts = {}
+        self._parts, self._committed = {}, False
