@@ -399,6 +399,13 @@ SCHEMA: dict[str, tuple[str, dict[str, KeySpec]]] = {
                 "Attachment uploads, and attachment fetches from other servers, one member may make per minute (each).",
                 _positive,
             ),
+            "revealed_retention_days": KeySpec(
+                int,
+                90,
+                "Messages a member revealed in a report are deleted this many days after the report is resolved "
+                "(open reports keep them; at least 30, so appeals are decided with them).",
+                _at_least(30),
+            ),
             "accept_plaintext_dms": KeySpec(
                 bool,
                 False,

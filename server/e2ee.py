@@ -667,17 +667,21 @@ RETENTION_POLL_SECONDS = 600.0
 
 
 class RetentionWorker:
-    """Deletes expired ciphertexts and finished encrypted deliveries every few minutes."""
+    """Deletes expired ciphertexts and finished encrypted deliveries every few minutes, and
+    the messages revealed in reports resolved more than ``[e2ee] revealed_retention_days`` ago."""
 
     def __init__(self, sessions: Any, config: Config) -> None:
         self.sessions = sessions
         self.config = config
 
     async def step(self) -> int:
+        from server.reports import expire_revealed  # late: server.reports imports this module
         from server.web import now
 
         async with self.sessions() as session:
-            removed = await prune(session, self.config, now())
+            moment = now()
+            removed = await prune(session, self.config, moment)
+            removed += await expire_revealed(session, self.config, moment)
             await session.commit()
         if removed:
             log.info("e2ee retention removed %s rows", removed)

@@ -634,8 +634,14 @@ SCHEMAS: dict[str, Any] = {
                 "type": "array",
                 "items": _ref("E2EEReportedMessage"),
             },
+            "messages_deleted_at": {
+                **_nullable(DATETIME),
+                "description": "When retention deleted the revealed messages ([e2ee] revealed_retention_days after "
+                "the report was resolved); null while they are kept",
+            },
         },
-        description="The messages a reporter revealed, each with whether its franking verified.",
+        description="The messages a reporter revealed, each with whether its franking verified. Each viewing is "
+        "on record in the audit log (report.e2ee_viewed; at most one entry per moderator, report and hour).",
     ),
     "PlaintextMessageBox": _object(
         {

@@ -127,7 +127,13 @@ ADMIN_REPORT = _object(
             "type": "array",
             "items": _ref("E2EEReportedMessage"),
             "description": "The end-to-end encrypted messages the reporter revealed (only those), each with "
-            "whether its franking verified; empty for other reports. Staff only; viewing is logged.",
+            "whether its franking verified; empty for other reports. Staff only; each viewing is on record in "
+            "the audit log (report.e2ee_viewed, at most one entry per moderator, report and hour).",
+        },
+        "hearthside_encrypted_messages_deleted_at": {
+            **_nullable(DATETIME),
+            "description": "When retention deleted the revealed messages ([e2ee] revealed_retention_days after "
+            "resolving); null while they are kept, and for other reports",
         },
     },
     required=[

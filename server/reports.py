@@ -36,11 +36,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crypto.attachments import descriptors as attachment_descriptors
@@ -375,6 +375,85 @@ async def _revealed_rows(session: AsyncSession, report_ids: set[int]) -> list[E2
     )
 
 
+#: One audit entry per staff member, report (or reported file) and hour for looking at revealed
+#: encrypted content: who saw members' private words is on record (research/e2ee.md §7.6),
+#: without an entry per page refresh.
+VIEW_AUDIT_WINDOW = timedelta(hours=1)
+VIEWED_MESSAGES = "report.e2ee_viewed"
+VIEWED_FILE = "report.e2ee_file_viewed"  # a greyscale, blurred preview
+DOWNLOADED_FILE = "report.e2ee_file_downloaded"  # the file itself, after both reveals
+REVEALED_EXPIRED = "report.e2ee_expired"
+
+
+async def audit_revealed_views(
+    session: AsyncSession, viewer_id: int | None, action: str, targets: Mapping[str, dict[str, Any]]
+) -> None:
+    """Record that ``viewer_id`` saw revealed content: an audit entry (``action``) per target
+    (a report id, or ``"<report id>/<file index>"``) with its details, unless one was written
+    for the same viewer, action and target within VIEW_AUDIT_WINDOW. The caller commits.
+    Never the content; the log line names ids only."""
+    if not targets:
+        return
+    since = now() - VIEW_AUDIT_WINDOW
+    recent = set(
+        await session.scalars(
+            select(AuditEntry.target).where(
+                AuditEntry.actor_account_id == viewer_id,
+                AuditEntry.action == action,
+                AuditEntry.target.in_(list(targets)),
+                AuditEntry.created_at > since,
+            )
+        )
+    )
+    for target, details in targets.items():
+        if target not in recent:
+            audit(session, viewer_id, action, "report_file" if "/" in target else "report", target, details=details)
+        log.info("e2ee report %s: revealed content seen by moderator account %s", target, viewer_id)
+
+
+async def expired_revealed(session: AsyncSession, report_ids: Iterable[int]) -> dict[int, datetime]:
+    """When the revealed messages of these reports were deleted by retention, by report id."""
+    ids = [str(i) for i in report_ids]
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(AuditEntry.target, AuditEntry.created_at).where(
+            AuditEntry.action == REVEALED_EXPIRED, AuditEntry.target_type == "report", AuditEntry.target.in_(ids)
+        )
+    )
+    return {int(target): at for target, at in rows.all()}
+
+
+async def expire_revealed(session: AsyncSession, config: Config, at: datetime) -> int:
+    """Delete the messages revealed in reports resolved more than ``[e2ee]
+    revealed_retention_days`` ago (open reports keep theirs, however old), each report's
+    deletion on record as an audit entry with the count (never the content). Returns the
+    number of messages deleted; the caller commits."""
+    cutoff = at - timedelta(days=int(config.get("e2ee", "revealed_retention_days")))
+    due = (
+        await session.execute(
+            select(E2EEReportMessage.report_id, func.count())
+            .join(Report, Report.id == E2EEReportMessage.report_id)
+            .where(Report.state == "resolved", Report.action_taken_at <= cutoff)
+            .group_by(E2EEReportMessage.report_id)
+        )
+    ).all()
+    if not due:
+        return 0
+    await session.execute(delete(E2EEReportMessage).where(E2EEReportMessage.report_id.in_([r for r, _ in due])))
+    for report_id, count in due:
+        audit(
+            session,
+            None,
+            REVEALED_EXPIRED,
+            "report",
+            report_id,
+            source="retention",
+            details={"messages": int(count), "retention_days": int(config.get("e2ee", "revealed_retention_days"))},
+        )
+    return sum(int(count) for _, count in due)
+
+
 def open_revealed(key: bytes, row: E2EEReportMessage) -> dict[str, Any]:
     """One revealed message as staff see it: who wrote it to whom, when, its text, and whether
     its franking tag and stamp verified when it was filed. A row that does not open (another
@@ -468,8 +547,9 @@ async def render_admin_reports(
     session: AsyncSession, config: Config, reports: Sequence[Report], viewer: Viewer
 ) -> list[dict[str, Any]]:
     """Mastodon's ``Admin::Report`` entities, in a handful of queries. For staff only: they
-    carry the revealed encrypted messages, and each report showing some is logged as opened
-    (its id and the viewer's account, never the text), as the E2EE report view does."""
+    carry the revealed encrypted messages, and each report showing some is put on record as
+    seen by the viewer (``audit_revealed_views``; never the text), as the E2EE report view
+    does: the caller commits."""
     from server.status_entities import render_statuses
 
     account_ids = {
@@ -504,10 +584,11 @@ async def render_admin_reports(
     revealed = await media_display(session, viewer.account_id, [r.id for r in reports])
     rules = await _rules_by_id(session, {i for r in reports for i in r.rule_ids})
     encrypted = await revealed_messages(session, config, [r.id for r in reports], viewer.account_id)
+    expired = await expired_revealed(session, [r.id for r in reports if r.category == "e2ee_message"])
+    seen = {str(i): {"messages": len(m), "via": "admin_reports"} for i, m in encrypted.items()}
+    await audit_revealed_views(session, viewer.account_id, VIEWED_MESSAGES, seen)
     out = []
     for r in reports:
-        if r.id in encrypted:
-            log.info("e2ee report %s opened by moderator account %s", r.id, viewer.account_id)
         out.append(
             {
                 "id": str(r.id),
@@ -540,6 +621,8 @@ async def render_admin_reports(
                 "forwarded_to": list(r.forwarded_to),
                 # The end-to-end encrypted messages the reporter revealed (docs/e2ee.md).
                 "hearthside_encrypted_messages": encrypted.get(r.id, []),
+                # When retention deleted them ([e2ee] revealed_retention_days after resolving).
+                "hearthside_encrypted_messages_deleted_at": iso(expired.get(r.id)),
             }
         )
     return out

@@ -30,7 +30,7 @@ from crypto.encoding import b64encode
 from server.cli import main as cli_main
 from server.dm.client import DmClient, DmError, Incoming, SetupResult
 from server.dm.store import Store
-from server.models import E2EEDevice, E2EEMessage, Report
+from server.models import AuditEntry, E2EEDevice, E2EEMessage, Report
 
 PASSPHRASE = "a long passphrase for the test store"
 
@@ -1584,6 +1584,15 @@ async def test_attachments__sent_encrypted_fetched_through_the_readers_server_an
         exposure = await b.api("GET", "/api/v1/hearthside/admin/exposure", moderator)
         (mine,) = [m for m in exposure["moderators"] if m["username"] == "modb"]
         assert mine["by_kind"] == {"unblur": 1, "colour": 1}
+        # Who looked at the file, and when they took the file itself, is on record (not what it is).
+        seen = await b.rows(AuditEntry, AuditEntry.target_type == "report_file")
+        assert sorted((e.action, e.actor_account_id, e.target) for e in seen) == sorted(
+            [
+                ("report.e2ee_file_viewed", moderator.account_id, f"{report['id']}/0"),
+                ("report.e2ee_file_viewed", other.account_id, f"{report['id']}/0"),
+                ("report.e2ee_file_downloaded", moderator.account_id, f"{report['id']}/0"),
+            ]
+        )
         # Refused: a file the report does not have, both or neither of a post and a file, members.
         for body_, expect in (
             ({"report_id": report["id"], "attachment": 1, "reveal": "unblur"}, "no such file"),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -28,8 +29,11 @@ from crypto.encoding import b64encode
 from crypto.envelope import new_message
 from crypto.franking import franking_tag, new_franking_key
 from crypto.sealing import new_sealing_key, seal
-from server.models import E2EEReportMessage
+from server.config import ConfigError, parse_config
+from server.entities import iso
+from server.models import AuditEntry, E2EEReportMessage, Report
 from server.openapi import build_document
+from server.reports import REVEALED_EXPIRED, VIEWED_MESSAGES, expire_revealed
 from server.web import now
 
 STAFF = "read write follow admin:read admin:write"
@@ -158,7 +162,7 @@ async def test_admin_reports__show_only_the_revealed_messages_to_staff(
     assert kept_text not in answers
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert revealed_text not in logged and kept_text not in logged
-    opened = [r for r in caplog.records if r.name == "server.reports" and "opened" in r.getMessage()]
+    opened = [r for r in caplog.records if r.name == "server.reports" and "revealed content seen" in r.getMessage()]
     assert opened and all(e2ee_id in r.getMessage() and plain_id not in r.getMessage() for r in opened)
     assert all(str(mod.account_id) in r.getMessage() for r in opened)
 
@@ -300,3 +304,104 @@ async def test_e2ee_report__comment_with_a_nul_is_refused_naming_the_field(
     assert (await response.json())["error"].startswith("comment: must not contain NUL")
     async with engine.connect() as conn:
         assert (await conn.execute(select(E2EEReportMessage.id))).all() == []
+
+
+async def audit_rows(engine: Any, action: str) -> list[AuditEntry]:
+    async with async_sessionmaker(engine)() as session:
+        return list(
+            await session.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id))
+        )
+
+
+async def test_who_saw_revealed_messages_is_on_record_once_an_hour_and_never_what(
+    client: Any, engine: Any, make_user: Any, people: Any
+) -> None:
+    """research/e2ee.md §7.6: revealed private messages are read with an access audit log. Every
+    view that shows them (the admin queue's list and entity, the E2EE report view) puts the
+    viewer on record: one entry per moderator, report and hour, with ids and counts only."""
+    alice, bob, mod = await people()
+    other = await make_user("mod2", role="moderator", scopes=STAFF)
+    text = f"words only bob was meant to read {uuid.uuid4().hex}"
+    report_id = await report(client, bob, [await send(client, alice, bob, text)])
+    plain = await ok(
+        await client.post("/api/v1/reports", json={"account_id": str(alice.user.account_id)}, headers=bob.user.headers),
+        200,
+    )
+    assert await audit_rows(engine, VIEWED_MESSAGES) == []  # filing is not seeing
+
+    await get(client, mod, f"{ADMIN}/{report_id}")
+    await get(client, mod, ADMIN)
+    await get(client, mod, f"/api/v1/hearthside/e2ee/reports/{report_id}")
+    await get(client, mod, f"{ADMIN}/{plain['id']}")  # nothing revealed there: nothing to record
+    [entry] = await audit_rows(engine, VIEWED_MESSAGES)
+    assert (entry.actor_account_id, entry.target_type, entry.target) == (mod.account_id, "report", report_id)
+    assert entry.details == {"messages": 1, "via": "admin_reports"}
+    # Another moderator is on record too; an hour later the first is again.
+    await get(client, other, f"/api/v1/hearthside/e2ee/reports/{report_id}")
+    async with async_sessionmaker(engine)() as session:
+        await session.execute(
+            update(AuditEntry).where(AuditEntry.id == entry.id).values(created_at=now() - timedelta(minutes=61))
+        )
+        await session.commit()
+    await get(client, mod, ADMIN)
+    rows = await audit_rows(engine, VIEWED_MESSAGES)
+    assert [(r.actor_account_id, r.details["via"]) for r in rows] == [
+        (mod.account_id, "admin_reports"),
+        (other.account_id, "e2ee_report"),
+        (mod.account_id, "admin_reports"),
+    ]
+    # Staff read the record through the audit API; it never holds the words.
+    listed = await get(client, mod, "/api/v1/hearthside/admin/audit")
+    assert text not in str(listed) and text not in str([r.details for r in rows])
+
+
+async def test_revealed_messages_are_deleted_after_retention_once_resolved(
+    client: Any, engine: Any, config: Any, people: Any
+) -> None:
+    """``[e2ee] revealed_retention_days`` (90) after a report is resolved, the retention worker
+    deletes the messages revealed in it; open reports keep theirs however old, and so do
+    reports resolved more recently. The deletion is on record, and the views say when."""
+    alice, bob, mod = await people()
+    old = await report(client, bob, [await send(client, alice, bob, "resolved long ago")], "old")
+    recent = await report(client, bob, [await send(client, alice, bob, "resolved lately")], "recent")
+    still_open = await report(client, bob, [await send(client, alice, bob, "still open")], "open")
+    for report_id in (old, recent):
+        await ok(await client.post(f"{ADMIN}/{report_id}/resolve", headers=mod.headers), 200)
+    moment = now()
+    async with async_sessionmaker(engine)() as session:
+        for report_id, days in ((old, 91), (recent, 89)):
+            await session.execute(
+                update(Report).where(Report.id == int(report_id)).values(action_taken_at=moment - timedelta(days=days))
+            )
+        await session.execute(
+            update(Report).where(Report.id == int(still_open)).values(created_at=moment - timedelta(days=400))
+        )
+        await session.commit()
+
+    async with async_sessionmaker(engine)() as session:
+        assert await expire_revealed(session, config, moment) == 1
+        await session.commit()
+        assert await expire_revealed(session, config, moment) == 0  # nothing twice
+    async with async_sessionmaker(engine)() as session:
+        kept = {r.report_id for r in await session.scalars(select(E2EEReportMessage))}
+    assert kept == {int(recent), int(still_open)}
+    [entry] = await audit_rows(engine, REVEALED_EXPIRED)
+    assert (entry.actor_account_id, entry.source, entry.target) == (None, "retention", old)
+    assert entry.details == {"messages": 1, "retention_days": 90}
+
+    shown = entity([await get(client, mod, f"{ADMIN}/{old}")], old)
+    assert shown["hearthside_encrypted_messages"] == []
+    assert shown["hearthside_encrypted_messages_deleted_at"] == iso(entry.created_at)
+    view = await get(client, mod, f"/api/v1/hearthside/e2ee/reports/{old}")
+    assert view["messages"] == [] and view["messages_deleted_at"] == iso(entry.created_at)
+    kept_view = await get(client, mod, f"/api/v1/hearthside/e2ee/reports/{recent}")
+    assert [m["content"] for m in kept_view["messages"]] == ["resolved lately"] and kept_view[
+        "messages_deleted_at"
+    ] is None
+
+
+def test_revealed_retention_is_at_least_thirty_days() -> None:
+    """Appeals of a strike come within 20 days; the evidence must outlast them."""
+    with pytest.raises(ConfigError, match=r"e2ee\.revealed_retention_days: must be at least 30"):
+        parse_config({"e2ee": {"revealed_retention_days": 10}}, env={})
+    assert parse_config({"e2ee": {"revealed_retention_days": 30}}, env={}).get("e2ee", "revealed_retention_days") == 30

@@ -41,6 +41,7 @@ READ, WRITE = "admin:read:reports", "admin:write:reports"
 
 async def _answer(request: web.Request, session: Any, viewer: Any, report: Report) -> web.Response:
     [body] = await reports.render_admin_reports(session, request.app[CONFIG], [report], viewer)
+    await session.commit()  # who saw revealed messages is on record (render_admin_reports)
     return json_response(body)
 
 
@@ -63,6 +64,7 @@ async def list_reports(request: web.Request) -> web.Response:
             list(await session.scalars(paginate(query, Report.id, page))), page, key=lambda r: r.id
         )
         body = await reports.render_admin_reports(session, request.app[CONFIG], rows, viewer)
+        await session.commit()  # who saw revealed messages is on record
     return json_response(body, headers=link_header(request, [r.id for r in rows], page))
 
 

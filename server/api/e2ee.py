@@ -893,7 +893,7 @@ async def open_reported_attachment(request: web.Request) -> web.Response:
 
     from crypto.attachments import AttachmentError, open_described
     from server.media_preview import HeldBack, PreviewError, shown_async
-    from server.reports import revealed_attachment
+    from server.reports import DOWNLOADED_FILE, VIEWED_FILE, audit_revealed_views, revealed_attachment
     from server.wellbeing import attachment_display, hidden_display
 
     viewer = await require_staff(request, "admin:read:reports")
@@ -923,13 +923,11 @@ async def open_reported_attachment(request: web.Request) -> web.Response:
         ) from None
     except PreviewError as exc:
         raise Unprocessable(f"attachment: {exc}") from None
-    log.info(
-        "e2ee report %s attachment %s opened (%s) by moderator account %s",
-        report_id,
-        index,
-        "preview" if shown.preview else "original",
-        viewer.account_id,
-    )
+    async with request.app[SESSIONS]() as session:
+        seen = {f"{report_id}/{index}": {"media_type": described["media_type"]}}
+        action = VIEWED_FILE if shown.preview else DOWNLOADED_FILE
+        await audit_revealed_views(session, viewer.account_id, action, seen)
+        await session.commit()
     headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
     if shown.preview:
         headers["Content-Disposition"] = "inline; filename=preview.png"
@@ -1125,7 +1123,7 @@ async def show_report(request: web.Request) -> web.Response:
     """For instance moderators: the messages revealed in a report, each with whether its
     franking tag and this server's stamp verified. Only what the reporter chose to reveal."""
     from server.models import Report
-    from server.reports import revealed_messages
+    from server.reports import VIEWED_MESSAGES, audit_revealed_views, expired_revealed, revealed_messages
 
     viewer = await require_staff(request, "admin:read:reports")
     config = request.app[CONFIG]
@@ -1137,7 +1135,11 @@ async def show_report(request: web.Request) -> web.Response:
         # The same view as the admin report queue's hearthside_encrypted_messages.
         messages = (await revealed_messages(session, config, [report.id], viewer.account_id)).get(report.id, [])
         target = await session.get(Account, report.target_account_id)
-    log.info("e2ee report %s opened by moderator account %s", report.id, viewer.account_id)
+        deleted_at = (await expired_revealed(session, [report.id])).get(report.id)
+        if messages:
+            seen = {str(report.id): {"messages": len(messages), "via": "e2ee_report"}}
+            await audit_revealed_views(session, viewer.account_id, VIEWED_MESSAGES, seen)
+            await session.commit()
     return json_response(
         {
             "id": str(report.id),
@@ -1147,5 +1149,6 @@ async def show_report(request: web.Request) -> web.Response:
             "comment": report.comment,
             "created_at": iso(report.created_at),
             "messages": messages,
+            "messages_deleted_at": iso(deleted_at),
         }
     )
