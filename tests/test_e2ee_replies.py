@@ -379,12 +379,15 @@ async def test_a_report_shows_the_reporters_own_messages_as_context_verified_and
         moderator_a = await a.user("moda", role="moderator", scopes=staff)
         moderator_b = await b.user("modb", role="moderator", scopes=staff)
         alice, bob = a.actor("alice"), b.actor("bob")
+        alice2, _ = await device(a, "alice")  # her phone: it gets a copy of what she sends
+        await alice1.approve(alice2.device.device_id)  # type: ignore[union-attr]
         mine = await alice1.send(handle(b, "bob"), "I relapsed last night")
         await receive_until(bob1)
         theirs = await bob1.send(handle(a, "alice"), "nobody is surprised")
         await receive_until(alice1)
         later = await alice1.send(handle(b, "bob"), "that hurt")
         await receive_until(bob1)
+        await receive_until(alice2, 3)
 
         # Own messages alone are context for nothing; unknown ids are named.
         with pytest.raises(DmError, match="context only"):
@@ -453,6 +456,14 @@ async def test_a_report_shows_the_reporters_own_messages_as_context_verified_and
         done = await a.api("POST", path, moderator_a, json={"comment": "forwarded by moderators"})
         assert done["forwarded"] is True
         assert await seen_there("forwarded by moderators") == [("nobody is surprised", True)]
+        # From her other device: the copy of her own message carries the same stamp and verifies.
+        answer = await alice2.report([mine, theirs], comment="from my phone", forward=False)
+        from_phone = await a.api("GET", f"/api/v1/hearthside/e2ee/reports/{answer['id']}", moderator_a)
+        assert [(m["from"], m["content"], m["verified"]) for m in from_phone["messages"]] == [
+            (alice, "I relapsed last night", True),
+            (bob, "nobody is surprised", True),
+        ]
+        await alice2.close()
         # What left alice's server: both Flags carry bob's message and nothing of alice's.
         flags = [json.loads(row.body) for row in await a.rows(OutboxActivity, OutboxActivity.activity_type == "Flag")]
         sent = [[m["object_id"] for m in flag["e2ee:revealed"]] for flag in flags]
