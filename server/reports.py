@@ -429,7 +429,8 @@ async def expire_revealed(session: AsyncSession, config: Config, at: datetime) -
     revealed_retention_days`` ago (open reports keep theirs, however old), each report's
     deletion on record as an audit entry with the count (never the content). Returns the
     number of messages deleted; the caller commits."""
-    cutoff = at - timedelta(days=int(config.get("e2ee", "revealed_retention_days")))
+    days = int(config.get("e2ee", "revealed_retention_days"))
+    cutoff = at - timedelta(days=days)
     due = (
         await session.execute(
             select(E2EEReportMessage.report_id, func.count())
@@ -449,7 +450,7 @@ async def expire_revealed(session: AsyncSession, config: Config, at: datetime) -
             "report",
             report_id,
             source="retention",
-            details={"messages": int(count), "retention_days": int(config.get("e2ee", "revealed_retention_days"))},
+            details={"messages": int(count), "retention_days": days},
         )
     return sum(int(count) for _, count in due)
 
@@ -584,7 +585,7 @@ async def render_admin_reports(
     revealed = await media_display(session, viewer.account_id, [r.id for r in reports])
     rules = await _rules_by_id(session, {i for r in reports for i in r.rule_ids})
     encrypted = await revealed_messages(session, config, [r.id for r in reports], viewer.account_id)
-    expired = await expired_revealed(session, [r.id for r in reports if r.category == "e2ee_message"])
+    expired = await expired_revealed(session, [r.id for r in reports if r.category == E2EE_CATEGORY])
     seen = {str(i): {"messages": len(m), "via": "admin_reports"} for i, m in encrypted.items()}
     await audit_revealed_views(session, viewer.account_id, VIEWED_MESSAGES, seen)
     out = []

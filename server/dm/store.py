@@ -69,6 +69,7 @@ PART_MIN = 32
 PART_MEAN = 128
 PART_MAX = 512
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+_WIPED = "this profile was wiped while the command ran; nothing was saved"
 
 
 class StoreMissing(Exception):
@@ -336,7 +337,7 @@ class Store:
         """A store this command loaded or saved that is gone now was wiped (``wipe``): writing
         it back would undo what the member asked for."""
         if self._committed and not self.path.exists():
-            raise StoreWiped("this profile was wiped while the command ran; nothing was saved")
+            raise StoreWiped(_WIPED)
 
     def save(self, profile: Profile) -> None:
         self._check_not_wiped()
@@ -376,7 +377,7 @@ class Store:
                 _shred(path)
             with contextlib.suppress(OSError):
                 self.parts_path.rmdir()
-            raise StoreWiped("this profile was wiped while the command ran; nothing was saved") from None
+            raise StoreWiped(_WIPED) from None
         _write_file(self.path, sealed)
         self._committed = True
         _sync_directory(self.path.parent)  # the new main file is durable before old parts go
